@@ -1,0 +1,1 @@
+//! The web phase: connections, robots.txt, the root page and redirects (SPEC §3.4).

@@ -1,0 +1,1 @@
+//! Link extraction from HTML with html5ever's streaming tokenizer (SPEC §3.4).

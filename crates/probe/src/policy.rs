@@ -1,0 +1,1 @@
+//! Private-target refusal (SPEC §3.5).

@@ -1,0 +1,109 @@
+//! What one crawl produces.
+
+use std::fmt;
+use std::time::Duration;
+
+use spyder_model::{HostName, Records, Timestamp};
+
+/// How a task ended (SPEC §1). Each task has exactly one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// The root page request got a response.
+    Complete,
+    /// The host is under an excluded TLD; DNS ran, nothing was contacted.
+    Excluded,
+    /// NXDOMAIN or no address records.
+    NoAddress,
+    /// Every address was refused as private (SPEC §3.5).
+    PrivateRefused,
+    /// Neither TLS nor plain HTTP connected.
+    NoWeb,
+    /// robots.txt disallows `/` for us.
+    RobotsBlocked,
+    /// The name failed validation; no records.
+    Invalid,
+    /// A and AAAA both timed out or failed with SERVFAIL/REFUSED.
+    DnsError,
+    /// The task deadline was hit; partial records are kept.
+    Timeout,
+    /// A bug or resource failure inside the probe.
+    Internal,
+}
+
+/// The `status` label of `spyder_tasks_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Status {
+    Ok,
+    Error,
+}
+
+impl Outcome {
+    /// The `outcome` label of `spyder_task_outcomes_total`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Complete => "complete",
+            Self::Excluded => "excluded",
+            Self::NoAddress => "no_address",
+            Self::PrivateRefused => "private_refused",
+            Self::NoWeb => "no_web",
+            Self::RobotsBlocked => "robots_blocked",
+            Self::Invalid => "invalid",
+            Self::DnsError => "dns_error",
+            Self::Timeout => "timeout",
+            Self::Internal => "internal",
+        }
+    }
+
+    /// `ok` or `error`, per the table in SPEC §1.
+    pub fn status(self) -> Status {
+        match self {
+            Self::Invalid | Self::DnsError | Self::Timeout | Self::Internal => Status::Error,
+            _ => Status::Ok,
+        }
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Status {
+    /// The `status` label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Error => "error",
+        }
+    }
+}
+
+/// Time spent in each phase of one task; `None` when the phase did not run.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PhaseTimings {
+    pub dns: Option<Duration>,
+    pub connect: Option<Duration>,
+    pub robots: Option<Duration>,
+    pub root: Option<Duration>,
+    pub total: Duration,
+}
+
+/// The result of [`crate::Probe::crawl`].
+#[derive(Clone, Debug)]
+pub struct CrawlReport {
+    /// The normalised host, or `None` when the input was invalid.
+    pub host: Option<HostName>,
+    /// The task's observation time, stamped on every record.
+    pub observed_at: Timestamp,
+    pub outcome: Outcome,
+    /// Why the input was invalid, or a short description of the failure, if any.
+    pub detail: Option<String>,
+    /// The domain's records, de-duplicated within the task (not across tasks).
+    pub records: Records,
+    /// Names worth crawling next (SPEC §3.10): NS, MX and CNAME targets, link and
+    /// redirect hosts, and certificate SANs with any `*.` stripped. Unfiltered
+    /// beyond validity; de-duplicated, first-seen order.
+    pub candidates: Vec<HostName>,
+    pub timings: PhaseTimings,
+}

@@ -1,0 +1,1 @@
+//! robots.txt fetch rules, parsing and cache (SPEC §3.6).

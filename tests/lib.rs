@@ -1,0 +1,1 @@
+//! Whole-system tests live in this package's tests/ directory.
