@@ -90,7 +90,9 @@ mod tests {
         .to_vec();
         let mut at = 0;
         for k in keys {
-            let pos = json[at..].find(k).unwrap_or_else(|| panic!("{k} missing or out of order in {json}"));
+            let pos = json[at..]
+                .find(k)
+                .unwrap_or_else(|| panic!("{k} missing or out of order in {json}"));
             at += pos + k.len();
         }
         assert_eq!(b.batch_id.get_version_num(), 7);

@@ -267,8 +267,14 @@ mod tests {
         assert_eq!(input("bücher.de"), Ok("xn--bcher-kva.de".into()));
         assert_eq!(input("BÜCHER.de"), Ok("xn--bcher-kva.de".into()));
         assert_eq!(input("XN--BCHER-KVA.DE"), Ok("xn--bcher-kva.de".into()));
-        assert_eq!(input("https://Example.com:8443/path?q#f"), Ok("example.com".into()));
-        assert_eq!(input("HTTP://user:pw@example.org"), Ok("example.org".into()));
+        assert_eq!(
+            input("https://Example.com:8443/path?q#f"),
+            Ok("example.com".into())
+        );
+        assert_eq!(
+            input("HTTP://user:pw@example.org"),
+            Ok("example.org".into())
+        );
         assert_eq!(input("  example.net \r"), Ok("example.net".into()));
         assert_eq!(input("\u{feff}example.net"), Ok("example.net".into()));
     }
@@ -277,18 +283,40 @@ mod tests {
     fn rejects_with_the_spec_reasons() {
         assert_eq!(input(""), Err("empty label".into()));
         assert_eq!(input("a..b"), Err("empty label".into()));
-        assert_eq!(input(&format!("{}.com", "a".repeat(64))), Err("label longer than 63 characters".into()));
+        assert_eq!(
+            input(&format!("{}.com", "a".repeat(64))),
+            Err("label longer than 63 characters".into())
+        );
         let long = vec!["a".repeat(60); 5].join(".");
         assert_eq!(input(&long), Err("name longer than 253 characters".into()));
         assert_eq!(input("exa mple.com"), Err("invalid character ' '".into()));
-        assert_eq!(input("under_score.com"), Err("invalid character '_'".into()));
+        assert_eq!(
+            input("under_score.com"),
+            Err("invalid character '_'".into())
+        );
         assert_eq!(input("-a.com"), Err("label starts or ends with '-'".into()));
-        assert_eq!(input("1.2.3.4"), Err("IP address literal is not a domain".into()));
-        assert_eq!(input("http://1.2.3.4/"), Err("IP address literal is not a domain".into()));
-        assert_eq!(input("http://[::1]:80/"), Err("IP address literal is not a domain".into()));
-        assert_eq!(input("example.123"), Err("IP address literal is not a domain".into()));
+        assert_eq!(
+            input("1.2.3.4"),
+            Err("IP address literal is not a domain".into())
+        );
+        assert_eq!(
+            input("http://1.2.3.4/"),
+            Err("IP address literal is not a domain".into())
+        );
+        assert_eq!(
+            input("http://[::1]:80/"),
+            Err("IP address literal is not a domain".into())
+        );
+        assert_eq!(
+            input("example.123"),
+            Err("IP address literal is not a domain".into())
+        );
         assert_eq!(input(&"a".repeat(5000)), Err("line too long".into()));
-        assert!(input("xn--zz.com").unwrap_err().starts_with("invalid IDN: "));
+        assert!(
+            input("xn--zz.com")
+                .unwrap_err()
+                .starts_with("invalid IDN: ")
+        );
     }
 
     #[test]
@@ -317,6 +345,10 @@ mod tests {
         assert!(h.is_within("GOV"));
         assert!(h.is_within("b.gov"));
         assert!(!h.is_within("ov"));
-        assert!(HostName::from_input("x.localhost").expect("valid").is_localhost());
+        assert!(
+            HostName::from_input("x.localhost")
+                .expect("valid")
+                .is_localhost()
+        );
     }
 }

@@ -1,40 +1,316 @@
-//! The crawl task.
+//! The crawl task: SPEC §1 steps 1–10 for one domain, within `task_timeout`.
 
-use spyder_model::{HostName, Records, Timestamp};
+use std::collections::HashSet;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use crate::{CrawlReport, Outcome, PhaseTimings, ProbeConfig};
+use arc_swap::ArcSwap;
+use spyder_model::{
+    Edge, EdgeType, HostName, NameKind, NodeCert, NodeDomain, NodeIp, Records, Timestamp,
+};
+
+use crate::dns::{self, DnsClient, ResolveStatus};
+use crate::fetch::{Web, WebFindings};
+use crate::policy;
+use crate::politeness::HostLimiter;
+use crate::robots::RobotsCache;
+use crate::tls::{TlsConnector, TlsSetupError};
+use crate::{CrawlReport, Outcome, PhaseTimings, ProbeConfig, ProbeSettings};
+
+/// Hosts whose robots.txt rules are remembered (SPEC §3.6).
+const ROBOTS_CACHE_HOSTS: usize = 4096;
+const ROBOTS_CACHE_TTL: Duration = Duration::from_secs(24 * 3600);
+/// Hosts whose politeness buckets are remembered; a forgotten host starts full.
+const LIMITER_HOSTS: usize = 65_536;
 
 /// Why a probe could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     #[error("dns client: {0}")]
     Dns(#[from] std::io::Error),
+    #[error("tls roots: {0}")]
+    Tls(#[from] TlsSetupError),
 }
 
-/// The probe engine. Cheap to share: wrap it in an `Arc` and call
-/// [`Probe::crawl`] from as many tasks as you like.
+/// The probe engine. Share one behind an `Arc` and call [`Probe::crawl`] from as many
+/// tasks as you like: DNS sockets, the DNS and robots caches and the per-host
+/// politeness buckets are shared by all of them.
 #[derive(Debug)]
 pub struct Probe {
-    config: ProbeConfig,
+    probe_id: String,
+    run_id: String,
+    settings: ArcSwap<ProbeSettings>,
+    dns: DnsClient,
+    tls: TlsConnector,
+    limiter: HostLimiter,
+    robots: RobotsCache,
 }
 
 impl Probe {
-    /// Builds a probe: binds the DNS sockets and loads the trust roots.
+    /// Builds a probe: binds the DNS sockets and loads the trust roots. Must be called
+    /// inside a tokio runtime.
     pub async fn new(config: ProbeConfig) -> Result<Self, BuildError> {
-        Ok(Self { config })
+        Ok(Self {
+            dns: DnsClient::new(config.dns_sockets, config.dns_cache_size)?,
+            tls: TlsConnector::new(&config.tls_roots)?,
+            limiter: HostLimiter::new(LIMITER_HOSTS),
+            robots: RobotsCache::new(ROBOTS_CACHE_HOSTS, ROBOTS_CACHE_TTL),
+            settings: ArcSwap::from_pointee(config.settings),
+            probe_id: config.probe_id,
+            run_id: config.run_id,
+        })
     }
 
-    /// Crawls one domain.
+    /// The settings snapshot the next task will use.
+    pub fn settings(&self) -> Arc<ProbeSettings> {
+        self.settings.load_full()
+    }
+
+    /// Replaces the settings; tasks already running keep their snapshot.
+    pub fn update_settings(&self, settings: Arc<ProbeSettings>) {
+        self.settings.store(settings);
+    }
+
+    /// The DNS client, for tools that want lookups with the probe's cache.
+    pub fn dns(&self) -> &DnsClient {
+        &self.dns
+    }
+
+    /// Crawls one domain: `input` is a host name or an `http(s)://` URL. Never fails:
+    /// the [`CrawlReport`] says how the task ended and carries whatever it observed.
     pub async fn crawl(&self, input: &str) -> CrawlReport {
-        let _ = &self.config;
-        CrawlReport {
-            host: HostName::from_input(input).ok(),
-            observed_at: Timestamp::now(),
-            outcome: Outcome::Internal,
-            detail: None,
+        let settings = self.settings.load_full();
+        let started = Instant::now();
+        let observed_at = Timestamp::now();
+        let host = match HostName::from_input(input) {
+            Ok(h) => h,
+            Err(e) => {
+                return CrawlReport {
+                    host: None,
+                    observed_at,
+                    outcome: Outcome::Invalid,
+                    detail: Some(e.to_string()),
+                    records: Records::default(),
+                    candidates: Vec::new(),
+                    timings: PhaseTimings::default(),
+                };
+            }
+        };
+        let mut task = Task::new(self, host, observed_at);
+        let outcome =
+            match tokio::time::timeout(settings.task_timeout, task.run(self, &settings)).await {
+                Ok(outcome) => outcome,
+                Err(_) => Outcome::Timeout,
+            };
+        task.timings.total = started.elapsed();
+        task.into_report(outcome)
+    }
+}
+
+/// The state of one crawl, kept outside the timed future so a deadline keeps it.
+struct Task {
+    host: HostName,
+    observed_at: Timestamp,
+    probe_id: String,
+    run_id: String,
+    records: Records,
+    seen: HashSet<(u8, String, String)>,
+    candidates: Vec<HostName>,
+    candidate_set: HashSet<HostName>,
+    found: WebFindings,
+    timings: PhaseTimings,
+    detail: Option<String>,
+}
+
+impl Task {
+    fn new(probe: &Probe, host: HostName, observed_at: Timestamp) -> Self {
+        let mut task = Self {
+            host: host.clone(),
+            observed_at,
+            probe_id: probe.probe_id.clone(),
+            run_id: probe.run_id.clone(),
             records: Records::default(),
+            seen: HashSet::new(),
             candidates: Vec::new(),
+            candidate_set: HashSet::new(),
+            found: WebFindings::default(),
             timings: PhaseTimings::default(),
+            detail: None,
+        };
+        task.domain(&host); // step 2: the crawled host itself, always
+        task
+    }
+
+    async fn run(&mut self, probe: &Probe, s: &ProbeSettings) -> Outcome {
+        let host = self.host.clone();
+
+        // Step 3: DNS.
+        let started = Instant::now();
+        let resolution = dns::resolve(&probe.dns, &host, &s.dns, s.dns_timeout).await;
+        self.timings.dns = Some(started.elapsed());
+        for ip in &resolution.addresses {
+            self.ip(*ip);
+            self.edge(EdgeType::ResolvesTo, host.as_str(), &ip.to_string());
+        }
+        for ns in &resolution.name_servers {
+            self.domain(ns);
+            self.edge(EdgeType::UsesNs, host.as_str(), ns.as_str());
+            self.candidate(ns);
+        }
+        for (from, to) in &resolution.aliases {
+            self.domain(to);
+            self.edge(EdgeType::AliasOf, from.as_str(), to.as_str());
+            self.candidate(to);
+        }
+        for mx in &resolution.mail_exchangers {
+            self.domain(mx);
+            self.edge(EdgeType::UsesMx, host.as_str(), mx.as_str());
+            self.candidate(mx);
+        }
+        match resolution.status {
+            ResolveStatus::Resolved => {}
+            ResolveStatus::NoAddress => return Outcome::NoAddress,
+            ResolveStatus::Failed => return Outcome::DnsError,
+        }
+
+        // Step 4: excluded TLDs are resolved but never contacted.
+        if s.exclude_tlds.iter().any(|t| host.is_within(t)) {
+            return Outcome::Excluded;
+        }
+
+        // Step 5: private-target refusal.
+        let permitted: Vec<IpAddr> = if policy::is_refused_name(&host, s) {
+            Vec::new()
+        } else {
+            let mut v: Vec<IpAddr> = resolution
+                .addresses
+                .iter()
+                .copied()
+                .filter(|ip| !policy::is_refused(*ip, s))
+                .collect();
+            // IPv4 first: it is what most hosts serve best.
+            v.sort_by_key(|ip| ip.is_ipv6());
+            v
+        };
+        if permitted.is_empty() {
+            return Outcome::PrivateRefused;
+        }
+
+        // Steps 6–10: the web phase. Its findings live in the task, so a deadline
+        // keeps whatever it saw; `finish` turns them into records.
+        let web = Web {
+            settings: s,
+            dns: &probe.dns,
+            tls: &probe.tls,
+            limiter: &probe.limiter,
+            robots: &probe.robots,
+        };
+        web.run(&host, &permitted, &mut self.found, &mut self.timings)
+            .await;
+        if self.found.robots_blocked {
+            Outcome::RobotsBlocked
+        } else if self.found.responded {
+            Outcome::Complete
+        } else {
+            Outcome::NoWeb
+        }
+    }
+
+    /// Records for what the web phase found: the certificate, SANs, redirect and link hosts.
+    fn web_records(&mut self) {
+        let found = std::mem::take(&mut self.found);
+        let host = self.host.clone();
+        if let Some(cert) = &found.cert {
+            self.cert(cert);
+            for san in &cert.sans {
+                let name = san.strip_prefix("*.").unwrap_or(san);
+                if let Ok(h) = HostName::parse(name, NameKind::Strict) {
+                    self.candidate(&h);
+                }
+            }
+        }
+        for target in &found.redirect_hosts {
+            if target.is_external_to(&host) {
+                self.domain(target);
+                self.edge(EdgeType::LinksTo, host.as_str(), target.as_str());
+            }
+            self.candidate(target);
+        }
+        for target in &found.link_hosts {
+            if target.is_external_to(&host) {
+                self.domain(target);
+                self.edge(EdgeType::LinksTo, host.as_str(), target.as_str());
+                self.candidate(target);
+            }
+        }
+    }
+
+    fn domain(&mut self, name: &HostName) {
+        if self
+            .seen
+            .insert((0, name.as_str().to_owned(), String::new()))
+        {
+            self.records.nodes_domain.push(NodeDomain {
+                host: name.to_string(),
+                apex: name.apex().to_owned(),
+                first_seen: self.observed_at,
+                last_seen: self.observed_at,
+            });
+        }
+    }
+
+    fn ip(&mut self, ip: IpAddr) {
+        if self.seen.insert((1, ip.to_string(), String::new())) {
+            self.records.nodes_ip.push(NodeIp {
+                ip,
+                first_seen: self.observed_at,
+                last_seen: self.observed_at,
+            });
+        }
+    }
+
+    fn cert(&mut self, cert: &NodeCert) {
+        if self
+            .seen
+            .insert((2, cert.spki_sha256.clone(), String::new()))
+        {
+            self.records.nodes_cert.push(cert.clone());
+        }
+        let host = self.host.clone();
+        self.edge(EdgeType::UsesCert, host.as_str(), &cert.spki_sha256);
+    }
+
+    fn edge(&mut self, kind: EdgeType, source: &str, target: &str) {
+        let key = (3 + kind as u8, source.to_owned(), target.to_owned());
+        if self.seen.insert(key) {
+            self.records.edges.push(Edge {
+                kind,
+                source: source.to_owned(),
+                target: target.to_owned(),
+                observed_at: self.observed_at,
+                probe_id: self.probe_id.clone(),
+                run_id: self.run_id.clone(),
+            });
+        }
+    }
+
+    fn candidate(&mut self, name: &HostName) {
+        if *name != self.host && self.candidate_set.insert(name.clone()) {
+            self.candidates.push(name.clone());
+        }
+    }
+
+    fn into_report(mut self, outcome: Outcome) -> CrawlReport {
+        self.web_records();
+        CrawlReport {
+            host: Some(self.host),
+            observed_at: self.observed_at,
+            outcome,
+            detail: self.detail,
+            records: self.records,
+            candidates: self.candidates,
+            timings: self.timings,
         }
     }
 }

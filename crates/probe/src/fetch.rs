@@ -1,1 +1,495 @@
-//! The web phase: connections, robots.txt, the root page and redirects (SPEC §3.4).
+//! The web phase: connections, robots.txt, the root page and redirects (SPEC §3.4, §3.6).
+//!
+//! One connection per host serves the certificate, robots.txt and `/`. Redirects to
+//! another host are resolved by our own DNS client, checked against the private-target
+//! policy and reached on a new connection with SNI and `Host` set to the new host.
+//! Every request takes a token from the target host's bucket first.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use spyder_model::{HostName, NameKind, NodeCert};
+use url::Url;
+
+use crate::dns::{self, DnsClient};
+use crate::http::{self, HttpSession, ResponseHead};
+use crate::links;
+use crate::policy;
+use crate::politeness::HostLimiter;
+use crate::robots::{ROBOTS_MAX_BYTES, RobotsCache, RobotsRules};
+use crate::tls::TlsConnector;
+use crate::{PhaseTimings, ProbeSettings};
+
+/// Most distinct hosts taken from one page (SPEC §3.4).
+const MAX_LINK_HOSTS: usize = 10_000;
+/// Redirect hops followed for robots.txt (SPEC §3.6).
+const ROBOTS_MAX_REDIRECTS: u32 = 5;
+/// Addresses of one host tried before giving up on it.
+const MAX_ADDRESSES_TRIED: usize = 3;
+
+/// The shared machinery the web phase runs on.
+pub(crate) struct Web<'a> {
+    pub settings: &'a ProbeSettings,
+    pub dns: &'a DnsClient,
+    pub tls: &'a TlsConnector,
+    pub limiter: &'a HostLimiter,
+    pub robots: &'a RobotsCache,
+}
+
+/// What the web phase observed. Filled in as it goes, so a task cut short by its
+/// deadline keeps whatever was already seen.
+#[derive(Debug, Default)]
+pub(crate) struct WebFindings {
+    /// At least one connection (TLS or plain) was established to the host.
+    pub connected: bool,
+    /// The crawled host's own leaf certificate.
+    pub cert: Option<NodeCert>,
+    /// robots.txt disallowed `/`.
+    pub robots_blocked: bool,
+    /// The root page request (after redirects) got a response.
+    pub responded: bool,
+    /// Every valid host a redirect pointed at, in order.
+    pub redirect_hosts: Vec<HostName>,
+    /// Hosts linked from the final page.
+    pub link_hosts: Vec<HostName>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Scheme {
+    Https,
+    Http,
+}
+
+impl Scheme {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Https => "https",
+            Self::Http => "http",
+        }
+    }
+}
+
+/// Where a connection goes: host, scheme and port.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Origin {
+    host: HostName,
+    scheme: Scheme,
+    port: u16,
+}
+
+/// An open HTTP/1.1 connection to one origin.
+struct Conn {
+    origin: Origin,
+    addr: SocketAddr,
+    session: HttpSession,
+}
+
+impl Web<'_> {
+    /// Runs steps 6–10 for `host`, whose permitted `addresses` were already checked.
+    pub async fn run(
+        &self,
+        host: &HostName,
+        addresses: &[IpAddr],
+        found: &mut WebFindings,
+        timings: &mut PhaseTimings,
+    ) {
+        let started = Instant::now();
+        let Some(mut conn) = self.connect_first(host, addresses, found).await else {
+            timings.connect = Some(started.elapsed());
+            return;
+        };
+        timings.connect = Some(started.elapsed());
+        found.connected = true;
+
+        let started = Instant::now();
+        let rules = self.robots_rules(&mut conn).await;
+        timings.robots = Some(started.elapsed());
+        if !rules.allows("/") {
+            found.robots_blocked = true;
+            metrics::counter!("spyder_robots_blocked_total").increment(1);
+            return;
+        }
+
+        let started = Instant::now();
+        self.root_page(host, conn, found).await;
+        timings.root = Some(started.elapsed());
+    }
+
+    /// Step 6: TLS to `https_port` on the first address that answers; else, with
+    /// `http_fallback`, plain TCP to `http_port`.
+    async fn connect_first(
+        &self,
+        host: &HostName,
+        addresses: &[IpAddr],
+        found: &mut WebFindings,
+    ) -> Option<Conn> {
+        let s = self.settings;
+        let tls_origin = Origin {
+            host: host.clone(),
+            scheme: Scheme::Https,
+            port: s.https_port,
+        };
+        for &ip in addresses.iter().take(MAX_ADDRESSES_TRIED) {
+            match self.open(&tls_origin, ip).await {
+                Ok((conn, cert)) => {
+                    found.cert = cert;
+                    return Some(conn);
+                }
+                Err(e) => tracing::debug!(%host, %ip, error = %e, "https connection failed"),
+            }
+        }
+        if !s.http_fallback {
+            return None;
+        }
+        let plain_origin = Origin {
+            scheme: Scheme::Http,
+            port: s.http_port,
+            ..tls_origin
+        };
+        for &ip in addresses.iter().take(MAX_ADDRESSES_TRIED) {
+            match self.open(&plain_origin, ip).await {
+                Ok((conn, _)) => return Some(conn),
+                Err(e) => tracing::debug!(%host, %ip, error = %e, "http connection failed"),
+            }
+        }
+        None
+    }
+
+    /// Opens one connection to `origin` at `ip`: TCP connect plus, for https, the TLS
+    /// handshake, both within `tls_timeout`.
+    async fn open(
+        &self,
+        origin: &Origin,
+        ip: IpAddr,
+    ) -> Result<(Conn, Option<NodeCert>), ConnectError> {
+        let addr = SocketAddr::new(ip, origin.port);
+        let budget = self.settings.tls_timeout;
+        let attempt = async {
+            let tcp = http::dial(addr, budget).await?;
+            match origin.scheme {
+                Scheme::Http => Ok::<_, ConnectError>((HttpSession::handshake(tcp).await?, None)),
+                Scheme::Https => {
+                    let (tls, cert) = self.tls.handshake(tcp, &origin.host).await?;
+                    Ok((HttpSession::handshake(tls).await?, cert))
+                }
+            }
+        };
+        let (session, cert) = tokio::time::timeout(budget, attempt)
+            .await
+            .map_err(|_| ConnectError::Timeout)??;
+        Ok((
+            Conn {
+                origin: origin.clone(),
+                addr,
+                session,
+            },
+            cert,
+        ))
+    }
+
+    /// Reconnects to the same origin and address (the server closed the connection).
+    async fn reopen(&self, conn: &Conn) -> Option<Conn> {
+        self.open(&conn.origin, conn.addr.ip())
+            .await
+            .ok()
+            .map(|(c, _)| c)
+    }
+
+    /// One GET on `conn`, reconnecting once if the server had closed it. Takes a token
+    /// from the origin host's bucket just before the request is written, so connection
+    /// setup never eats into the spacing the server sees.
+    async fn get(
+        &self,
+        conn: &mut Conn,
+        path: &str,
+        kind: &'static str,
+    ) -> Result<ResponseHead, http::HttpError> {
+        let s = self.settings;
+        if !conn.session.is_usable() {
+            *conn = self.reopen(conn).await.ok_or(http::HttpError::Closed)?;
+        }
+        self.limiter
+            .acquire(conn.origin.host.as_str(), s.rate_per_host, s.rate_burst)
+            .await;
+        let started = Instant::now();
+        let host_header = self.host_header(&conn.origin);
+        let mut result = conn
+            .session
+            .get(&host_header, path, &s.user_agent, s.http_timeout)
+            .await;
+        if matches!(result, Err(http::HttpError::Closed)) {
+            if let Some(fresh) = self.reopen(conn).await {
+                *conn = fresh;
+                result = conn
+                    .session
+                    .get(&host_header, path, &s.user_agent, s.http_timeout)
+                    .await;
+            }
+        }
+        metrics::histogram!("spyder_http_request_duration_seconds", "kind" => kind)
+            .record(started.elapsed().as_secs_f64());
+        result
+    }
+
+    fn host_header(&self, origin: &Origin) -> String {
+        let default_port = match origin.scheme {
+            Scheme::Https => self.settings.https_port,
+            Scheme::Http => self.settings.http_port,
+        };
+        if origin.port == default_port {
+            origin.host.to_string()
+        } else {
+            format!("{}:{}", origin.host, origin.port)
+        }
+    }
+
+    /// Step 7: robots.txt from the cache or over `conn` (following up to five
+    /// redirects). 2xx parses, 4xx allows all, 5xx and failures disallow all.
+    async fn robots_rules(&self, conn: &mut Conn) -> Arc<RobotsRules> {
+        let host = conn.origin.host.clone();
+        if let Some(rules) = self.robots.get(host.as_str()) {
+            return rules;
+        }
+        let rules = Arc::new(self.fetch_robots(conn).await);
+        self.robots.insert(host.as_str(), Arc::clone(&rules));
+        rules
+    }
+
+    async fn fetch_robots(&self, conn: &mut Conn) -> RobotsRules {
+        let s = self.settings;
+        let mut url = match self.url_of(&conn.origin, "/robots.txt") {
+            Some(u) => u,
+            None => return RobotsRules::unreachable(),
+        };
+        let mut detour: Option<Conn> = None;
+        for _ in 0..=ROBOTS_MAX_REDIRECTS {
+            let target = detour.as_mut().unwrap_or(conn);
+            let head = match self.get(target, &path_of(&url), "robots").await {
+                Ok(h) => h,
+                Err(_) => return RobotsRules::unreachable(),
+            };
+            let status = head.status;
+            if is_redirect(status) {
+                let next = head.location.as_deref().and_then(|l| url.join(l).ok());
+                head.discard();
+                let Some(next) = next.filter(|u| matches!(u.scheme(), "http" | "https")) else {
+                    return RobotsRules::unreachable();
+                };
+                match self.connection_for(conn, &mut detour, &next).await {
+                    Some(()) => url = next,
+                    None => return RobotsRules::unreachable(),
+                }
+                continue;
+            }
+            if !(200..300).contains(&status) {
+                head.discard();
+                return RobotsRules::from_response(status, &[], &s.user_agent);
+            }
+            return match head.read_body(ROBOTS_MAX_BYTES, s.http_timeout).await {
+                Ok(body) => RobotsRules::from_response(status, &body.bytes, &s.user_agent),
+                Err(_) => RobotsRules::unreachable(),
+            };
+        }
+        RobotsRules::unreachable()
+    }
+
+    /// Steps 9–10: `GET /` with redirects, then links from a 2xx HTML page.
+    async fn root_page(&self, host: &HostName, mut conn: Conn, found: &mut WebFindings) {
+        let s = self.settings;
+        let Some(mut url) = self.url_of(&conn.origin, "/") else {
+            return;
+        };
+        let mut detour: Option<Conn> = None;
+        let mut hops = 0;
+        loop {
+            let target = detour.as_mut().unwrap_or(&mut conn);
+            let head = match self.get(target, &path_of(&url), "root").await {
+                Ok(h) => h,
+                Err(e) => {
+                    tracing::debug!(%host, %url, error = %e, "root request failed");
+                    return;
+                }
+            };
+            found.responded = true;
+            if is_redirect(head.status) {
+                let next = head.location.as_deref().and_then(|l| url.join(l).ok());
+                head.discard();
+                let Some(next) = next.filter(|u| matches!(u.scheme(), "http" | "https")) else {
+                    return;
+                };
+                let Some(next_host) = url_host(&next) else {
+                    return; // IP literal or invalid: yields nothing
+                };
+                if !found.redirect_hosts.contains(&next_host) {
+                    found.redirect_hosts.push(next_host);
+                }
+                if hops >= s.max_redirects {
+                    return;
+                }
+                hops += 1;
+                match self.connection_for(&conn, &mut detour, &next).await {
+                    Some(()) => url = next,
+                    None => return,
+                }
+                continue;
+            }
+            if !(200..300).contains(&head.status) || !is_html(head.content_type.as_deref()) {
+                head.discard();
+                return;
+            }
+            let content_type = head.content_type.clone();
+            match head.read_body(s.body_max_bytes, s.http_timeout).await {
+                Ok(body) => {
+                    found.link_hosts = links::link_hosts(
+                        &body.bytes,
+                        content_type.as_deref(),
+                        &url,
+                        MAX_LINK_HOSTS,
+                    );
+                }
+                Err(e) => tracing::debug!(%host, %url, error = %e, "root body failed"),
+            }
+            return;
+        }
+    }
+
+    /// Makes `detour` a connection able to serve `next`: keeps the current one when the
+    /// origin is unchanged, else resolves, checks and connects to the new origin.
+    async fn connection_for(
+        &self,
+        home: &Conn,
+        detour: &mut Option<Conn>,
+        next: &Url,
+    ) -> Option<()> {
+        let origin = self.origin_of(next)?;
+        let current = detour.as_ref().unwrap_or(home);
+        if current.origin == origin {
+            return Some(());
+        }
+        if origin == home.origin {
+            *detour = None;
+            return Some(());
+        }
+        let addresses = self.permitted_addresses(&origin.host).await;
+        for ip in addresses.into_iter().take(MAX_ADDRESSES_TRIED) {
+            if let Ok((conn, _)) = self.open(&origin, ip).await {
+                *detour = Some(conn);
+                return Some(());
+            }
+        }
+        None
+    }
+
+    /// Resolves a redirect target with our own client and keeps only the addresses the
+    /// private-target policy permits (SPEC §3.5, P-4).
+    async fn permitted_addresses(&self, host: &HostName) -> Vec<IpAddr> {
+        let s = self.settings;
+        if policy::is_refused_name(host, s) {
+            return Vec::new();
+        }
+        let resolution = dns::resolve_addresses(self.dns, host, &s.dns, s.dns_timeout).await;
+        resolution
+            .into_iter()
+            .filter(|ip| !policy::is_refused(*ip, s))
+            .collect()
+    }
+
+    fn origin_of(&self, url: &Url) -> Option<Origin> {
+        let host = url_host(url)?;
+        let scheme = match url.scheme() {
+            "https" => Scheme::Https,
+            "http" => Scheme::Http,
+            _ => return None,
+        };
+        let default_port = match scheme {
+            Scheme::Https => self.settings.https_port,
+            Scheme::Http => self.settings.http_port,
+        };
+        // An explicit standard port means the configured one: worlds on test ports
+        // write plain `https://host/` links.
+        let port = match (url.port(), scheme) {
+            (None, _) | (Some(443), Scheme::Https) | (Some(80), Scheme::Http) => default_port,
+            (Some(p), _) => p,
+        };
+        Some(Origin { host, scheme, port })
+    }
+
+    fn url_of(&self, origin: &Origin, path: &str) -> Option<Url> {
+        Url::parse(&format!(
+            "{}://{}{}",
+            origin.scheme.as_str(),
+            origin.host,
+            path
+        ))
+        .ok()
+    }
+}
+
+/// Why one connection attempt failed.
+#[derive(Debug, thiserror::Error)]
+enum ConnectError {
+    #[error("connect timed out")]
+    Timeout,
+    #[error("tcp: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("tls: {0}")]
+    Tls(#[from] crate::tls::TlsError),
+    #[error("http: {0}")]
+    Http(#[from] http::HttpError),
+}
+
+fn is_redirect(status: u16) -> bool {
+    matches!(status, 301 | 302 | 303 | 307 | 308)
+}
+
+/// True for `text/html` and `application/xhtml+xml`, any case, parameters ignored.
+fn is_html(content_type: Option<&str>) -> bool {
+    let Some(ct) = content_type else {
+        return false;
+    };
+    let mime = ct.split(';').next().unwrap_or("").trim();
+    mime.eq_ignore_ascii_case("text/html") || mime.eq_ignore_ascii_case("application/xhtml+xml")
+}
+
+/// The URL's host as a domain name; `None` for IP literals and invalid names.
+fn url_host(url: &Url) -> Option<HostName> {
+    match url.host()? {
+        url::Host::Domain(d) => HostName::parse(d, NameKind::Strict).ok(),
+        url::Host::Ipv4(_) | url::Host::Ipv6(_) => None,
+    }
+}
+
+/// Path and query of a URL, as sent in the request line.
+fn path_of(url: &Url) -> String {
+    match url.query() {
+        Some(q) => format!("{}?{q}", url.path()),
+        None => url.path().to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn html_content_types() {
+        assert!(is_html(Some("text/html")));
+        assert!(is_html(Some("TEXT/HTML; charset=UTF-8")));
+        assert!(is_html(Some("application/xhtml+xml")));
+        assert!(!is_html(Some("application/json")));
+        assert!(!is_html(None));
+    }
+
+    #[test]
+    fn url_hosts_skip_ip_literals() {
+        let u = |s: &str| Url::parse(s).expect("valid url");
+        assert_eq!(
+            url_host(&u("https://WWW.Example.com/x")).map(HostName::into_string),
+            Some("www.example.com".to_owned())
+        );
+        assert_eq!(url_host(&u("http://1.2.3.4/")), None);
+        assert_eq!(url_host(&u("http://[::1]/")), None);
+        assert_eq!(path_of(&u("https://a.example/p/q?x=1#frag")), "/p/q?x=1");
+    }
+}

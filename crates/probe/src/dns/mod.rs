@@ -1,0 +1,468 @@
+//! Our own DNS client on hickory-proto messages (SPEC §3.7).
+//!
+//! [`DnsClient`] sends queries over a few UDP sockets multiplexed by random ID,
+//! accepts a reply only when sender, ID and question all match,
+//! retries over TCP when a reply is truncated, rotates servers on timeout, SERVFAIL or
+//! REFUSED, bounds open queries per server, and caches answers by `(name, type)`
+//! with concurrent identical lookups sharing one query.
+//!
+//! [`resolve`] is step 3 of the crawl: the A, AAAA, NS, CNAME and MX queries of one
+//! host under one deadline, folded into a [`Resolution`].
+//!
+//! ```no_run
+//! # async fn run() -> std::io::Result<()> {
+//! use std::time::Duration;
+//! use spyder_probe::dns::{DnsClient, resolve};
+//! use spyder_probe::model::HostName;
+//! let client = DnsClient::new(4, 10_000)?;
+//! let host = HostName::from_input("example.com").expect("valid");
+//! let settings = spyder_probe::DnsSettings::default();
+//! let r = resolve(&client, &host, &settings, Duration::from_secs(10)).await;
+//! println!("{:?}: {:?}", r.status, r.addresses);
+//! # Ok(()) }
+//! ```
+
+mod cache;
+mod resolve;
+mod transport;
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::rr::{Record, RecordType};
+use spyder_model::HostName;
+use tokio::sync::{Semaphore, oneshot};
+use tokio::time::Instant;
+
+use crate::DnsSettings;
+use cache::{Cache, Key};
+use transport::{DropCounter, Question, Transport};
+
+pub use resolve::{Resolution, ResolveStatus, resolve, resolve_addresses};
+
+/// Most UDP sockets a client multiplexes over.
+pub const MAX_SOCKETS: usize = 64;
+/// Most retries honoured, whatever the settings say.
+pub const MAX_RETRIES: u32 = 10;
+
+/// Shortest interval at which a lookup queued for a server checks its callers.
+const MIN_QUEUE_CHECK: Duration = Duration::from_millis(50);
+
+const RESOLV_CONF: &str = "/etc/resolv.conf";
+const DNS_PORT: u16 = 53;
+
+/// The resolvers named in `/etc/resolv.conf`, or `127.0.0.1:53` when none are.
+pub fn system_servers() -> Vec<SocketAddr> {
+    let servers = std::fs::read_to_string(RESOLV_CONF)
+        .map(|text| parse_resolv_conf(&text))
+        .unwrap_or_default();
+    if servers.is_empty() {
+        tracing::warn!("no nameserver in {RESOLV_CONF}; using 127.0.0.1:53");
+        return vec![SocketAddr::from(([127, 0, 0, 1], DNS_PORT))];
+    }
+    servers
+}
+
+/// The `nameserver` addresses of resolv.conf text, port 53, in file order.
+///
+/// Comments (`#`, `;`) and other directives are ignored, as are addresses that do
+/// not parse. An IPv6 zone is kept when numeric (`fe80::1%2`) and the line skipped
+/// when it names an interface.
+pub fn parse_resolv_conf(text: &str) -> Vec<SocketAddr> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let line = line.split(['#', ';']).next().unwrap_or_default();
+        let mut words = line.split_whitespace();
+        if words.next() != Some("nameserver") {
+            continue;
+        }
+        let Some(value) = words.next() else {
+            continue;
+        };
+        let (addr, zone) = match value.split_once('%') {
+            Some((a, z)) => (a, Some(z)),
+            None => (value, None),
+        };
+        let Ok(ip) = addr.parse::<IpAddr>() else {
+            continue;
+        };
+        let sa = match (ip, zone) {
+            (IpAddr::V4(_), Some(_)) => continue,
+            (IpAddr::V6(v6), Some(z)) => match z.parse::<u32>() {
+                Ok(scope) => SocketAddr::V6(std::net::SocketAddrV6::new(v6, DNS_PORT, 0, scope)),
+                Err(_) => continue,
+            },
+            (ip, None) => SocketAddr::new(ip, DNS_PORT),
+        };
+        if !out.contains(&sa) {
+            out.push(sa);
+        }
+    }
+    out
+}
+
+/// Why a query produced no answer. NXDOMAIN and NODATA are answers, not errors.
+#[derive(Clone, Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DnsError {
+    /// No matching reply within `query_timeout` on the last try (or the caller's deadline).
+    #[error("DNS query timed out")]
+    Timeout,
+    /// The last server tried answered SERVFAIL.
+    #[error("DNS server failure (SERVFAIL)")]
+    ServFail,
+    /// The last server tried answered REFUSED.
+    #[error("DNS query refused (REFUSED)")]
+    Refused,
+    /// The last server tried answered another error code.
+    #[error("DNS error response {0}")]
+    Rcode(ResponseCode),
+    /// `settings.servers` is empty.
+    #[error("no DNS servers configured")]
+    NoServers,
+    /// The name cannot be put in a query.
+    #[error("name cannot be queried: {0}")]
+    InvalidName(String),
+    /// A socket failed.
+    #[error("DNS I/O error: {0}")]
+    Io(Arc<std::io::Error>),
+    /// The lookup task ended without a result (runtime shutting down).
+    #[error("DNS lookup abandoned")]
+    Cancelled,
+}
+
+impl From<std::io::Error> for DnsError {
+    fn from(e: std::io::Error) -> Self {
+        Self::Io(Arc::new(e))
+    }
+}
+
+/// A final reply: NOERROR (possibly NODATA) or NXDOMAIN.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Answer {
+    /// `NoError` or `NXDomain`.
+    pub rcode: ResponseCode,
+    /// The answer section, in server order (CNAMEs included).
+    pub records: Vec<Record>,
+}
+
+impl Answer {
+    fn from_message(msg: Message) -> Self {
+        Self {
+            rcode: msg.metadata.response_code,
+            records: msg.answers,
+        }
+    }
+}
+
+type Waiters = Vec<oneshot::Sender<Result<Answer, DnsError>>>;
+
+/// The lookup in flight for a key: its number and the callers waiting for it.
+type Flights = HashMap<Key, (u64, Waiters)>;
+
+struct Inner {
+    transport: Transport,
+    cache: Cache,
+    cache_size: usize,
+    flights: Mutex<Flights>,
+    next_flight: AtomicU64,
+    limits: Mutex<HashMap<SocketAddr, (usize, Arc<Semaphore>)>>,
+    dropped: Arc<DropCounter>,
+}
+
+/// The probe's DNS client. Cheap to share behind an `Arc`; all methods take `&self`.
+pub struct DnsClient {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for DnsClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DnsClient")
+            .field("transport", &self.inner.transport)
+            .field("cache_size", &self.inner.cache_size)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DnsClient {
+    /// A client multiplexing over `sockets` UDP sockets (clamped to 1–64) with a cache
+    /// of `cache_size` entries (0 disables it). Must be called inside a tokio runtime.
+    pub fn new(sockets: usize, cache_size: usize) -> std::io::Result<Self> {
+        let dropped = Arc::new(DropCounter::default());
+        let transport = Transport::new(sockets.clamp(1, MAX_SOCKETS), Arc::clone(&dropped))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                transport,
+                cache: Cache::new(cache_size),
+                cache_size,
+                flights: Mutex::default(),
+                next_flight: AtomicU64::new(0),
+                limits: Mutex::default(),
+                dropped,
+            }),
+        })
+    }
+
+    /// Asks `settings.servers` for `rtype` records of `name`.
+    ///
+    /// Served from the cache when possible; concurrent identical lookups share one
+    /// query. NXDOMAIN and NODATA are `Ok`; SERVFAIL, REFUSED and timeouts are retried
+    /// on the next server up to `settings.retries` times and then returned as errors.
+    /// Cancelling the returned future does not cancel the shared lookup.
+    pub async fn query(
+        &self,
+        name: &HostName,
+        rtype: RecordType,
+        settings: &DnsSettings,
+    ) -> Result<Answer, DnsError> {
+        let started = Instant::now();
+        let result = self.query_shared(name, rtype, settings).await;
+        metrics::histogram!("spyder_dns_lookup_duration_seconds")
+            .record(started.elapsed().as_secs_f64());
+        result
+    }
+
+    /// Replies dropped so far: unmatched, late, spoofed or undecodable.
+    pub fn dropped_replies(&self) -> u64 {
+        self.inner.dropped.get()
+    }
+
+    async fn query_shared(
+        &self,
+        name: &HostName,
+        rtype: RecordType,
+        settings: &DnsSettings,
+    ) -> Result<Answer, DnsError> {
+        let key: Key = (name.as_str().to_owned(), rtype);
+        let rx = {
+            let mut flights = lock(&self.inner.flights);
+            // Checked under the flights lock: a finishing lookup fills the cache before
+            // it leaves `flights`, so a caller either hits the cache or joins.
+            if let Some(answer) = self.inner.cache.get(&key) {
+                return Ok(answer);
+            }
+            let (tx, rx) = oneshot::channel();
+            match flights.entry(key.clone()) {
+                Entry::Occupied(mut e) => e.get_mut().1.push(tx),
+                Entry::Vacant(e) => {
+                    let id = self.inner.next_flight.fetch_add(1, Ordering::Relaxed);
+                    e.insert((id, vec![tx]));
+                    let flight = Flight {
+                        inner: Arc::clone(&self.inner),
+                        key,
+                        id,
+                        result: None,
+                    };
+                    tokio::spawn(flight.run(name.clone(), settings.clone()));
+                }
+            }
+            rx
+        };
+        rx.await.unwrap_or(Err(DnsError::Cancelled))
+    }
+}
+
+/// One shared lookup; whatever way it ends, its waiters hear about it.
+struct Flight {
+    inner: Arc<Inner>,
+    key: Key,
+    id: u64,
+    result: Option<Result<Answer, DnsError>>,
+}
+
+impl Flight {
+    async fn run(mut self, name: HostName, settings: DnsSettings) {
+        let result = self
+            .inner
+            .lookup(&name, &self.key, self.id, &settings)
+            .await;
+        self.result = Some(result.map(|(answer, ttl)| {
+            if let Some(ttl) = ttl {
+                self.inner.cache.put(self.key.clone(), answer.clone(), ttl);
+            }
+            answer
+        }));
+    }
+}
+
+impl Drop for Flight {
+    fn drop(&mut self) {
+        let waiters = {
+            let mut flights = lock(&self.inner.flights);
+            match flights.get(&self.key) {
+                Some((id, _)) if *id == self.id => flights.remove(&self.key),
+                _ => None, // already given up, and maybe replaced by a newer flight
+            }
+        };
+        let waiters = waiters.map(|(_, w)| w).unwrap_or_default();
+        let result = self.result.take().unwrap_or(Err(DnsError::Cancelled));
+        for w in waiters {
+            let _ = w.send(result.clone());
+        }
+    }
+}
+
+impl Inner {
+    /// The semaphore bounding open queries to `server`.
+    fn limit(&self, server: SocketAddr, max_inflight: usize) -> Arc<Semaphore> {
+        let max = max_inflight.max(1);
+        let mut limits = lock(&self.limits);
+        let slot = limits
+            .entry(server)
+            .or_insert_with(|| (max, Arc::new(Semaphore::new(max))));
+        if slot.0 != max {
+            // Settings changed: queries already holding the old limit finish under it.
+            *slot = (max, Arc::new(Semaphore::new(max)));
+        }
+        Arc::clone(&slot.1)
+    }
+
+    /// True when every caller waiting for flight `id` of `key` has gone away. The
+    /// flight is then withdrawn at once, so a new caller starts a fresh one instead
+    /// of joining a lookup about to give up.
+    fn abandoned(&self, key: &Key, id: u64) -> bool {
+        let mut flights = lock(&self.flights);
+        match flights.get(key) {
+            Some((current, waiters)) if *current == id => {
+                let gone = waiters.iter().all(oneshot::Sender::is_closed);
+                if gone {
+                    flights.remove(key);
+                }
+                gone
+            }
+            _ => true,
+        }
+    }
+
+    /// Tries, retries and server rotation for one question. The answer comes with
+    /// how long it may be cached.
+    ///
+    /// A lookup nobody waits for any more stops before its next try, so lookups
+    /// abandoned at a task deadline do not hold a server's open-query slots.
+    async fn lookup(
+        &self,
+        name: &HostName,
+        key: &Key,
+        id: u64,
+        s: &DnsSettings,
+    ) -> Result<(Answer, Option<Duration>), DnsError> {
+        if s.servers.is_empty() {
+            return Err(DnsError::NoServers);
+        }
+        let rtype = key.1;
+        let question = Question::new(name.as_str(), rtype)?;
+        let tries = s.retries.min(MAX_RETRIES) as usize + 1;
+        let mut last = DnsError::Timeout;
+        for attempt in 0..tries {
+            let server = s.servers[attempt % s.servers.len()];
+            let limit = self.limit(server, s.max_inflight);
+            let _permit = loop {
+                if self.abandoned(key, id) {
+                    return Err(DnsError::Cancelled);
+                }
+                let wait = Arc::clone(&limit).acquire_owned();
+                match tokio::time::timeout(s.query_timeout.max(MIN_QUEUE_CHECK), wait).await {
+                    Ok(Ok(permit)) => break permit,
+                    Ok(Err(_)) => return Err(DnsError::Cancelled),
+                    Err(_) => continue, // still queued: check the callers again
+                }
+            };
+            let reply = match self.transport.udp(server, &question, s.query_timeout).await {
+                Ok(msg) if msg.metadata.truncation => {
+                    self.transport.tcp(server, &question, s.query_timeout).await
+                }
+                other => other,
+            };
+            let err = match reply {
+                Ok(msg) => match msg.metadata.response_code {
+                    ResponseCode::NoError | ResponseCode::NXDomain => {
+                        let ttl = cache::cache_ttl(&msg, rtype);
+                        return Ok((Answer::from_message(msg), ttl));
+                    }
+                    ResponseCode::ServFail => DnsError::ServFail,
+                    ResponseCode::Refused => DnsError::Refused,
+                    other => DnsError::Rcode(other),
+                },
+                Err(e) => e,
+            };
+            tracing::debug!(%name, ?rtype, %server, attempt, error = %err, "dns: try failed");
+            last = err;
+        }
+        Err(last)
+    }
+}
+
+/// Locks a mutex, ignoring poisoning: every critical section here leaves its data
+/// consistent.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolv_conf_nameservers_in_order() {
+        let text = "\
+# generated\n\
+search example.com\n\
+nameserver 10.0.0.1\n\
+nameserver   2001:db8::53  # v6\n\
+;nameserver 10.9.9.9\n\
+nameserver fe80::1%2\n\
+nameserver fe80::2%eth0\n\
+nameserver not-an-ip\n\
+nameserver 10.0.0.1\n\
+nameserver\n\
+options ndots:2\n";
+        let got = parse_resolv_conf(text);
+        assert_eq!(
+            got,
+            vec![
+                "10.0.0.1:53".parse::<SocketAddr>().unwrap(),
+                "[2001:db8::53]:53".parse().unwrap(),
+                "[fe80::1%2]:53".parse().unwrap(),
+            ]
+        );
+        assert!(parse_resolv_conf("").is_empty());
+    }
+
+    #[test]
+    fn client_is_send_and_sync() {
+        fn check<T: Send + Sync + 'static>() {}
+        check::<DnsClient>();
+        check::<Answer>();
+        check::<DnsError>();
+        check::<Resolution>();
+    }
+
+    #[test]
+    fn system_servers_never_empty() {
+        assert!(!system_servers().is_empty());
+    }
+
+    #[test]
+    fn client_outside_runtime_is_an_error() {
+        assert!(DnsClient::new(1, 0).is_err());
+    }
+
+    #[tokio::test]
+    async fn no_servers_is_an_error() {
+        let client = DnsClient::new(1, 0).unwrap();
+        let settings = DnsSettings {
+            servers: vec![],
+            ..DnsSettings::default()
+        };
+        let host = HostName::from_input("example.com").unwrap();
+        let err = client.query(&host, RecordType::A, &settings).await;
+        assert!(matches!(err, Err(DnsError::NoServers)));
+    }
+}

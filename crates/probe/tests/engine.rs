@@ -1,0 +1,681 @@
+//! The whole crawl task against small hand-built testkit worlds: outcomes, redirects,
+//! fallbacks, deadlines, politeness and the private-target policy (SPEC §1, §3.4–3.6).
+
+use std::collections::BTreeSet;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use spyder_probe::model::{EdgeType, VerifyError};
+use spyder_probe::{CrawlReport, Outcome, Probe, ProbeConfig, ProbeSettings, TlsRoots};
+use spyder_testkit::dns::{Behaviour, DnsServer, Zone};
+use spyder_testkit::pki::{CertKind, TestCa};
+use spyder_testkit::web::{Reply, Site, TlsMode, WebServer};
+
+/// A tiny world: a zone, some sites, and the CA that signs their certificates.
+struct Small {
+    dns: DnsServer,
+    web: WebServer,
+    ca: TestCa,
+}
+
+fn ip(last: u8) -> Ipv4Addr {
+    Ipv4Addr::new(127, 3, 0, last)
+}
+
+fn allow_robots() -> Reply {
+    Reply::Text {
+        content_type: "text/plain".into(),
+        body: "User-agent: *\nAllow: /\n".into(),
+    }
+}
+
+fn site(ca: &TestCa, addr: Ipv4Addr, names: &[&str], kind: CertKind, root: Reply) -> Site {
+    Site {
+        ip: addr,
+        tls: TlsMode::Rustls(ca.issue(names, kind).server_config()),
+        plain_http: true,
+        robots: allow_robots(),
+        routes: vec![("/".to_owned(), root)],
+    }
+}
+
+async fn start(zone: Zone, sites: Vec<Site>, ca: TestCa) -> Small {
+    let dns = DnsServer::start(zone).await.expect("dns starts");
+    let web = WebServer::start(sites).await.expect("web starts");
+    Small { dns, web, ca }
+}
+
+impl Small {
+    fn settings(&self) -> ProbeSettings {
+        let mut s = ProbeSettings {
+            allow_cidrs: vec!["127.0.0.0/8".parse().expect("cidr")],
+            https_port: self.web.https_port(),
+            http_port: self.web.http_port(),
+            rate_per_host: 1000.0,
+            rate_burst: 10,
+            task_timeout: Duration::from_secs(10),
+            dns_timeout: Duration::from_secs(3),
+            tls_timeout: Duration::from_secs(3),
+            http_timeout: Duration::from_secs(3),
+            ..ProbeSettings::default()
+        };
+        s.dns.servers = vec![self.dns.addr()];
+        s.dns.query_timeout = Duration::from_millis(300);
+        s.dns.retries = 1;
+        s
+    }
+
+    async fn probe_with(&self, settings: ProbeSettings) -> Probe {
+        Probe::new(ProbeConfig {
+            tls_roots: TlsRoots::Pem(self.ca.root_pem()),
+            settings,
+            ..ProbeConfig::default()
+        })
+        .await
+        .expect("probe builds")
+    }
+
+    async fn crawl(&self, host: &str) -> CrawlReport {
+        let probe = self.probe_with(self.settings()).await;
+        bounded(probe.crawl(host)).await
+    }
+}
+
+async fn bounded<F: std::future::Future>(f: F) -> F::Output {
+    tokio::time::timeout(Duration::from_secs(30), f)
+        .await
+        .expect("crawl ends within 30 s")
+}
+
+fn edges(r: &CrawlReport, kind: EdgeType) -> BTreeSet<(String, String)> {
+    r.records
+        .edges
+        .iter()
+        .filter(|e| e.kind == kind)
+        .map(|e| (e.source.clone(), e.target.clone()))
+        .collect()
+}
+
+fn pair(a: &str, b: &str) -> (String, String) {
+    (a.to_owned(), b.to_owned())
+}
+
+#[tokio::test]
+async fn complete_crawl_emits_every_edge_type() {
+    let ca = TestCa::new();
+    let mut zone = Zone::new();
+    zone.a("shop.example", ip(1))
+        .ns("shop.example", "ns1.dnshost.net")
+        .mx("shop.example", 10, "mx.mailhost.com")
+        .cname("www.shop.example", "shop.example");
+    let page = r#"<a href="https://partner.net/">p</a> <a href="http://1.2.3.4/">ip</a>
+        <a href="/local">l</a> <a href="https://blog.shop.example/">internal</a>"#;
+    let sites = vec![site(
+        &ca,
+        ip(1),
+        &["shop.example"],
+        CertKind::Valid,
+        Reply::Html(page.into()),
+    )];
+    let w = start(zone, sites, ca).await;
+
+    let r = w.crawl("WWW.Shop.Example.").await;
+    assert_eq!(r.outcome, Outcome::Complete);
+    assert_eq!(
+        r.host.as_ref().map(|h| h.as_str()),
+        Some("www.shop.example")
+    );
+    assert_eq!(
+        edges(&r, EdgeType::AliasOf),
+        BTreeSet::from([pair("www.shop.example", "shop.example")])
+    );
+    assert_eq!(
+        edges(&r, EdgeType::ResolvesTo),
+        BTreeSet::from([pair("www.shop.example", "127.3.0.1")])
+    );
+    // NS and MX of a name in the CNAME chain count for the host.
+    assert_eq!(
+        edges(&r, EdgeType::UsesNs),
+        BTreeSet::from([pair("www.shop.example", "ns1.dnshost.net")])
+    );
+    assert_eq!(
+        edges(&r, EdgeType::UsesMx),
+        BTreeSet::from([pair("www.shop.example", "mx.mailhost.com")])
+    );
+    // IP literals and same-apex links yield nothing (B-16).
+    assert_eq!(
+        edges(&r, EdgeType::LinksTo),
+        BTreeSet::from([pair("www.shop.example", "partner.net")])
+    );
+    let cert = r.records.nodes_cert.first().expect("a certificate node");
+    assert_eq!(
+        edges(&r, EdgeType::UsesCert),
+        BTreeSet::from([pair("www.shop.example", &cert.spki_sha256)])
+    );
+    // The cert was issued for shop.example only: wrong name for www (B-17).
+    assert!(!cert.verified);
+    assert_eq!(cert.verify_error, Some(VerifyError::NameMismatch));
+    assert_eq!(cert.sans, vec!["shop.example".to_owned()]);
+    for c in [
+        "shop.example",
+        "ns1.dnshost.net",
+        "mx.mailhost.com",
+        "partner.net",
+    ] {
+        assert!(
+            r.candidates.iter().any(|h| h.as_str() == c),
+            "candidate {c} missing"
+        );
+    }
+}
+
+#[tokio::test]
+async fn certificate_faults_are_recorded_not_dropped() {
+    let ca = TestCa::new();
+    let mut zone = Zone::new();
+    let cases = [
+        ("good.example", CertKind::Valid, None),
+        ("old.example", CertKind::Expired, Some(VerifyError::Expired)),
+        (
+            "self.example",
+            CertKind::SelfSigned,
+            Some(VerifyError::UnknownIssuer),
+        ),
+        (
+            "early.example",
+            CertKind::NotYetValid,
+            Some(VerifyError::NotYetValid),
+        ),
+    ];
+    let mut sites = Vec::new();
+    for (i, (name, kind, _)) in cases.iter().enumerate() {
+        zone.a(name, ip(10 + i as u8));
+        sites.push(site(
+            &ca,
+            ip(10 + i as u8),
+            &[name],
+            *kind,
+            Reply::Html("ok".into()),
+        ));
+    }
+    let w = start(zone, sites, ca).await;
+    for (name, _, want) in cases {
+        let r = w.crawl(name).await;
+        assert_eq!(r.outcome, Outcome::Complete, "{name}");
+        let cert = r
+            .records
+            .nodes_cert
+            .first()
+            .unwrap_or_else(|| panic!("{name}: no cert"));
+        assert_eq!(cert.verified, want.is_none(), "{name}");
+        assert_eq!(cert.verify_error, want, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn dns_outcomes() {
+    let ca = TestCa::new();
+    let mut zone = Zone::new();
+    zone.ns("nodata.example", "ns.example.net")
+        .a("broken.example", ip(1))
+        .behave("broken.example", Behaviour::ServFail)
+        .a("gone.example", ip(1))
+        .behave("gone.example", Behaviour::Drop)
+        .a("private.example", Ipv4Addr::new(10, 1, 2, 3))
+        .a("excluded.gov", ip(1))
+        .a("web-less.example", ip(99));
+    let w = start(zone, Vec::new(), ca).await;
+    assert_eq!(
+        w.crawl("nothing-here.example").await.outcome,
+        Outcome::NoAddress
+    );
+    let r = w.crawl("nodata.example").await;
+    assert_eq!(r.outcome, Outcome::NoAddress);
+    assert_eq!(edges(&r, EdgeType::UsesNs).len(), 1, "DNS records are kept");
+    assert_eq!(w.crawl("broken.example").await.outcome, Outcome::DnsError);
+    assert_eq!(w.crawl("gone.example").await.outcome, Outcome::DnsError);
+    let r = w.crawl("private.example").await;
+    assert_eq!(r.outcome, Outcome::PrivateRefused);
+    assert_eq!(
+        edges(&r, EdgeType::ResolvesTo).len(),
+        1,
+        "RESOLVES_TO to a refused address is kept"
+    );
+    let r = w.crawl("excluded.gov").await;
+    assert_eq!(r.outcome, Outcome::Excluded);
+    assert_eq!(
+        edges(&r, EdgeType::ResolvesTo).len(),
+        1,
+        "DNS ran for the excluded host"
+    );
+    assert_eq!(w.crawl("web-less.example").await.outcome, Outcome::NoWeb);
+    let r = w.crawl("bad_name.example").await;
+    assert_eq!(r.outcome, Outcome::Invalid);
+    assert!(r.records.is_empty());
+    assert_eq!(r.detail.as_deref(), Some("invalid character '_'"));
+}
+
+#[tokio::test]
+async fn excluded_tlds_can_be_cleared() {
+    let ca = TestCa::new();
+    let mut zone = Zone::new();
+    zone.a("agency.gov", ip(1));
+    let sites = vec![site(
+        &ca,
+        ip(1),
+        &["agency.gov"],
+        CertKind::Valid,
+        Reply::Html("hi".into()),
+    )];
+    let w = start(zone, sites, ca).await;
+    let settings = ProbeSettings {
+        exclude_tlds: Vec::new(),
+        ..w.settings()
+    };
+    let probe = w.probe_with(settings).await;
+    assert_eq!(
+        bounded(probe.crawl("agency.gov")).await.outcome,
+        Outcome::Complete
+    );
+}
+
+#[tokio::test]
+async fn robots_rules_decide_and_cost_a_request() {
+    let ca = TestCa::new();
+    let mut zone = Zone::new();
+    let cases = [
+        ("r503.example", Reply::Status(503), Outcome::RobotsBlocked),
+        ("r403.example", Reply::Status(403), Outcome::Complete),
+        ("r404.example", Reply::Status(404), Outcome::Complete),
+        ("hang.example", Reply::Hang, Outcome::RobotsBlocked),
+        (
+            "us.example",
+            Reply::Text {
+                content_type: "text/plain".into(),
+                body: "User-agent: *\nAllow: /\n\nUser-agent: SpyderProbe\nDisallow: /\n".into(),
+            },
+            Outcome::RobotsBlocked,
+        ),
+        (
+            "huge.example",
+            Reply::Big(10 * 1024 * 1024),
+            Outcome::Complete,
+        ),
+    ];
+    let mut sites = Vec::new();
+    for (i, (name, robots, _)) in cases.iter().enumerate() {
+        zone.a(name, ip(20 + i as u8));
+        let mut s = site(
+            &ca,
+            ip(20 + i as u8),
+            &[name],
+            CertKind::Valid,
+            Reply::Html("x".into()),
+        );
+        s.robots = robots.clone();
+        sites.push(s);
+    }
+    let w = start(zone, sites, ca).await;
+    let settings = ProbeSettings {
+        http_timeout: Duration::from_millis(500),
+        ..w.settings()
+    };
+    let probe = w.probe_with(settings).await;
+    for (i, (name, _, want)) in cases.iter().enumerate() {
+        let r = bounded(probe.crawl(name)).await;
+        assert_eq!(r.outcome, *want, "{name}");
+        if *want == Outcome::RobotsBlocked {
+            assert!(
+                !r.records.nodes_cert.is_empty(),
+                "{name}: the certificate is kept"
+            );
+            let root_requests = w
+                .web
+                .requests()
+                .iter()
+                .filter(|q| q.ip == ip(20 + i as u8) && q.path == "/")
+                .count();
+            assert_eq!(
+                root_requests, 0,
+                "{name}: / was requested despite robots.txt"
+            );
+        }
+    }
+    // A 10 MiB robots.txt is read no further than 500 KiB (plus socket buffers).
+    let sent = w.web.bytes_sent(ip(25));
+    assert!(
+        sent <= 500 * 1024 + 256 * 1024,
+        "huge robots.txt: {sent} bytes sent"
+    );
+}
+
+#[tokio::test]
+async fn http_only_and_legacy_tls_hosts_fall_back_to_plain_http() {
+    let ca = TestCa::new();
+    let mut zone = Zone::new();
+    zone.a("plain.example", ip(30))
+        .a("legacy.example", ip(31))
+        .a("garbage.example", ip(32));
+    let page = Reply::Html(r#"<a href="https://elsewhere.org/">x</a>"#.into());
+    let mk = |addr, tls| Site {
+        ip: addr,
+        tls,
+        plain_http: true,
+        robots: Reply::Status(404),
+        routes: vec![("/".to_owned(), page.clone())],
+    };
+    let sites = vec![
+        mk(ip(30), TlsMode::Off),
+        mk(ip(31), TlsMode::LegacyOnly),
+        mk(ip(32), TlsMode::Garbage),
+    ];
+    let w = start(zone, sites, ca).await;
+    for name in ["plain.example", "legacy.example", "garbage.example"] {
+        let r = w.crawl(name).await;
+        assert_eq!(r.outcome, Outcome::Complete, "{name}");
+        assert!(r.records.nodes_cert.is_empty(), "{name}: no certificate");
+        assert_eq!(
+            edges(&r, EdgeType::LinksTo),
+            BTreeSet::from([pair(name, "elsewhere.org")]),
+            "{name}"
+        );
+    }
+    // Without the fallback, the same hosts have no web.
+    let settings = ProbeSettings {
+        http_fallback: false,
+        ..w.settings()
+    };
+    let probe = w.probe_with(settings).await;
+    assert_eq!(
+        bounded(probe.crawl("legacy.example")).await.outcome,
+        Outcome::NoWeb
+    );
+}
+
+#[tokio::test]
+async fn redirects_follow_checked_hosts_with_their_own_sni() {
+    let ca = TestCa::new();
+    let mut zone = Zone::new();
+    zone.a("start.example", ip(40))
+        .a("www.start.example", ip(40))
+        .a("landing.net", ip(41))
+        .a("evil.example", Ipv4Addr::new(10, 9, 9, 9))
+        .a("loop.example", ip(42))
+        .a("intranet.example", ip(43));
+    let start_site = Site {
+        ip: ip(40),
+        tls: TlsMode::Rustls(
+            ca.issue(&["start.example", "www.start.example"], CertKind::Valid)
+                .server_config(),
+        ),
+        plain_http: false,
+        robots: allow_robots(),
+        routes: vec![
+            (
+                "/".to_owned(),
+                Reply::Redirect {
+                    status: 301,
+                    location: "https://www.start.example/home".into(),
+                },
+            ),
+            (
+                "/home".to_owned(),
+                Reply::Redirect {
+                    status: 302,
+                    location: "https://landing.net/welcome/".into(),
+                },
+            ),
+        ],
+    };
+    // Links on the final page resolve against the final URL.
+    let landing = Site {
+        ip: ip(41),
+        tls: TlsMode::Rustls(ca.issue(&["landing.net"], CertKind::Valid).server_config()),
+        plain_http: false,
+        robots: allow_robots(),
+        routes: vec![(
+            "/welcome/".to_owned(),
+            Reply::Html(r#"<a href="//cdn.assets.io/x.js">a</a><a href="next.html">b</a>"#.into()),
+        )],
+    };
+    let looping = Site {
+        ip: ip(42),
+        tls: TlsMode::Rustls(ca.issue(&["loop.example"], CertKind::Valid).server_config()),
+        plain_http: false,
+        robots: allow_robots(),
+        routes: vec![
+            (
+                "/".to_owned(),
+                Reply::Redirect {
+                    status: 307,
+                    location: "/a".into(),
+                },
+            ),
+            (
+                "/a".to_owned(),
+                Reply::Redirect {
+                    status: 308,
+                    location: "/".into(),
+                },
+            ),
+        ],
+    };
+    let intranet = Site {
+        ip: ip(43),
+        tls: TlsMode::Rustls(
+            ca.issue(&["intranet.example"], CertKind::Valid)
+                .server_config(),
+        ),
+        plain_http: false,
+        robots: allow_robots(),
+        routes: vec![(
+            "/".to_owned(),
+            Reply::Redirect {
+                status: 302,
+                location: "https://evil.example/".into(),
+            },
+        )],
+    };
+    let w = start(zone, vec![start_site, landing, looping, intranet], ca).await;
+
+    let r = w.crawl("start.example").await;
+    assert_eq!(r.outcome, Outcome::Complete);
+    assert_eq!(
+        edges(&r, EdgeType::LinksTo),
+        BTreeSet::from([
+            pair("start.example", "landing.net"),
+            pair("start.example", "cdn.assets.io")
+        ])
+    );
+    // P-4: the cross-host hop was made with SNI and Host of the new host.
+    let log = w.web.requests();
+    let welcome = log
+        .iter()
+        .find(|q| q.path == "/welcome/")
+        .expect("landing page fetched");
+    assert_eq!(welcome.sni.as_deref(), Some("landing.net"));
+    assert_eq!(welcome.host_header.as_deref(), Some("landing.net"));
+    let home = log
+        .iter()
+        .find(|q| q.path == "/home")
+        .expect("same-apex hop fetched");
+    assert_eq!(home.sni.as_deref(), Some("www.start.example"));
+    assert!(
+        r.candidates
+            .iter()
+            .any(|h| h.as_str() == "www.start.example")
+    );
+
+    // A redirect loop ends after max_redirects hops and still counts as a response.
+    let r = w.crawl("loop.example").await;
+    assert_eq!(r.outcome, Outcome::Complete);
+    let hops = w
+        .web
+        .requests()
+        .iter()
+        .filter(|q| q.ip == ip(42) && q.path != "/robots.txt")
+        .count();
+    assert_eq!(hops, 1 + 5, "the first request plus max_redirects hops");
+
+    // A redirect into 10/8 is refused: never dialled, but still an edge (other apex).
+    let r = w.crawl("intranet.example").await;
+    assert_eq!(r.outcome, Outcome::Complete);
+    assert_eq!(
+        edges(&r, EdgeType::LinksTo),
+        BTreeSet::from([pair("intranet.example", "evil.example")])
+    );
+}
+
+#[tokio::test]
+async fn private_targets_are_refused_unless_allowed() {
+    let ca = TestCa::new();
+    let mut zone = Zone::new();
+    zone.a("inside.example", ip(50))
+        .a("localhost", ip(50))
+        .a("x.localhost", ip(50));
+    let sites = vec![site(
+        &ca,
+        ip(50),
+        &["inside.example"],
+        CertKind::Valid,
+        Reply::Html("x".into()),
+    )];
+    let w = start(zone, sites, ca).await;
+    let strict = ProbeSettings {
+        allow_cidrs: Vec::new(),
+        ..w.settings()
+    };
+    let probe = w.probe_with(strict).await;
+    for name in ["inside.example", "x.localhost"] {
+        let r = bounded(probe.crawl(name)).await;
+        assert_eq!(r.outcome, Outcome::PrivateRefused, "{name}");
+    }
+    assert!(w.web.requests().is_empty(), "nothing was dialled");
+    let open = ProbeSettings {
+        allow_cidrs: Vec::new(),
+        allow_private: true,
+        ..w.settings()
+    };
+    let probe = w.probe_with(open).await;
+    assert_eq!(
+        bounded(probe.crawl("inside.example")).await.outcome,
+        Outcome::Complete
+    );
+}
+
+#[tokio::test]
+async fn a_black_holed_host_ends_within_the_task_deadline() {
+    let ca = TestCa::new();
+    let mut zone = Zone::new();
+    zone.a("hole.example", ip(60)).a("slow.example", ip(61));
+    let hole = Site {
+        ip: ip(60),
+        tls: TlsMode::Hang,
+        plain_http: false,
+        robots: allow_robots(),
+        routes: Vec::new(),
+    };
+    let slow = site(
+        &ca,
+        ip(61),
+        &["slow.example"],
+        CertKind::Valid,
+        Reply::Slow(
+            Duration::from_secs(60),
+            Box::new(Reply::Html("late".into())),
+        ),
+    );
+    let w = start(zone, vec![hole, slow], ca).await;
+    let settings = ProbeSettings {
+        task_timeout: Duration::from_secs(2),
+        tls_timeout: Duration::from_secs(5),
+        http_timeout: Duration::from_secs(30),
+        ..w.settings()
+    };
+    let probe = w.probe_with(settings).await;
+    let started = Instant::now();
+    let r = bounded(probe.crawl("hole.example")).await;
+    assert_eq!(r.outcome, Outcome::Timeout);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "bounded by task_timeout"
+    );
+    // Partial records survive the deadline: DNS edges, and the cert seen before the hang.
+    assert_eq!(edges(&r, EdgeType::ResolvesTo).len(), 1);
+    let r = bounded(probe.crawl("slow.example")).await;
+    assert_eq!(r.outcome, Outcome::Timeout);
+    assert_eq!(
+        r.records.nodes_cert.len(),
+        1,
+        "the certificate seen before the deadline is kept"
+    );
+}
+
+#[tokio::test]
+async fn each_request_takes_a_politeness_token() {
+    // B-27 / P-5: robots.txt, `/` and each redirect hop of one host are spaced by
+    // 1/rate after the burst, even with several workers crawling the host at once.
+    let ca = TestCa::new();
+    let mut zone = Zone::new();
+    zone.a("polite.example", ip(70));
+    let s = Site {
+        ip: ip(70),
+        tls: TlsMode::Rustls(
+            ca.issue(&["polite.example"], CertKind::Valid)
+                .server_config(),
+        ),
+        plain_http: false,
+        robots: allow_robots(),
+        routes: vec![
+            (
+                "/".to_owned(),
+                Reply::Redirect {
+                    status: 302,
+                    location: "/one".into(),
+                },
+            ),
+            (
+                "/one".to_owned(),
+                Reply::Redirect {
+                    status: 302,
+                    location: "/two".into(),
+                },
+            ),
+            ("/two".to_owned(), Reply::Html("done".into())),
+        ],
+    };
+    let w = start(zone, vec![s], ca).await;
+    let settings = ProbeSettings {
+        rate_per_host: 5.0,
+        rate_burst: 1,
+        ..w.settings()
+    };
+    let probe = Arc::new(w.probe_with(settings).await);
+    let a = tokio::spawn({
+        let p = Arc::clone(&probe);
+        async move { p.crawl("polite.example").await }
+    });
+    let b = tokio::spawn({
+        let p = Arc::clone(&probe);
+        async move { p.crawl("polite.example").await }
+    });
+    for t in [a, b] {
+        let r = bounded(t).await.expect("task");
+        assert_eq!(r.outcome, Outcome::Complete);
+    }
+    let mut times: Vec<Instant> = w.web.requests().iter().map(|q| q.at).collect();
+    times.sort();
+    assert!(
+        times.len() >= 7,
+        "robots once (cached), then 3 requests per crawl: {}",
+        times.len()
+    );
+    for pair in times.windows(2) {
+        let gap = pair[1].duration_since(pair[0]);
+        assert!(
+            gap >= Duration::from_millis(180),
+            "requests only {gap:?} apart"
+        );
+    }
+}

@@ -1,0 +1,1283 @@
+//! HTTPS and HTTP hosts on distinct 127.0.0.x addresses with scripted behaviours.
+//!
+//! A [`WebServer`] serves many [`Site`]s at once. The probe's `https_port` and
+//! `http_port` are global settings, so sites differ by address only: every site gets
+//! its own 127.0.0.x address, and all of them listen on the same HTTPS port and the
+//! same plain-HTTP port.
+//!
+//! The HTTP/1.1 server is written by hand on tokio so that every behaviour is exact:
+//! keep-alive with several requests per connection, `Connection: close` honoured,
+//! and scripted misbehaviour ([`Reply::Endless`], [`Reply::ResetMidBody`],
+//! [`Reply::Hang`], [`TlsMode::LegacyOnly`], …). Every request is logged
+//! ([`WebServer::requests`]) and every byte written to a socket is counted per site
+//! ([`WebServer::bytes_sent`]), so tests can assert what the probe really did.
+//!
+//! ```no_run
+//! # async fn run() -> std::io::Result<()> {
+//! use spyder_testkit::web::{Reply, Site, WebServer};
+//! let site = Site::plain([127, 0, 0, 9].into(), Reply::Html("<a href=\"https://b.example/\">b</a>".into()));
+//! let web = WebServer::start(vec![site]).await?;
+//! println!("http://127.0.0.9:{}/", web.http_port());
+//! # Ok(()) }
+//! ```
+
+use std::collections::{HashMap, HashSet};
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::task::JoinSet;
+
+/// Largest request head (request line and headers) the server accepts.
+const MAX_REQUEST_HEAD: usize = 64 * 1024;
+/// Send buffer requested for every accepted socket (the kernel doubles it), so that
+/// [`WebServer::bytes_sent`] reflects what the client really read.
+const SEND_BUFFER: u32 = 4 * 1024;
+/// Bytes per chunk of an [`Reply::Endless`] body and per write of a [`Reply::Big`] body.
+const FILL_CHUNK: usize = 16 * 1024;
+/// Attempts at finding a port pair free on every site address.
+const PORT_ATTEMPTS: usize = 50;
+/// The TLS alert a TLS 1.0-only server sends to a TLS 1.2+ ClientHello:
+/// fatal `protocol_version`, in a TLS 1.0 record.
+const LEGACY_ALERT: [u8; 7] = [0x15, 0x03, 0x01, 0x00, 0x02, 0x02, 0x46];
+/// What a [`TlsMode::Garbage`] host answers on its HTTPS port.
+const GARBAGE: &[u8] = b"SSH-2.0-OpenSSH_9.6 definitely not TLS\r\n";
+
+/// One request the server received.
+#[derive(Clone, Debug)]
+pub struct RequestLog {
+    /// When its head was fully read.
+    pub at: Instant,
+    /// The site's address (the local address the request arrived on).
+    pub ip: Ipv4Addr,
+    /// Whether it came over TLS (the HTTPS port).
+    pub tls: bool,
+    /// The SNI name of the TLS connection, if any.
+    pub sni: Option<String>,
+    /// The `Host` header.
+    pub host_header: Option<String>,
+    /// The request method, e.g. `GET`.
+    pub method: String,
+    /// The request target as sent, e.g. `/robots.txt`.
+    pub path: String,
+    /// The `User-Agent` header.
+    pub user_agent: Option<String>,
+    /// The `Accept-Encoding` header.
+    pub accept_encoding: Option<String>,
+    /// The connection it arrived on: unique per accepted connection of this server, so
+    /// requests sharing a value were sent over one (kept-alive) connection.
+    pub conn: u64,
+}
+
+/// One scripted host: an address, what its HTTPS port does, and its routes.
+#[derive(Clone, Debug)]
+pub struct Site {
+    /// The site's own loopback address (unique per server).
+    pub ip: Ipv4Addr,
+    /// What the HTTPS port does on this address.
+    pub tls: TlsMode,
+    /// Whether the HTTP port serves the same routes (else nothing listens there).
+    pub plain_http: bool,
+    /// The reply to `/robots.txt`.
+    pub robots: Reply,
+    /// Path → reply; `/` is the root page. Unknown paths answer 404.
+    pub routes: Vec<(String, Reply)>,
+}
+
+impl Site {
+    /// A plain-HTTP-only site: nothing on the HTTPS port (connection refused),
+    /// robots.txt missing (404), `root` served at `/`.
+    pub fn plain(ip: Ipv4Addr, root: Reply) -> Self {
+        Self {
+            ip,
+            tls: TlsMode::Off,
+            plain_http: true,
+            robots: Reply::Status(404),
+            routes: vec![("/".to_owned(), root)],
+        }
+    }
+
+    /// An HTTPS site with `config` on the HTTPS port, no plain HTTP, robots.txt missing
+    /// (404), `root` served at `/`.
+    pub fn https(ip: Ipv4Addr, config: Arc<rustls::ServerConfig>, root: Reply) -> Self {
+        Self {
+            ip,
+            tls: TlsMode::Rustls(config),
+            plain_http: false,
+            robots: Reply::Status(404),
+            routes: vec![("/".to_owned(), root)],
+        }
+    }
+
+    /// Replaces the robots.txt reply.
+    #[must_use]
+    pub fn with_robots(mut self, robots: Reply) -> Self {
+        self.robots = robots;
+        self
+    }
+
+    /// Adds (or replaces) the reply for `path`.
+    #[must_use]
+    pub fn with_route(mut self, path: impl Into<String>, reply: Reply) -> Self {
+        let path = path.into();
+        self.routes.retain(|(p, _)| *p != path);
+        self.routes.push((path, reply));
+        self
+    }
+
+    /// Also serves the routes on the plain-HTTP port (or not).
+    #[must_use]
+    pub fn with_plain_http(mut self, on: bool) -> Self {
+        self.plain_http = on;
+        self
+    }
+}
+
+/// What a site's HTTPS port does.
+#[derive(Clone, Debug)]
+pub enum TlsMode {
+    /// Nothing listens: connection refused.
+    Off,
+    /// A TLS server with this configuration, serving the site's routes.
+    Rustls(Arc<rustls::ServerConfig>),
+    /// Reads the ClientHello and answers the TLS alert `15 03 01 00 02 02 46`
+    /// (protocol_version), like a TLS 1.0-only server.
+    LegacyOnly,
+    /// Answers with non-TLS bytes, then closes.
+    Garbage,
+    /// Accepts and never answers.
+    Hang,
+}
+
+/// A scripted answer to one request.
+#[derive(Clone, Debug)]
+pub enum Reply {
+    /// 200 `text/html; charset=utf-8` with this body.
+    Html(String),
+    /// 200 with this content type and body.
+    Text {
+        /// The `Content-Type` header, sent verbatim.
+        content_type: String,
+        /// The body.
+        body: String,
+    },
+    /// This status with an empty body (use 200..=599 except 204 and 304).
+    Status(u16),
+    /// This status with a `text/html` body, like a server's error page.
+    StatusPage {
+        /// The status code.
+        status: u16,
+        /// The body.
+        body: String,
+    },
+    /// A redirect: this status with a `Location` header and an empty body.
+    Redirect {
+        /// 301, 302, 303, 307 or 308 (any status is sent as given).
+        status: u16,
+        /// The `Location` header, sent verbatim.
+        location: String,
+    },
+    /// 200 with `Content-Encoding: gzip`: `body` compressed once, when the server starts.
+    Gzip {
+        /// The `Content-Type` header, sent verbatim.
+        content_type: String,
+        /// The body before compression.
+        body: String,
+    },
+    /// 200 `text/html`, chunked, never ends. The socket's send buffer is small, so
+    /// [`WebServer::bytes_sent`] reflects what the client really read.
+    Endless,
+    /// 200 `text/html` of this many bytes, with `Content-Length`.
+    Big(usize),
+    /// Announces the full length, sends half the body, then resets the connection (RST).
+    ResetMidBody(String),
+    /// Never answers (the connection stays open until the client closes it).
+    Hang,
+    /// Waits, then answers with the inner reply.
+    Slow(Duration, Box<Reply>),
+    /// These bytes written verbatim (status line, headers and body), for odd headers;
+    /// the server then closes the connection, as it cannot know the framing.
+    Raw(Vec<u8>),
+    /// The inner reply, sent as if the connection stayed open (no `Connection: close`),
+    /// after which the server closes the connection: a kept-alive connection the
+    /// server drops between requests.
+    ThenClose(Box<Reply>),
+}
+
+/// The scripted hosts, listening until dropped.
+#[derive(Debug)]
+pub struct WebServer {
+    https_port: u16,
+    http_port: u16,
+    shared: Arc<Shared>,
+    /// Accept loops; dropping the set aborts them, and with them every connection.
+    _tasks: JoinSet<()>,
+}
+
+/// Counters and logs shared by every listener and connection.
+#[derive(Debug, Default)]
+struct Shared {
+    requests: Mutex<Vec<RequestLog>>,
+    open: AtomicUsize,
+    handshakes: AtomicU64,
+    next_conn: AtomicU64,
+    /// Index into `sites` by address (immutable after start).
+    by_ip: HashMap<Ipv4Addr, usize>,
+    sites: Vec<Arc<SiteState>>,
+}
+
+/// One site, ready to serve.
+#[derive(Debug)]
+struct SiteState {
+    ip: Ipv4Addr,
+    tls: TlsMode,
+    robots: Prepared,
+    routes: HashMap<String, Prepared>,
+    bytes_sent: AtomicU64,
+}
+
+impl WebServer {
+    /// Binds every site's listeners on one shared HTTPS port and one shared HTTP port
+    /// and starts serving. Fails on duplicate or non-loopback addresses, or when no
+    /// free port pair was found.
+    pub async fn start(sites: Vec<Site>) -> io::Result<Self> {
+        let mut seen = HashSet::new();
+        for site in &sites {
+            if !site.ip.is_loopback() {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("site address {} is not loopback", site.ip),
+                ));
+            }
+            if !seen.insert(site.ip) {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("two sites on {}", site.ip),
+                ));
+            }
+        }
+        let (https_port, http_port, listeners) = bind_all(&sites)?;
+
+        let states: Vec<Arc<SiteState>> = sites
+            .into_iter()
+            .map(prepare_site)
+            .collect::<Result<_, _>>()?;
+        let by_ip = states.iter().enumerate().map(|(i, s)| (s.ip, i)).collect();
+        let shared = Arc::new(Shared {
+            by_ip,
+            sites: states,
+            ..Shared::default()
+        });
+
+        let mut tasks = JoinSet::new();
+        for (index, tls, listener) in listeners {
+            let site = Arc::clone(&shared.sites[index]);
+            tasks.spawn(accept_loop(listener, Arc::clone(&shared), site, tls));
+        }
+        Ok(Self {
+            https_port,
+            http_port,
+            shared,
+            _tasks: tasks,
+        })
+    }
+
+    /// The HTTPS port every site shares.
+    pub fn https_port(&self) -> u16 {
+        self.https_port
+    }
+
+    /// The plain-HTTP port every site shares.
+    pub fn http_port(&self) -> u16 {
+        self.http_port
+    }
+
+    /// Every request received so far, in arrival order.
+    pub fn requests(&self) -> Vec<RequestLog> {
+        lock(&self.shared.requests).clone()
+    }
+
+    /// Connections currently open, over all sites and both ports.
+    pub fn open_connections(&self) -> usize {
+        self.shared.open.load(Ordering::SeqCst)
+    }
+
+    /// Completed TLS handshakes so far.
+    pub fn handshakes(&self) -> u64 {
+        self.shared.handshakes.load(Ordering::SeqCst)
+    }
+
+    /// Bytes (headers, bodies and TLS records) written to sockets for the site on `ip`;
+    /// 0 for an unknown address.
+    pub fn bytes_sent(&self, ip: Ipv4Addr) -> u64 {
+        self.shared.by_ip.get(&ip).map_or(0, |&i| {
+            self.shared.sites[i].bytes_sent.load(Ordering::SeqCst)
+        })
+    }
+}
+
+/// Locks the request log, surviving a panicked holder (the log stays consistent).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A listener: the index of its site, whether it is the HTTPS port, the socket.
+type Bound = (usize, bool, TcpListener);
+
+/// Finds a port pair free on every site address and binds the listeners the sites
+/// need. The first address picks ephemeral ports; a collision elsewhere retries.
+fn bind_all(sites: &[Site]) -> io::Result<(u16, u16, Vec<Bound>)> {
+    let Some(first) = sites.first() else {
+        // Nothing to serve: report ports that refuse connections.
+        let probe = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+        let port = probe.local_addr()?.port();
+        return Ok((port, port, Vec::new()));
+    };
+    let mut last_err = None;
+    for _ in 0..PORT_ATTEMPTS {
+        let https = listen(first.ip, 0)?;
+        let http = listen(first.ip, 0)?;
+        let (https_port, http_port) = (https.local_addr()?.port(), http.local_addr()?.port());
+        let mut bound = Vec::with_capacity(sites.len() * 2);
+        if !matches!(first.tls, TlsMode::Off) {
+            bound.push((0, true, https));
+        }
+        if first.plain_http {
+            bound.push((0, false, http));
+        }
+        let mut collided = false;
+        'sites: for (i, site) in sites.iter().enumerate().skip(1) {
+            let wanted = [
+                (!matches!(site.tls, TlsMode::Off), true, https_port),
+                (site.plain_http, false, http_port),
+            ];
+            for (needed, tls, port) in wanted {
+                if !needed {
+                    continue;
+                }
+                match listen(site.ip, port) {
+                    Ok(l) => bound.push((i, tls, l)),
+                    Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
+                        last_err = Some(e);
+                        collided = true;
+                        break 'sites;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        if !collided {
+            return Ok((https_port, http_port, bound));
+        }
+    }
+    Err(last_err.unwrap_or_else(|| io::Error::new(io::ErrorKind::AddrInUse, "no free port pair")))
+}
+
+/// A listening socket on `ip:port`.
+fn listen(ip: Ipv4Addr, port: u16) -> io::Result<TcpListener> {
+    let socket = TcpSocket::new_v4()?;
+    socket.set_reuseaddr(true)?;
+    socket.bind(SocketAddr::from((ip, port)))?;
+    socket.listen(1024)
+}
+
+/// Turns a [`Site`] into its serving form (compressed bodies, route map).
+fn prepare_site(site: Site) -> io::Result<Arc<SiteState>> {
+    let mut routes = HashMap::with_capacity(site.routes.len());
+    for (path, reply) in &site.routes {
+        routes.insert(path.clone(), Prepared::new(reply)?);
+    }
+    Ok(Arc::new(SiteState {
+        ip: site.ip,
+        robots: Prepared::new(&site.robots)?,
+        tls: site.tls,
+        routes,
+        bytes_sent: AtomicU64::new(0),
+    }))
+}
+
+/// A [`Reply`] ready to send: gzip bodies already compressed.
+#[derive(Debug)]
+enum Prepared {
+    Fixed {
+        status: u16,
+        headers: Vec<(&'static str, String)>,
+        body: Bytes,
+    },
+    Endless,
+    Big(usize),
+    ResetMidBody(Bytes),
+    Hang,
+    Slow(Duration, Box<Prepared>),
+    Raw(Bytes),
+    ThenClose(Box<Prepared>),
+}
+
+impl Prepared {
+    fn new(reply: &Reply) -> io::Result<Self> {
+        Ok(match reply {
+            Reply::Html(body) => Self::Fixed {
+                status: 200,
+                headers: vec![("Content-Type", "text/html; charset=utf-8".to_owned())],
+                body: Bytes::from(body.clone()),
+            },
+            Reply::Text { content_type, body } => Self::Fixed {
+                status: 200,
+                headers: vec![("Content-Type", content_type.clone())],
+                body: Bytes::from(body.clone()),
+            },
+            Reply::Status(status) => Self::Fixed {
+                status: *status,
+                headers: Vec::new(),
+                body: Bytes::new(),
+            },
+            Reply::StatusPage { status, body } => Self::Fixed {
+                status: *status,
+                headers: vec![("Content-Type", "text/html; charset=utf-8".to_owned())],
+                body: Bytes::from(body.clone()),
+            },
+            Reply::Redirect { status, location } => Self::Fixed {
+                status: *status,
+                headers: vec![("Location", location.clone())],
+                body: Bytes::new(),
+            },
+            Reply::Gzip { content_type, body } => Self::Fixed {
+                status: 200,
+                headers: vec![
+                    ("Content-Type", content_type.clone()),
+                    ("Content-Encoding", "gzip".to_owned()),
+                ],
+                body: Bytes::from(gzip(body.as_bytes())?),
+            },
+            Reply::Endless => Self::Endless,
+            Reply::Big(n) => Self::Big(*n),
+            Reply::ResetMidBody(body) => Self::ResetMidBody(Bytes::from(body.clone())),
+            Reply::Hang => Self::Hang,
+            Reply::Slow(d, inner) => Self::Slow(*d, Box::new(Self::new(inner)?)),
+            Reply::Raw(bytes) => Self::Raw(Bytes::from(bytes.clone())),
+            Reply::ThenClose(inner) => Self::ThenClose(Box::new(Self::new(inner)?)),
+        })
+    }
+}
+
+/// `data` compressed as one gzip member.
+pub fn gzip(data: &[u8]) -> io::Result<Vec<u8>> {
+    use std::io::Write as _;
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    enc.write_all(data)?;
+    enc.finish()
+}
+
+/// A server configuration presenting a fresh self-signed certificate for `names`
+/// (ring provider, TLS 1.2 and 1.3, ALPN `http/1.1`). For tests that need TLS but not
+/// a CA.
+pub fn self_signed_config(names: &[&str]) -> Result<Arc<rustls::ServerConfig>, TlsSetupError> {
+    let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+    let key = rcgen::generate_simple_self_signed(names)?;
+    let cert = key.cert.der().clone();
+    let private = rustls_pki_types::PrivateKeyDer::Pkcs8(key.signing_key.serialize_der().into());
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_no_client_auth()
+    .with_single_cert(vec![cert], private)?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// A client configuration that accepts any server certificate (signatures are still
+/// checked), sending ALPN `http/1.1`. For talking to [`self_signed_config`] servers.
+pub fn insecure_client_config() -> Arc<rustls::ClientConfig> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = Arc::new(AcceptAnyCert(Arc::clone(&provider)));
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map(|b| {
+            b.dangerous()
+                .with_custom_certificate_verifier(verifier)
+                .with_no_client_auth()
+        })
+        // The ring provider supports the default versions; this cannot fail.
+        .unwrap_or_else(|_| unreachable!("ring supports TLS 1.2 and 1.3"));
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Arc::new(config)
+}
+
+/// Why [`self_signed_config`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsSetupError {
+    /// Certificate generation failed.
+    #[error("certificate generation: {0}")]
+    Rcgen(#[from] rcgen::Error),
+    /// rustls rejected the configuration.
+    #[error("tls configuration: {0}")]
+    Rustls(#[from] rustls::Error),
+}
+
+/// A certificate verifier that trusts every certificate but checks handshake signatures.
+#[derive(Debug)]
+struct AcceptAnyCert(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AcceptAnyCert {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls_pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls_pki_types::CertificateDer<'_>],
+        _server_name: &rustls_pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls_pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls_pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls_pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// Accepts connections for one site on one port until the server is dropped.
+/// Connection tasks live in a local set, so aborting this loop ends them too.
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, site: Arc<SiteState>, tls: bool) {
+    let mut conns = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, _)) => {
+                    let guard = OpenGuard::new(&shared);
+                    conns.spawn(serve_connection(tcp, Arc::clone(&shared), Arc::clone(&site), tls, guard));
+                }
+                Err(e) => {
+                    // Typically descriptor exhaustion: back off instead of spinning.
+                    tracing::debug!(error = %e, ip = %site.ip, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            },
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+        }
+    }
+}
+
+/// Counts one open connection for as long as it lives (also when its task is aborted).
+#[derive(Debug)]
+struct OpenGuard(Arc<Shared>);
+
+impl OpenGuard {
+    fn new(shared: &Arc<Shared>) -> Self {
+        shared.open.fetch_add(1, Ordering::SeqCst);
+        Self(Arc::clone(shared))
+    }
+}
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// A TCP stream that adds every byte it writes to its site's counter.
+#[derive(Debug)]
+struct Counted {
+    tcp: TcpStream,
+    site: Arc<SiteState>,
+}
+
+impl AsyncRead for Counted {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.tcp).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Counted {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let polled = Pin::new(&mut self.tcp).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = &polled {
+            self.site.bytes_sent.fetch_add(*n as u64, Ordering::Relaxed);
+        }
+        polled
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.tcp).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.tcp).poll_shutdown(cx)
+    }
+}
+
+/// A byte stream the HTTP loop runs on, with access to its TCP socket (for RST).
+trait Transport: AsyncRead + AsyncWrite + Unpin + Send {
+    fn tcp(&self) -> &TcpStream;
+}
+
+impl Transport for Counted {
+    fn tcp(&self) -> &TcpStream {
+        &self.tcp
+    }
+}
+
+impl Transport for tokio_rustls::server::TlsStream<Counted> {
+    fn tcp(&self) -> &TcpStream {
+        &self.get_ref().0.tcp
+    }
+}
+
+/// What the HTTP loop knows about its connection.
+#[derive(Debug)]
+struct ConnInfo {
+    id: u64,
+    tls: bool,
+    sni: Option<String>,
+}
+
+/// Serves one accepted connection according to the site's mode.
+async fn serve_connection(
+    tcp: TcpStream,
+    shared: Arc<Shared>,
+    site: Arc<SiteState>,
+    tls: bool,
+    _guard: OpenGuard,
+) {
+    let _ = tcp.set_nodelay(true);
+    let _ = socket2::SockRef::from(&tcp).set_send_buffer_size(SEND_BUFFER as usize);
+    let id = shared.next_conn.fetch_add(1, Ordering::Relaxed);
+    let mut io = Counted {
+        tcp,
+        site: Arc::clone(&site),
+    };
+    if !tls {
+        let info = ConnInfo { id, tls, sni: None };
+        http_loop(&mut io, &shared, &site, &info).await;
+        return;
+    }
+    match &site.tls {
+        TlsMode::Rustls(config) => {
+            let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(config));
+            let Ok(mut stream) = acceptor.accept(io).await else {
+                return;
+            };
+            shared.handshakes.fetch_add(1, Ordering::SeqCst);
+            let sni = stream.get_ref().1.server_name().map(str::to_owned);
+            let info = ConnInfo { id, tls, sni };
+            http_loop(&mut stream, &shared, &site, &info).await;
+            let _ = stream.shutdown().await;
+        }
+        TlsMode::LegacyOnly => {
+            let mut header = [0u8; 5];
+            if io.read_exact(&mut header).await.is_err() {
+                return;
+            }
+            let len = usize::from(u16::from_be_bytes([header[3], header[4]]));
+            let mut hello = vec![0u8; len];
+            if io.read_exact(&mut hello).await.is_err() {
+                return;
+            }
+            if io.write_all(&LEGACY_ALERT).await.is_ok() {
+                let _ = io.shutdown().await;
+                drain(&mut io).await;
+            }
+        }
+        TlsMode::Garbage => {
+            let mut first = [0u8; 1];
+            if matches!(io.read(&mut first).await, Ok(n) if n > 0)
+                && io.write_all(GARBAGE).await.is_ok()
+            {
+                let _ = io.shutdown().await;
+                drain(&mut io).await;
+            }
+        }
+        // Off has no listener, so never gets here.
+        TlsMode::Hang | TlsMode::Off => drain(&mut io).await,
+    }
+}
+
+/// Reads and discards until the peer closes or the connection fails.
+async fn drain<S: AsyncRead + Unpin>(io: &mut S) {
+    let mut scratch = [0u8; 4096];
+    while matches!(io.read(&mut scratch).await, Ok(n) if n > 0) {}
+}
+
+/// A parsed request head.
+#[derive(Debug)]
+struct Request {
+    method: String,
+    target: String,
+    keep_alive: bool,
+    content_length: usize,
+    host: Option<String>,
+    user_agent: Option<String>,
+    accept_encoding: Option<String>,
+}
+
+/// Why a request head could not be used.
+#[derive(Debug)]
+enum HeadError {
+    /// Closed or failed before a full head arrived.
+    Gone,
+    /// Too large or malformed: answered with this status, then closed.
+    Bad(u16),
+}
+
+/// Serves requests on one connection until either side closes it.
+async fn http_loop<S: Transport>(io: &mut S, shared: &Shared, site: &SiteState, info: &ConnInfo) {
+    let mut buf = Vec::with_capacity(4096);
+    loop {
+        let req = match read_head(io, &mut buf).await {
+            Ok(req) => req,
+            Err(HeadError::Gone) => return,
+            Err(HeadError::Bad(status)) => {
+                let _ = write_head(io, status, &[], 0, false).await;
+                return;
+            }
+        };
+        lock(&shared.requests).push(RequestLog {
+            at: Instant::now(),
+            ip: site.ip,
+            tls: info.tls,
+            sni: info.sni.clone(),
+            host_header: req.host.clone(),
+            method: req.method.clone(),
+            path: req.target.clone(),
+            user_agent: req.user_agent.clone(),
+            accept_encoding: req.accept_encoding.clone(),
+            conn: info.id,
+        });
+        // Skip a request body, if any (GET has none).
+        if !skip_body(io, &mut buf, req.content_length).await {
+            return;
+        }
+        let reply = route(site, &req.target);
+        match respond(io, reply, &req, &mut buf).await {
+            After::KeepAlive if req.keep_alive => {}
+            After::KeepAlive | After::Close => {
+                let _ = io.shutdown().await;
+                return;
+            }
+            // No FIN first: the RST must be the first sign of the end.
+            After::Reset => return,
+        }
+    }
+}
+
+/// The reply for `target`: robots.txt, an exact route, the route without its query,
+/// else `None` (404).
+fn route<'a>(site: &'a SiteState, target: &str) -> Option<&'a Prepared> {
+    let path = target.split_once('?').map_or(target, |(p, _)| p);
+    if path == "/robots.txt" {
+        return Some(&site.robots);
+    }
+    site.routes.get(target).or_else(|| site.routes.get(path))
+}
+
+/// Reads one request head into a [`Request`]; bytes after it stay in `buf`.
+async fn read_head<S: AsyncRead + Unpin>(
+    io: &mut S,
+    buf: &mut Vec<u8>,
+) -> Result<Request, HeadError> {
+    let end = loop {
+        if let Some(pos) = find(buf, b"\r\n\r\n") {
+            break pos + 4;
+        }
+        if buf.len() >= MAX_REQUEST_HEAD {
+            return Err(HeadError::Bad(431));
+        }
+        let mut chunk = [0u8; 4096];
+        match io.read(&mut chunk).await {
+            Ok(0) | Err(_) => return Err(HeadError::Gone),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    };
+    let head: Vec<u8> = buf.drain(..end).collect();
+    parse_head(&head).ok_or(HeadError::Bad(400))
+}
+
+/// Parses a request line and headers (`head` ends with the blank line).
+fn parse_head(head: &[u8]) -> Option<Request> {
+    let text = std::str::from_utf8(head).ok()?;
+    let mut lines = text.split("\r\n");
+    let mut parts = lines.next()?.split(' ');
+    let (method, target, version) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() || method.is_empty() || target.is_empty() {
+        return None;
+    }
+    let http11 = match version {
+        "HTTP/1.1" => true,
+        "HTTP/1.0" => false,
+        _ => return None,
+    };
+    let mut req = Request {
+        method: method.to_owned(),
+        target: target.to_owned(),
+        keep_alive: http11,
+        content_length: 0,
+        host: None,
+        user_agent: None,
+        accept_encoding: None,
+    };
+    for line in lines.take_while(|l| !l.is_empty()) {
+        let (name, value) = line.split_once(':')?;
+        let value = value.trim();
+        match name.to_ascii_lowercase().as_str() {
+            "host" => req.host = Some(value.to_owned()),
+            "user-agent" => req.user_agent = Some(value.to_owned()),
+            "accept-encoding" => req.accept_encoding = Some(value.to_owned()),
+            "content-length" => req.content_length = value.parse().ok()?,
+            // Chunked request bodies are not supported: refuse rather than misframe.
+            "transfer-encoding" => return None,
+            "connection" => {
+                for token in value.split(',').map(str::trim) {
+                    if token.eq_ignore_ascii_case("close") {
+                        req.keep_alive = false;
+                    } else if token.eq_ignore_ascii_case("keep-alive") {
+                        req.keep_alive = true;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Some(req)
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Discards `len` body bytes (some may already be in `buf`). False if the peer left.
+async fn skip_body<S: AsyncRead + Unpin>(io: &mut S, buf: &mut Vec<u8>, len: usize) -> bool {
+    let buffered = len.min(buf.len());
+    buf.drain(..buffered);
+    let mut left = len - buffered;
+    let mut chunk = [0u8; 4096];
+    while left > 0 {
+        match io.read(&mut chunk[..left.min(4096)]).await {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => left -= n,
+        }
+    }
+    true
+}
+
+/// The reason phrase for the statuses tests use; others get a generic one.
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        204 => "No Content",
+        301 => "Moved Permanently",
+        302 => "Found",
+        303 => "See Other",
+        304 => "Not Modified",
+        307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        410 => "Gone",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ => "Status",
+    }
+}
+
+/// Writes a status line and headers with `Content-Length: len` (or chunked when `len`
+/// is `usize::MAX`), plus `Connection: close` when the server will close.
+async fn write_head<S: AsyncWrite + Unpin>(
+    io: &mut S,
+    status: u16,
+    headers: &[(&str, String)],
+    len: usize,
+    close: bool,
+) -> io::Result<()> {
+    let mut head = format!("HTTP/1.1 {status} {}\r\n", reason(status));
+    for (name, value) in headers {
+        head.push_str(name);
+        head.push_str(": ");
+        head.push_str(value);
+        head.push_str("\r\n");
+    }
+    if len == usize::MAX {
+        head.push_str("Transfer-Encoding: chunked\r\n");
+    } else {
+        head.push_str(&format!("Content-Length: {len}\r\n"));
+    }
+    if close {
+        head.push_str("Connection: close\r\n");
+    }
+    head.push_str("\r\n");
+    io.write_all(head.as_bytes()).await?;
+    io.flush().await
+}
+
+/// What happens to a connection after a reply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum After {
+    /// It may serve another request.
+    KeepAlive,
+    /// The server closes it (FIN).
+    Close,
+    /// Dropping it resets it (SO_LINGER 0 is set).
+    Reset,
+}
+
+/// Sends the reply for one request.
+async fn respond<S: Transport>(
+    io: &mut S,
+    reply: Option<&Prepared>,
+    req: &Request,
+    buf: &mut Vec<u8>,
+) -> After {
+    let close = !req.keep_alive;
+    let head_only = req.method.eq_ignore_ascii_case("HEAD");
+    let mut reply = reply;
+    let mut then_close = false;
+    // Unwrap delays and close markers.
+    loop {
+        match reply {
+            Some(Prepared::Slow(delay, inner)) => {
+                tokio::time::sleep(*delay).await;
+                reply = Some(inner);
+            }
+            Some(Prepared::ThenClose(inner)) => {
+                then_close = true;
+                reply = Some(inner);
+            }
+            _ => break,
+        }
+    }
+    let sent = match reply {
+        None => write_head(io, 404, &[], 0, close).await.is_ok(),
+        Some(Prepared::Fixed {
+            status,
+            headers,
+            body,
+        }) => {
+            let ok = write_head(io, *status, headers, body.len(), close)
+                .await
+                .is_ok();
+            ok && (head_only || write_body(io, body).await.is_ok())
+        }
+        Some(Prepared::Big(n)) => {
+            let html = [("Content-Type", "text/html".to_owned())];
+            write_head(io, 200, &html, *n, close).await.is_ok()
+                && (head_only || write_filler(io, *n).await.is_ok())
+        }
+        Some(Prepared::Endless) => {
+            let html = [("Content-Type", "text/html".to_owned())];
+            if write_head(io, 200, &html, usize::MAX, close).await.is_ok() && !head_only {
+                // Until the client goes away.
+                let _ = write_endless(io).await;
+            }
+            false
+        }
+        Some(Prepared::ResetMidBody(body)) => {
+            let html = [("Content-Type", "text/html".to_owned())];
+            if write_head(io, 200, &html, body.len(), false).await.is_ok() {
+                let _ = write_body(io, &body[..body.len() / 2]).await;
+            }
+            // SO_LINGER 0: dropping the socket sends RST instead of FIN.
+            let _ = io.tcp().set_zero_linger();
+            return After::Reset;
+        }
+        Some(Prepared::Hang) => {
+            // Never answer; wait for the client to give up.
+            buf.clear();
+            drain(io).await;
+            return After::Close;
+        }
+        Some(Prepared::Raw(bytes)) => {
+            let _ = write_body(io, bytes).await;
+            false
+        }
+        // Unwrapped above.
+        Some(Prepared::Slow(..) | Prepared::ThenClose(_)) => false,
+    };
+    if sent && !then_close {
+        After::KeepAlive
+    } else {
+        After::Close
+    }
+}
+
+async fn write_body<S: AsyncWrite + Unpin>(io: &mut S, body: &[u8]) -> io::Result<()> {
+    io.write_all(body).await?;
+    io.flush().await
+}
+
+/// HTML-ish filler for big and endless bodies.
+fn filler() -> Vec<u8> {
+    b"<p>spyder test filler</p>\n"
+        .iter()
+        .copied()
+        .cycle()
+        .take(FILL_CHUNK)
+        .collect()
+}
+
+async fn write_filler<S: AsyncWrite + Unpin>(io: &mut S, n: usize) -> io::Result<()> {
+    let fill = filler();
+    let mut left = n;
+    while left > 0 {
+        let take = left.min(fill.len());
+        io.write_all(&fill[..take]).await?;
+        left -= take;
+    }
+    io.flush().await
+}
+
+/// Writes chunks forever; returns the error that ended it.
+async fn write_endless<S: AsyncWrite + Unpin>(io: &mut S) -> io::Result<()> {
+    let fill = filler();
+    let mut chunk = format!("{:x}\r\n", fill.len()).into_bytes();
+    chunk.extend_from_slice(&fill);
+    chunk.extend_from_slice(b"\r\n");
+    loop {
+        io.write_all(&chunk).await?;
+        io.flush().await?;
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn ip(last: u8) -> Ipv4Addr {
+        Ipv4Addr::new(127, 0, 0, last)
+    }
+
+    #[test]
+    fn parses_request_heads() {
+        let req = parse_head(
+            b"GET /a?b HTTP/1.1\r\nHost: x.example\r\nuser-agent: UA/1\r\nConnection: close\r\n\r\n",
+        )
+        .expect("valid head");
+        assert_eq!(req.method, "GET");
+        assert_eq!(req.target, "/a?b");
+        assert_eq!(req.host.as_deref(), Some("x.example"));
+        assert_eq!(req.user_agent.as_deref(), Some("UA/1"));
+        assert!(!req.keep_alive);
+        let old = parse_head(b"GET / HTTP/1.0\r\n\r\n").expect("valid head");
+        assert!(!old.keep_alive);
+        assert!(parse_head(b"GET / HTTP/2\r\n\r\n").is_none());
+        assert!(parse_head(b"GET /\r\n\r\n").is_none());
+        assert!(parse_head(b"GET / HTTP/1.1\r\nbad header\r\n\r\n").is_none());
+    }
+
+    /// Sends raw request bytes on a fresh connection and reads until the server closes.
+    async fn exchange(addr: (Ipv4Addr, u16), request: &[u8]) -> Vec<u8> {
+        let mut s = TcpStream::connect(addr).await.expect("connects");
+        s.write_all(request).await.expect("writes");
+        let mut out = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out))
+            .await
+            .expect("server closes in time")
+            .expect("reads");
+        out
+    }
+
+    #[tokio::test]
+    async fn keep_alive_serves_several_requests_on_one_connection() {
+        let site = Site::plain(ip(101), Reply::Html("root".into())).with_robots(Reply::Text {
+            content_type: "text/plain".into(),
+            body: "User-agent: *\n".into(),
+        });
+        let web = WebServer::start(vec![site]).await.expect("starts");
+        let out = exchange(
+            (ip(101), web.http_port()),
+            b"GET /robots.txt HTTP/1.1\r\nHost: a\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\nGET /nope HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+        )
+        .await;
+        let text = String::from_utf8(out).expect("ascii");
+        assert!(text.starts_with("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 14\r\n\r\nUser-agent: *\n"));
+        assert!(text.contains("text/html; charset=utf-8\r\nContent-Length: 4\r\n\r\nroot"));
+        assert!(
+            text.ends_with(
+                "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            )
+        );
+        let log = web.requests();
+        let paths: Vec<&str> = log.iter().map(|r| r.path.as_str()).collect();
+        assert_eq!(paths, ["/robots.txt", "/", "/nope"]);
+        assert!(
+            log.iter()
+                .all(|r| r.conn == log[0].conn && !r.tls && r.ip == ip(101))
+        );
+        assert_eq!(web.bytes_sent(ip(101)), text.len() as u64);
+    }
+
+    #[tokio::test]
+    async fn https_port_modes() {
+        let config = self_signed_config(&["tls.example"]).expect("cert");
+        let sites = vec![
+            Site::https(ip(111), config, Reply::Html("secure".into())),
+            Site::plain(ip(112), Reply::Html("plain".into())),
+            Site {
+                tls: TlsMode::LegacyOnly,
+                ..Site::plain(ip(113), Reply::Status(200))
+            },
+            Site {
+                tls: TlsMode::Garbage,
+                ..Site::plain(ip(114), Reply::Status(200))
+            },
+        ];
+        let web = WebServer::start(sites).await.expect("starts");
+        let port = web.https_port();
+
+        // TLS: SNI and handshake recorded.
+        let connector = tokio_rustls::TlsConnector::from(insecure_client_config());
+        let tcp = TcpStream::connect((ip(111), port)).await.expect("connects");
+        let name = rustls_pki_types::ServerName::try_from("tls.example").expect("name");
+        let mut tls = connector.connect(name, tcp).await.expect("handshake");
+        tls.write_all(b"GET / HTTP/1.1\r\nHost: tls.example\r\nConnection: close\r\n\r\n")
+            .await
+            .expect("writes");
+        let mut out = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(5), tls.read_to_end(&mut out))
+            .await
+            .expect("in time");
+        assert!(
+            out.ends_with(b"\r\n\r\nsecure"),
+            "{}",
+            String::from_utf8_lossy(&out)
+        );
+        assert_eq!(web.handshakes(), 1);
+        let log = web.requests();
+        assert_eq!(log[0].sni.as_deref(), Some("tls.example"));
+        assert!(log[0].tls);
+
+        // Off: refused. The plain site's HTTP port works.
+        let refused = TcpStream::connect((ip(112), port)).await;
+        assert_eq!(
+            refused.expect_err("refused").kind(),
+            io::ErrorKind::ConnectionRefused
+        );
+        // Plain HTTP is off for the https site.
+        assert!(
+            TcpStream::connect((ip(111), web.http_port()))
+                .await
+                .is_err()
+        );
+
+        // Legacy: the protocol_version alert after a ClientHello-shaped record.
+        let hello = [0x16, 0x03, 0x01, 0x00, 0x03, 0x01, 0x00, 0x00];
+        assert_eq!(exchange((ip(113), port), &hello).await, LEGACY_ALERT);
+        // Garbage: non-TLS bytes.
+        assert_eq!(exchange((ip(114), port), &hello).await, GARBAGE);
+    }
+
+    #[tokio::test]
+    async fn many_sites_share_two_ports_and_all_answer() {
+        let sites: Vec<Site> = (0..1000u32)
+            .map(|i| {
+                let addr = Ipv4Addr::from(u32::from(Ipv4Addr::new(127, 1, 0, 0)) + i);
+                Site::plain(addr, Reply::Html(format!("site {i}")))
+            })
+            .collect();
+        let web = WebServer::start(sites).await.expect("starts");
+        let port = web.http_port();
+        let mut answered = 0;
+        for i in 0..1000u32 {
+            let addr = Ipv4Addr::from(u32::from(Ipv4Addr::new(127, 1, 0, 0)) + i);
+            let out = exchange((addr, port), b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n").await;
+            if out.ends_with(format!("\r\n\r\nsite {i}").as_bytes()) {
+                answered += 1;
+            }
+        }
+        assert_eq!(answered, 1000);
+        assert_eq!(web.requests().len(), 1000);
+    }
+
+    #[tokio::test]
+    async fn raw_and_reset_and_then_close() {
+        let site = Site::plain(ip(121), Reply::Status(200))
+            .with_route(
+                "/raw",
+                Reply::Raw(
+                    b"HTTP/1.1 200 OK\r\nX-Odd:  yes \r\nContent-Length: 2\r\n\r\nhi".to_vec(),
+                ),
+            )
+            .with_route("/reset", Reply::ResetMidBody("0123456789".into()))
+            .with_route("/once", Reply::ThenClose(Box::new(Reply::Html("x".into()))));
+        let web = WebServer::start(vec![site]).await.expect("starts");
+        let addr = (ip(121), web.http_port());
+        let raw = exchange(addr, b"GET /raw HTTP/1.1\r\n\r\n").await;
+        assert_eq!(
+            raw,
+            b"HTTP/1.1 200 OK\r\nX-Odd:  yes \r\nContent-Length: 2\r\n\r\nhi"
+        );
+        let once = exchange(addr, b"GET /once HTTP/1.1\r\n\r\n").await;
+        assert!(once.ends_with(b"Content-Length: 1\r\n\r\nx"));
+
+        let mut s = TcpStream::connect(addr).await.expect("connects");
+        s.write_all(b"GET /reset HTTP/1.1\r\n\r\n")
+            .await
+            .expect("writes");
+        let mut out = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out))
+            .await
+            .expect("in time");
+        assert_eq!(
+            read.expect_err("reset").kind(),
+            io::ErrorKind::ConnectionReset
+        );
+    }
+
+    #[tokio::test]
+    async fn duplicate_addresses_are_rejected() {
+        let sites = vec![
+            Site::plain(ip(131), Reply::Status(200)),
+            Site::plain(ip(131), Reply::Status(200)),
+        ];
+        let err = WebServer::start(sites).await.expect_err("duplicate");
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+    }
+}

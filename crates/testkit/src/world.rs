@@ -1,0 +1,526 @@
+//! Seeded worlds of linked sites, with the edges a correct probe must emit.
+//!
+//! [`World::generate`] builds `n` sites from a seed: DNS data (A, AAAA, NS, MX incl.
+//! null MX, CNAME chains), certificates (valid, expired, self-signed, none), robots.txt
+//! variants, redirects (same apex and cross apex) and pages whose links use every
+//! source the probe must read — plus decoys it must ignore (links inside scripts,
+//! `mailto:`, IP literals). Alongside, it states per crawled host the exact set of
+//! edges and the outcome SPEC §1 requires, computed from the world's own data, never
+//! by parsing what it served.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use spyder_model::{EdgeType, apex_of};
+
+use crate::dns::{DnsServer, Zone};
+use crate::pki::{CertKind, TestCa};
+use crate::web::{Reply, Site, TlsMode, WebServer};
+
+/// One expected edge: type, source, target.
+pub type ExpectedEdge = (EdgeType, String, String);
+
+const TLDS: [&str; 6] = ["com", "net", "org", "io", "co.uk", "de"];
+const WORDS: [&str; 12] = [
+    "alpha", "bravo", "cedar", "delta", "ember", "fjord", "gamma", "harbor", "iris", "juniper",
+    "kilo", "lumen",
+];
+/// Shared name-server and mail pools, so answers repeat across sites as on the internet.
+const NS_POOL: usize = 8;
+const MX_POOL: usize = 5;
+const CDN_POOL: usize = 4;
+
+/// What a correct probe reports for one crawled host.
+#[derive(Clone, Debug)]
+pub struct ExpectedSite {
+    /// The input name (already normalised).
+    pub host: String,
+    /// The outcome label of SPEC §1 (`complete`, `robots_blocked`, ...).
+    pub outcome: &'static str,
+    /// Exactly the edges the crawl must emit.
+    pub edges: BTreeSet<ExpectedEdge>,
+}
+
+/// A running world: DNS server, web hosts and the CA that signed their certificates.
+#[derive(Debug)]
+pub struct World {
+    pub dns: DnsServer,
+    pub web: WebServer,
+    pub ca: TestCa,
+    pub sites: Vec<ExpectedSite>,
+}
+
+impl World {
+    /// Generates and starts a world of `n` sites from `seed` (same seed, same world).
+    pub async fn generate(seed: u64, n: usize) -> std::io::Result<Self> {
+        let plan = Plan::new(seed, n);
+        let ca = TestCa::new();
+        let mut zone = Zone::new();
+        let mut sites = Vec::with_capacity(n);
+        let mut expected = Vec::with_capacity(n);
+        for spec in &plan.sites {
+            let (site, exp) = spec.build(&plan, &ca, &mut zone);
+            sites.push(site);
+            expected.push(exp);
+        }
+        let dns = DnsServer::start(zone).await?;
+        let web = WebServer::start(sites).await?;
+        Ok(Self {
+            dns,
+            web,
+            ca,
+            sites: expected,
+        })
+    }
+
+    /// The names to crawl, in generation order.
+    pub fn hosts(&self) -> Vec<String> {
+        self.sites.iter().map(|s| s.host.clone()).collect()
+    }
+
+    /// The union of every site's expected edges.
+    pub fn expected_edges(&self) -> BTreeSet<ExpectedEdge> {
+        self.sites
+            .iter()
+            .flat_map(|s| s.edges.iter().cloned())
+            .collect()
+    }
+
+    /// The DNS server address to configure as the probe's only resolver.
+    pub fn dns_addr(&self) -> SocketAddr {
+        self.dns.addr()
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Tls {
+    Valid,
+    Expired,
+    SelfSigned,
+    /// Nothing on the HTTPS port: reached by the HTTP fallback.
+    None,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Robots {
+    Allow,
+    Missing,
+    DisallowUs,
+    Unavailable,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Redirect {
+    None,
+    /// `/` → `https://www.<apex>/home`.
+    SameApex,
+    /// `/` → another site's host.
+    CrossApex(usize),
+}
+
+/// A link on a page, with how the page writes it.
+#[derive(Clone, Debug)]
+struct Link {
+    host: String,
+    form: LinkForm,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum LinkForm {
+    Anchor,
+    UpperCaseAnchor,
+    ProtocolRelativeScript,
+    Srcset,
+    FormAction,
+    Stylesheet,
+    MetaRefresh,
+}
+
+/// Everything decided about one site before anything is built.
+#[derive(Clone, Debug)]
+struct SiteSpec {
+    index: usize,
+    apex: String,
+    host: String,
+    ip: Ipv4Addr,
+    ipv6: Option<Ipv6Addr>,
+    /// CNAME chain from `host` (each hop a new name), the last one holding the A record.
+    chain: Vec<String>,
+    name_servers: Vec<String>,
+    mx: Mx,
+    tls: Tls,
+    robots: Robots,
+    redirect: Redirect,
+    links: Vec<Link>,
+}
+
+#[derive(Clone, Debug)]
+enum Mx {
+    None,
+    Null,
+    Hosts(Vec<String>),
+}
+
+struct Plan {
+    sites: Vec<SiteSpec>,
+}
+
+impl Plan {
+    fn new(seed: u64, n: usize) -> Self {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut sites: Vec<SiteSpec> = (0..n).map(|i| SiteSpec::draw(i, &mut rng)).collect();
+        // Links and cross-apex redirects point at other sites, so draw them last.
+        let hosts: Vec<(String, String, bool)> = sites
+            .iter()
+            .map(|s| (s.host.clone(), s.apex.clone(), s.redirect == Redirect::None))
+            .collect();
+        for site in &mut sites {
+            site.draw_links(&hosts, &mut rng);
+        }
+        Self { sites }
+    }
+}
+
+impl SiteSpec {
+    fn draw(index: usize, rng: &mut StdRng) -> Self {
+        let word = WORDS[rng.random_range(0..WORDS.len())];
+        let tld = TLDS[rng.random_range(0..TLDS.len())];
+        let apex = format!("s{index}-{word}.{tld}");
+        let host = if rng.random_bool(0.3) {
+            format!("www.{apex}")
+        } else {
+            apex.clone()
+        };
+        let ip = Ipv4Addr::from(u32::from(Ipv4Addr::new(127, 1, 0, 1)) + index as u32);
+        let ipv6 = rng
+            .random_bool(0.2)
+            .then(|| Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, index as u16 + 1));
+        // A CNAME cannot share its owner with the apex's NS and MX: only www aliases.
+        let alias_roll = rng.random_range(0..10);
+        let chain = match if host == apex { 9 } else { alias_roll } {
+            0 => vec![format!("e{index}.cdn{}.net", rng.random_range(0..CDN_POOL))],
+            1 => vec![
+                format!("{word}{index}.edge{}.com", rng.random_range(0..CDN_POOL)),
+                format!("e{index}.cdn{}.net", rng.random_range(0..CDN_POOL)),
+            ],
+            _ => Vec::new(),
+        };
+        let ns_a = rng.random_range(0..NS_POOL);
+        let name_servers = vec![
+            format!("ns1.dnshost{ns_a}.net"),
+            format!("ns2.dnshost{}.net", (ns_a + 1) % NS_POOL),
+        ];
+        let mx = match rng.random_range(0..10) {
+            0..=3 => Mx::Hosts(vec![format!(
+                "mx{}.mailhost.com",
+                rng.random_range(0..MX_POOL)
+            )]),
+            4..=5 => Mx::Hosts(vec![format!("mail.{apex}"), format!("mail2.{apex}")]),
+            6 => Mx::Null,
+            _ => Mx::None,
+        };
+        let tls = match rng.random_range(0..20) {
+            0 => Tls::Expired,
+            1 => Tls::SelfSigned,
+            2 => Tls::None,
+            _ => Tls::Valid,
+        };
+        let robots = match rng.random_range(0..20) {
+            0 => Robots::DisallowUs,
+            1 => Robots::Unavailable,
+            2..=3 => Robots::Missing,
+            _ => Robots::Allow,
+        };
+        let redirect = match rng.random_range(0..20) {
+            0..=1 => Redirect::SameApex,
+            2 => Redirect::CrossApex(0), // target drawn with the links
+            _ => Redirect::None,
+        };
+        Self {
+            index,
+            apex,
+            host,
+            ip,
+            ipv6,
+            chain,
+            name_servers,
+            mx,
+            tls,
+            robots,
+            redirect,
+            links: Vec::new(),
+        }
+    }
+
+    /// `hosts` holds every site's (host, apex, serves its page at `/`).
+    fn draw_links(&mut self, hosts: &[(String, String, bool)], rng: &mut StdRng) {
+        let n = hosts.len();
+        if let Redirect::CrossApex(_) = self.redirect {
+            // Redirect only to a site that serves its page directly, on another apex.
+            let target = rng.random_range(0..n);
+            self.redirect = match &hosts[target] {
+                (_, apex, true) if *apex != self.apex => Redirect::CrossApex(target),
+                _ => Redirect::None,
+            };
+        }
+        let forms = [
+            LinkForm::Anchor,
+            LinkForm::Anchor,
+            LinkForm::UpperCaseAnchor,
+            LinkForm::ProtocolRelativeScript,
+            LinkForm::Srcset,
+            LinkForm::FormAction,
+            LinkForm::Stylesheet,
+        ];
+        for _ in 0..rng.random_range(0..7) {
+            let (host, apex, _) = &hosts[rng.random_range(0..n)];
+            let host = match rng.random_range(0..4) {
+                0 => format!("cdn.{apex}"),
+                _ => host.clone(),
+            };
+            let form = forms[rng.random_range(0..forms.len())];
+            self.links.push(Link { host, form });
+        }
+        if rng.random_bool(0.05) {
+            let (host, _, _) = &hosts[rng.random_range(0..n)];
+            self.links.push(Link {
+                host: host.clone(),
+                form: LinkForm::MetaRefresh,
+            });
+        }
+    }
+
+    /// Adds this site's DNS data to `zone` and returns its web site and expectations.
+    fn build(&self, plan: &Plan, ca: &TestCa, zone: &mut Zone) -> (Site, ExpectedSite) {
+        let h = &self.host;
+        let mut edges = BTreeSet::new();
+        let mut edge = |kind: EdgeType, s: &str, t: &str| {
+            edges.insert((kind, s.to_owned(), t.to_owned()));
+        };
+
+        // DNS: the apex owns NS and MX; the crawled host may alias through a chain.
+        for ns in &self.name_servers {
+            zone.ns(&self.apex, ns);
+        }
+        match &self.mx {
+            Mx::None => {}
+            Mx::Null => {
+                zone.null_mx(&self.apex);
+            }
+            Mx::Hosts(hosts) => {
+                for (i, mx) in hosts.iter().enumerate() {
+                    zone.mx(&self.apex, 10 * (i as u16 + 1), mx);
+                }
+            }
+        }
+        if *h != self.apex {
+            zone.a(&self.apex, self.ip);
+        }
+        let mut owner = h.clone();
+        for next in &self.chain {
+            zone.cname(&owner, next);
+            edge(EdgeType::AliasOf, &owner, next);
+            owner = next.clone();
+        }
+        zone.a(&owner, self.ip);
+        edge(EdgeType::ResolvesTo, h, &self.ip.to_string());
+        if let Some(v6) = self.ipv6 {
+            zone.aaaa(&owner, v6);
+            edge(EdgeType::ResolvesTo, h, &v6.to_string());
+        }
+        if self.redirect == Redirect::SameApex {
+            zone.a(&format!("www.{}", self.apex), self.ip);
+        }
+        // NS and MX count only when owned by the host or a name in its chain.
+        if *h == self.apex {
+            for ns in &self.name_servers {
+                edge(EdgeType::UsesNs, h, ns);
+            }
+            if let Mx::Hosts(hosts) = &self.mx {
+                for mx in hosts {
+                    edge(EdgeType::UsesMx, h, mx);
+                }
+            }
+        }
+
+        // TLS.
+        let names = [h.as_str(), self.apex.as_str()];
+        let tls = match self.tls {
+            Tls::None => TlsMode::Off,
+            kind => {
+                let cert_kind = match kind {
+                    Tls::Expired => CertKind::Expired,
+                    Tls::SelfSigned => CertKind::SelfSigned,
+                    _ => CertKind::Valid,
+                };
+                let issued = ca.issue(&names, cert_kind);
+                edge(EdgeType::UsesCert, h, &issued.spki_sha256);
+                TlsMode::Rustls(issued.server_config())
+            }
+        };
+
+        // robots.txt, then the page (or redirect) behind it.
+        let robots = match self.robots {
+            Robots::Allow => Reply::Text {
+                content_type: "text/plain".into(),
+                body: "User-agent: *\nDisallow: /private/\n".into(),
+            },
+            Robots::Missing => Reply::Status(404),
+            Robots::DisallowUs => Reply::Text {
+                content_type: "text/plain".into(),
+                body: "User-agent: *\nAllow: /\n\nUser-agent: spyderprobe\nDisallow: /\n".into(),
+            },
+            Robots::Unavailable => Reply::Status(503),
+        };
+        let blocked = matches!(self.robots, Robots::DisallowUs | Robots::Unavailable);
+        let scheme = if self.tls == Tls::None {
+            "http"
+        } else {
+            "https"
+        };
+        let page = self.page();
+        let mut routes = Vec::new();
+        let outcome;
+        if blocked {
+            outcome = "robots_blocked";
+            routes.push(("/".to_owned(), Reply::Html(page)));
+        } else {
+            outcome = "complete";
+            match self.redirect {
+                Redirect::None => {
+                    routes.push(("/".to_owned(), Reply::Html(page)));
+                    self.expect_page_links(self, &mut edge);
+                }
+                Redirect::SameApex => {
+                    routes.push((
+                        "/".to_owned(),
+                        Reply::Redirect {
+                            status: 301,
+                            location: format!("{scheme}://www.{}/home", self.apex),
+                        },
+                    ));
+                    routes.push(("/home".to_owned(), Reply::Html(page)));
+                    self.expect_page_links(self, &mut edge);
+                }
+                Redirect::CrossApex(target) => {
+                    let other = &plan.sites[target];
+                    let other_scheme = if other.tls == Tls::None {
+                        "http"
+                    } else {
+                        "https"
+                    };
+                    routes.push((
+                        "/".to_owned(),
+                        Reply::Redirect {
+                            status: 302,
+                            location: format!("{other_scheme}://{}/", other.host),
+                        },
+                    ));
+                    edge(EdgeType::LinksTo, h, &other.host);
+                    // Followed to the other site's page, whose links count for us.
+                    self.expect_page_links(other, &mut edge);
+                }
+            }
+        }
+        // Links and redirects to the host's own apex are internal.
+        edges.retain(|(kind, s, t)| {
+            *kind != EdgeType::LinksTo || (s == h && apex_of(t) != apex_of(h))
+        });
+        let site = Site {
+            ip: self.ip,
+            tls,
+            plain_http: true,
+            robots,
+            routes,
+        };
+        let exp = ExpectedSite {
+            host: h.clone(),
+            outcome,
+            edges,
+        };
+        (site, exp)
+    }
+
+    /// LINKS_TO from this host for every link on `page_owner`'s page (internal ones
+    /// are dropped later by apex).
+    fn expect_page_links(
+        &self,
+        page_owner: &SiteSpec,
+        edge: &mut impl FnMut(EdgeType, &str, &str),
+    ) {
+        for link in &page_owner.links {
+            edge(EdgeType::LinksTo, &self.host, &link.host);
+        }
+        edge(
+            EdgeType::LinksTo,
+            &self.host,
+            &format!("www.{}", page_owner.apex),
+        );
+    }
+
+    /// The root page: every link form once, plus decoys a correct probe ignores.
+    fn page(&self) -> String {
+        let mut p = String::from(
+            "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>a <a href=\"https://title-decoy.example/\">x</a></title>\n",
+        );
+        for link in &self.links {
+            let h = &link.host;
+            let _ = match link.form {
+                LinkForm::Stylesheet => {
+                    writeln!(
+                        p,
+                        "<link rel=\"stylesheet\" href=\"https://{h}/style.css\">"
+                    )
+                }
+                LinkForm::ProtocolRelativeScript => {
+                    writeln!(p, "<script src=\"//{h}/app.js\"></script>")
+                }
+                LinkForm::MetaRefresh => writeln!(
+                    p,
+                    "<meta http-equiv=\"refresh\" content=\"30; url=https://{h}/next\">"
+                ),
+                _ => Ok(()),
+            };
+        }
+        p.push_str("<style>a { background: url(https://style-decoy.example/x.png) }</style>\n");
+        p.push_str(
+            "<script>document.write('<a href=\"https://script-decoy.example/\">');</script>\n",
+        );
+        p.push_str("</head><body>\n<h1>Welcome</h1>\n");
+        for link in &self.links {
+            let h = &link.host;
+            let _ = match link.form {
+                LinkForm::Anchor => writeln!(p, "<p><a href=\"https://{h}/about\">about</a></p>"),
+                LinkForm::UpperCaseAnchor => writeln!(
+                    p,
+                    "<p><A HREF=\"HTTP://{}/\">shout</A></p>",
+                    h.to_ascii_uppercase()
+                ),
+                LinkForm::Srcset => writeln!(
+                    p,
+                    "<img src=\"/local.png\" srcset=\"https://{h}/a.png 1x, https://{h}/b.png 2x\">"
+                ),
+                LinkForm::FormAction => {
+                    writeln!(
+                        p,
+                        "<form action=\"https://{h}/submit\" method=\"post\"></form>"
+                    )
+                }
+                _ => Ok(()),
+            };
+        }
+        let _ = writeln!(
+            p,
+            "<a href=\"/internal/page\">internal</a> <a href=\"https://www.{apex}/x\">own</a>\n\
+             <a href=\"mailto:info@mail-decoy.example\">mail</a> <a href=\"javascript:void(0)\">js</a>\n\
+             <a href=\"http://10.1.2.3/\">ip</a> <a href=\"tel:+100\">tel</a>\n\
+             <textarea><a href=\"https://textarea-decoy.example/\"></a></textarea>\n</body></html>",
+            apex = self.apex
+        );
+        let _ = self.index;
+        p
+    }
+}
