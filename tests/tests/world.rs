@@ -144,4 +144,3 @@ async fn a_300_site_world_yields_exactly_the_expected_edges() {
         }
     }
 }
-

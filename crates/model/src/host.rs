@@ -166,7 +166,7 @@ impl<'de> Deserialize<'de> for HostName {
 
 /// The host part of an `http://` or `https://` URL, if `s` is one.
 fn host_of_url(s: &str) -> Option<&str> {
-    let lower_prefix = |p: &str| s.len() >= p.len() && s[..p.len()].eq_ignore_ascii_case(p);
+    let lower_prefix = |p: &str| s.get(..p.len()).is_some_and(|h| h.eq_ignore_ascii_case(p));
     let rest = if lower_prefix("http://") {
         &s[7..]
     } else if lower_prefix("https://") {
@@ -193,7 +193,7 @@ fn is_ip_literal(name: &str) -> bool {
 
 fn has_ace_label(name: &str) -> bool {
     name.split('.')
-        .any(|l| l.len() >= 4 && l[..4].eq_ignore_ascii_case("xn--"))
+        .any(|l| l.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("xn--")))
 }
 
 fn to_ascii_uts46(name: &str) -> Result<Cow<'_, str>, HostError> {
@@ -314,9 +314,10 @@ mod tests {
         assert_eq!(input(&"a".repeat(5000)), Err("line too long".into()));
         assert!(
             input("xn--zz.com")
-                .unwrap_err()
+                .expect_err("bad punycode")
                 .starts_with("invalid IDN: ")
         );
+        assert_eq!(input("ftp://ö"), Err("invalid character ':'".into()));
     }
 
     #[test]

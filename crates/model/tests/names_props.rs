@@ -14,7 +14,10 @@ fn check_valid(host: &HostName, kind: NameKind) -> Result<(), TestCaseError> {
     prop_assert!(!s.ends_with('.'), "{s:?} keeps a trailing dot");
     for label in s.split('.') {
         prop_assert!((1..=63).contains(&label.len()), "label {label:?} of {s:?}");
-        prop_assert!(!label.starts_with('-') && !label.ends_with('-'), "hyphen in {label:?}");
+        prop_assert!(
+            !label.starts_with('-') && !label.ends_with('-'),
+            "hyphen in {label:?}"
+        );
         for c in label.chars() {
             let ok = c.is_ascii_lowercase()
                 || c.is_ascii_digit()
@@ -25,7 +28,10 @@ fn check_valid(host: &HostName, kind: NameKind) -> Result<(), TestCaseError> {
     }
     if kind == NameKind::Strict {
         let tld = s.rsplit('.').next().unwrap_or(s);
-        prop_assert!(!tld.bytes().all(|b| b.is_ascii_digit()), "numeric TLD in {s:?}");
+        prop_assert!(
+            !tld.bytes().all(|b| b.is_ascii_digit()),
+            "numeric TLD in {s:?}"
+        );
     }
     // Idempotent: the output parses to itself, under the same rules.
     let again = HostName::parse(s, kind);
@@ -90,6 +96,15 @@ fn structured_name() -> impl Strategy<Value = String> {
             s.push_str(tail);
             s
         })
+}
+
+/// Inputs proptest found: a multi-byte character straddling the length of the
+/// `http://`/`https://` prefix once made `from_input` slice inside a character.
+#[test]
+fn multibyte_character_at_the_scheme_prefix_length() {
+    for input in ["ftp://ö", "aaaaaaü", "a𑃰𐳀", "https:/ü", "http:/€x.com"] {
+        check_all(input).expect("invariants hold");
+    }
 }
 
 proptest! {

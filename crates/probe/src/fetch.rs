@@ -218,14 +218,14 @@ impl Web<'_> {
             .session
             .get(&host_header, path, &s.user_agent, s.http_timeout)
             .await;
-        if matches!(result, Err(http::HttpError::Closed)) {
-            if let Some(fresh) = self.reopen(conn).await {
-                *conn = fresh;
-                result = conn
-                    .session
-                    .get(&host_header, path, &s.user_agent, s.http_timeout)
-                    .await;
-            }
+        if matches!(result, Err(http::HttpError::Closed))
+            && let Some(fresh) = self.reopen(conn).await
+        {
+            *conn = fresh;
+            result = conn
+                .session
+                .get(&host_header, path, &s.user_agent, s.http_timeout)
+                .await;
         }
         metrics::histogram!("spyder_http_request_duration_seconds", "kind" => kind)
             .record(started.elapsed().as_secs_f64());
@@ -291,7 +291,8 @@ impl Web<'_> {
                 Err(_) => RobotsRules::unreachable(),
             };
         }
-        RobotsRules::unreachable()
+        // RFC 9309 §2.3.1.2: past five redirects robots.txt counts as unavailable.
+        RobotsRules::AllowAll
     }
 
     /// Steps 9–10: `GET /` with redirects, then links from a 2xx HTML page.

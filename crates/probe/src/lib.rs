@@ -21,10 +21,12 @@
 mod config;
 mod engine;
 mod fetch;
-mod http;
 mod report;
 
+// The engine's building blocks, public for tools that want one piece (and for tests
+// and benchmarks); most embedders need only the items re-exported below.
 pub mod dns;
+pub mod http;
 pub mod links;
 pub mod policy;
 pub mod politeness;

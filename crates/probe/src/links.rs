@@ -273,10 +273,7 @@ impl<'a> LinkSink<'a> {
         match url.host() {
             Some(Host::Domain(domain)) => state.add_domain(domain, self.max_hosts),
             Some(Host::Ipv6(ip)) if ip == PENDING_BASE && state.base.is_none() => {
-                if state.pending.is_none() && state.slots.len() < self.max_hosts {
-                    state.pending = Some(state.slots.len());
-                    state.slots.push(Slot::PendingBase);
-                }
+                state.add_pending(self.max_hosts);
             }
             _ => {}
         }
@@ -303,6 +300,15 @@ impl LinkState {
         }
         if self.known.insert(host.clone()) {
             self.slots.push(Slot::Host(host));
+        }
+    }
+
+    /// Records the first link whose host is the still unknown document base.
+    fn add_pending(&mut self, max_hosts: usize) {
+        // Past `max_hosts` real hosts the slot could only be truncated away.
+        if self.pending.is_none() && self.slots.len() < max_hosts {
+            self.pending = Some(self.slots.len());
+            self.slots.push(Slot::PendingBase);
         }
     }
 

@@ -257,30 +257,6 @@ async fn dns_outcomes() {
 }
 
 #[tokio::test]
-async fn excluded_tlds_can_be_cleared() {
-    let ca = TestCa::new();
-    let mut zone = Zone::new();
-    zone.a("agency.gov", ip(1));
-    let sites = vec![site(
-        &ca,
-        ip(1),
-        &["agency.gov"],
-        CertKind::Valid,
-        Reply::Html("hi".into()),
-    )];
-    let w = start(zone, sites, ca).await;
-    let settings = ProbeSettings {
-        exclude_tlds: Vec::new(),
-        ..w.settings()
-    };
-    let probe = w.probe_with(settings).await;
-    assert_eq!(
-        bounded(probe.crawl("agency.gov")).await.outcome,
-        Outcome::Complete
-    );
-}
-
-#[tokio::test]
 async fn robots_rules_decide_and_cost_a_request() {
     let ca = TestCa::new();
     let mut zone = Zone::new();
@@ -678,4 +654,132 @@ async fn each_request_takes_a_politeness_token() {
             "requests only {gap:?} apart"
         );
     }
+}
+
+/// Open file descriptors of this process (sockets included).
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sockets_return_to_baseline_after_many_error_pages() {
+    // B-10: 1,000 hosts answering 500 leave no connection behind, on either side.
+    let ca = TestCa::new();
+    let mut zone = Zone::new();
+    let mut sites = Vec::new();
+    let mut names = Vec::new();
+    for i in 0..1000u32 {
+        let name = format!("err{i}.example");
+        let addr = Ipv4Addr::from(u32::from(Ipv4Addr::new(127, 4, 0, 1)) + i);
+        zone.a(&name, addr);
+        sites.push(Site {
+            ip: addr,
+            tls: TlsMode::Off,
+            plain_http: true,
+            robots: Reply::Status(404),
+            routes: vec![("/".to_owned(), Reply::Status(500))],
+        });
+        names.push(name);
+    }
+    let w = start(zone, sites, ca).await;
+    let probe = Arc::new(w.probe_with(w.settings()).await);
+    let baseline = open_fds();
+    let sem = Arc::new(tokio::sync::Semaphore::new(64));
+    let mut tasks = Vec::new();
+    for name in names {
+        let (probe, sem) = (Arc::clone(&probe), Arc::clone(&sem));
+        tasks.push(tokio::spawn(async move {
+            let _permit = sem.acquire_owned().await.expect("semaphore open");
+            probe.crawl(&name).await.outcome
+        }));
+    }
+    for t in tasks {
+        assert_eq!(bounded(t).await.expect("task"), Outcome::Complete);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while (open_fds() > baseline || w.web.open_connections() > 0) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        open_fds() <= baseline,
+        "fds {} > baseline {baseline}",
+        open_fds()
+    );
+    assert_eq!(
+        w.web.open_connections(),
+        0,
+        "server still holds connections"
+    );
+}
+
+#[tokio::test]
+async fn an_endless_body_is_read_only_up_to_the_cap() {
+    // B-11: the server sends at most body_max_bytes + 64 KiB (+ headers).
+    let ca = TestCa::new();
+    let mut zone = Zone::new();
+    zone.a("endless.example", ip(80)).a("big.example", ip(81));
+    let sites = vec![
+        site(
+            &ca,
+            ip(80),
+            &["endless.example"],
+            CertKind::Valid,
+            Reply::Endless,
+        ),
+        site(
+            &ca,
+            ip(81),
+            &["big.example"],
+            CertKind::Valid,
+            Reply::Big(100 * 1024 * 1024),
+        ),
+    ];
+    let w = start(zone, sites, ca).await;
+    let cap = 64 * 1024;
+    let settings = ProbeSettings {
+        body_max_bytes: cap,
+        ..w.settings()
+    };
+    let probe = w.probe_with(settings).await;
+    for (name, addr) in [("endless.example", ip(80)), ("big.example", ip(81))] {
+        let r = bounded(probe.crawl(name)).await;
+        assert_eq!(r.outcome, Outcome::Complete, "{name}");
+        // Let the server notice the close; its count only grows while we read.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while w.web.open_connections() > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let sent = w.web.bytes_sent(addr) as usize;
+        assert!(
+            sent <= cap + 64 * 1024 + 4096,
+            "{name}: server sent {sent} bytes"
+        );
+    }
+}
+
+#[tokio::test]
+async fn settings_swap_between_tasks() {
+    let ca = TestCa::new();
+    let mut zone = Zone::new();
+    zone.a("agency.gov", ip(90));
+    let sites = vec![site(
+        &ca,
+        ip(90),
+        &["agency.gov"],
+        CertKind::Valid,
+        Reply::Html("hi".into()),
+    )];
+    let w = start(zone, sites, ca).await;
+    let probe = w.probe_with(w.settings()).await;
+    assert_eq!(
+        bounded(probe.crawl("agency.gov")).await.outcome,
+        Outcome::Excluded
+    );
+    let mut next = (*probe.settings()).clone();
+    next.exclude_tlds.clear();
+    probe.update_settings(Arc::new(next));
+    assert_eq!(
+        bounded(probe.crawl("agency.gov")).await.outcome,
+        Outcome::Complete
+    );
 }

@@ -342,21 +342,30 @@ async fn discarded_error_pages_leave_no_open_connections() {
 
 #[tokio::test]
 async fn a_reset_mid_body_is_an_error() {
-    let addr = ip(3, 0, 8);
-    let site = Site::plain(addr, Reply::ResetMidBody("x".repeat(100_000)));
-    let web = WebServer::start(vec![site]).await.expect("web starts");
-    let mut session = plain(&web, addr).await;
-    let head = session
-        .get("reset.example", "/", UA, T)
-        .await
-        .expect("head");
-    assert_eq!(head.status, 200);
-    let err = head.read_body(1 << 20, T).await.expect_err("reset");
-    assert!(
-        matches!(err, HttpError::Io(_) | HttpError::Protocol(_)),
-        "{err:?}"
-    );
-    assert!(!session.is_usable());
+    let (addr, tls_addr) = (ip(3, 0, 8), ip(3, 0, 13));
+    let body = "x".repeat(100_000);
+    let config = web::self_signed_config(&["reset.example"]).expect("certificate");
+    let sites = vec![
+        Site::plain(addr, Reply::ResetMidBody(body.clone())),
+        Site::https(tls_addr, config, Reply::ResetMidBody(body)),
+    ];
+    let web = WebServer::start(sites).await.expect("web starts");
+    for mut session in [
+        plain(&web, addr).await,
+        secure(&web, tls_addr, "reset.example").await,
+    ] {
+        let head = session
+            .get("reset.example", "/", UA, T)
+            .await
+            .expect("head");
+        assert_eq!(head.status, 200);
+        let err = head.read_body(1 << 20, T).await.expect_err("reset");
+        assert!(
+            matches!(err, HttpError::Io(_) | HttpError::Protocol(_)),
+            "{err:?}"
+        );
+        assert!(!session.is_usable());
+    }
 }
 
 #[tokio::test]

@@ -15,12 +15,21 @@ fn page_url() -> Url {
 
 /// The invariants every result must satisfy.
 fn check(hosts: &[HostName], max_hosts: usize) -> Result<(), TestCaseError> {
-    prop_assert!(hosts.len() <= max_hosts, "{} hosts > {max_hosts}", hosts.len());
+    prop_assert!(
+        hosts.len() <= max_hosts,
+        "{} hosts > {max_hosts}",
+        hosts.len()
+    );
     let mut seen = HashSet::new();
     for host in hosts {
         prop_assert!(seen.insert(host.as_str()), "duplicate {host}");
         let again = HostName::parse(host.as_str(), NameKind::Strict);
-        prop_assert_eq!(again.as_ref(), Ok(host), "{} does not re-parse unchanged", host);
+        prop_assert_eq!(
+            again.as_ref(),
+            Ok(host),
+            "{} does not re-parse unchanged",
+            host
+        );
         prop_assert!(
             host.as_str().parse::<std::net::IpAddr>().is_err(),
             "IP literal {host}"
@@ -63,12 +72,42 @@ fn link_value() -> impl Strategy<Value = String> {
 /// One fragment of hostile HTML.
 fn fragment() -> impl Strategy<Value = String> {
     let tag = prop::sample::select(vec![
-        "a", "A", "link", "area", "script", "SCRIPT", "img", "iframe", "source", "form", "meta",
-        "base", "style", "title", "textarea", "xmp", "noembed", "noframes", "plaintext", "svg",
-        "math", "template", "noscript", "div", "a\0",
+        "a",
+        "A",
+        "link",
+        "area",
+        "script",
+        "SCRIPT",
+        "img",
+        "iframe",
+        "source",
+        "form",
+        "meta",
+        "base",
+        "style",
+        "title",
+        "textarea",
+        "xmp",
+        "noembed",
+        "noframes",
+        "plaintext",
+        "svg",
+        "math",
+        "template",
+        "noscript",
+        "div",
+        "a\0",
     ]);
     let attr = prop::sample::select(vec![
-        "href", "HREF", "src", "srcset", "action", "content", "http-equiv", "charset", "x",
+        "href",
+        "HREF",
+        "src",
+        "srcset",
+        "action",
+        "content",
+        "http-equiv",
+        "charset",
+        "x",
     ]);
     let quote = prop::sample::select(vec!["", "'", "\""]);
     let attrs = prop::collection::vec((attr, quote, link_value()), 0..4).prop_map(|attrs| {

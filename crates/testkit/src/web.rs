@@ -704,7 +704,6 @@ async fn serve_connection(
             let sni = stream.get_ref().1.server_name().map(str::to_owned);
             let info = ConnInfo { id, tls, sni };
             http_loop(&mut stream, &shared, &site, &info).await;
-            let _ = stream.shutdown().await;
         }
         TlsMode::LegacyOnly => {
             let mut header = [0u8; 5];
@@ -1168,6 +1167,10 @@ mod tests {
                 tls: TlsMode::Garbage,
                 ..Site::plain(ip(114), Reply::Status(200))
             },
+            Site {
+                tls: TlsMode::Hang,
+                ..Site::plain(ip(115), Reply::Status(200))
+            },
         ];
         let web = WebServer::start(sites).await.expect("starts");
         let port = web.https_port();
@@ -1212,6 +1215,24 @@ mod tests {
         assert_eq!(exchange((ip(113), port), &hello).await, LEGACY_ALERT);
         // Garbage: non-TLS bytes.
         assert_eq!(exchange((ip(114), port), &hello).await, GARBAGE);
+        // Hang: accepted, never answered.
+        let mut s = TcpStream::connect((ip(115), port)).await.expect("accepted");
+        s.write_all(&hello).await.expect("writes");
+        let mut byte = [0u8; 1];
+        let silent = tokio::time::timeout(Duration::from_millis(200), s.read(&mut byte)).await;
+        assert!(silent.is_err(), "a hanging host answered");
+        // Only the hanging connection stays open (the others close soon after their
+        // clients left).
+        let mut open = web.open_connections();
+        for _ in 0..500 {
+            if open == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            open = web.open_connections();
+        }
+        assert_eq!(open, 1);
+        drop(s);
     }
 
     #[tokio::test]
