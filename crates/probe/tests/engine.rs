@@ -30,6 +30,12 @@ fn allow_robots() -> Reply {
     }
 }
 
+/// An HTTPS-only site with a valid certificate and a permissive robots.txt.
+fn https(ca: &TestCa, addr: Ipv4Addr, names: &[&str], root: Reply) -> Site {
+    Site::https(addr, ca.issue(names, CertKind::Valid).server_config(), root)
+        .with_robots(allow_robots())
+}
+
 fn site(ca: &TestCa, addr: Ipv4Addr, names: &[&str], kind: CertKind, root: Reply) -> Site {
     Site {
         ip: addr,
@@ -379,80 +385,31 @@ async fn redirects_follow_checked_hosts_with_their_own_sni() {
         .a("evil.example", Ipv4Addr::new(10, 9, 9, 9))
         .a("loop.example", ip(42))
         .a("intranet.example", ip(43));
-    let start_site = Site {
-        ip: ip(40),
-        tls: TlsMode::Rustls(
-            ca.issue(&["start.example", "www.start.example"], CertKind::Valid)
-                .server_config(),
-        ),
-        plain_http: false,
-        robots: allow_robots(),
-        routes: vec![
-            (
-                "/".to_owned(),
-                Reply::Redirect {
-                    status: 301,
-                    location: "https://www.start.example/home".into(),
-                },
-            ),
-            (
-                "/home".to_owned(),
-                Reply::Redirect {
-                    status: 302,
-                    location: "https://landing.net/welcome/".into(),
-                },
-            ),
-        ],
+    let redirect = |status, location: &str| Reply::Redirect {
+        status,
+        location: location.into(),
     };
+    let names = ["start.example", "www.start.example"];
+    let start_site = https(
+        &ca,
+        ip(40),
+        &names,
+        redirect(301, "https://www.start.example/home"),
+    )
+    .with_route("/home", redirect(302, "https://landing.net/welcome/"));
     // Links on the final page resolve against the final URL.
-    let landing = Site {
-        ip: ip(41),
-        tls: TlsMode::Rustls(ca.issue(&["landing.net"], CertKind::Valid).server_config()),
-        plain_http: false,
-        robots: allow_robots(),
-        routes: vec![(
-            "/welcome/".to_owned(),
-            Reply::Html(r#"<a href="//cdn.assets.io/x.js">a</a><a href="next.html">b</a>"#.into()),
-        )],
-    };
-    let looping = Site {
-        ip: ip(42),
-        tls: TlsMode::Rustls(ca.issue(&["loop.example"], CertKind::Valid).server_config()),
-        plain_http: false,
-        robots: allow_robots(),
-        routes: vec![
-            (
-                "/".to_owned(),
-                Reply::Redirect {
-                    status: 307,
-                    location: "/a".into(),
-                },
-            ),
-            (
-                "/a".to_owned(),
-                Reply::Redirect {
-                    status: 308,
-                    location: "/".into(),
-                },
-            ),
-        ],
-    };
-    let intranet = Site {
-        ip: ip(43),
-        tls: TlsMode::Rustls(
-            ca.issue(&["intranet.example"], CertKind::Valid)
-                .server_config(),
-        ),
-        plain_http: false,
-        robots: allow_robots(),
-        routes: vec![(
-            "/".to_owned(),
-            Reply::Redirect {
-                status: 302,
-                location: "https://evil.example/".into(),
-            },
-        )],
-    };
+    let landing = https(&ca, ip(41), &["landing.net"], Reply::Status(404)).with_route(
+        "/welcome/",
+        Reply::Html(r#"<a href="//cdn.assets.io/x.js">a</a><a href="next.html">b</a>"#.into()),
+    );
+    let looping = https(&ca, ip(42), &["loop.example"], redirect(307, "/a"))
+        .with_route("/a", redirect(308, "/"));
+    let intranet = https(
+        &ca,
+        ip(43),
+        &["intranet.example"],
+        redirect(302, "https://evil.example/"),
+    );
     let w = start(zone, vec![start_site, landing, looping, intranet], ca).await;
 
     let r = w.crawl("start.example").await;
@@ -595,32 +552,13 @@ async fn each_request_takes_a_politeness_token() {
     let ca = TestCa::new();
     let mut zone = Zone::new();
     zone.a("polite.example", ip(70));
-    let s = Site {
-        ip: ip(70),
-        tls: TlsMode::Rustls(
-            ca.issue(&["polite.example"], CertKind::Valid)
-                .server_config(),
-        ),
-        plain_http: false,
-        robots: allow_robots(),
-        routes: vec![
-            (
-                "/".to_owned(),
-                Reply::Redirect {
-                    status: 302,
-                    location: "/one".into(),
-                },
-            ),
-            (
-                "/one".to_owned(),
-                Reply::Redirect {
-                    status: 302,
-                    location: "/two".into(),
-                },
-            ),
-            ("/two".to_owned(), Reply::Html("done".into())),
-        ],
+    let hop = |to: &str| Reply::Redirect {
+        status: 302,
+        location: to.into(),
     };
+    let s = https(&ca, ip(70), &["polite.example"], hop("/one"))
+        .with_route("/one", hop("/two"))
+        .with_route("/two", Reply::Html("done".into()));
     let w = start(zone, vec![s], ca).await;
     let settings = ProbeSettings {
         rate_per_host: 5.0,
@@ -782,4 +720,113 @@ async fn settings_swap_between_tasks() {
         bounded(probe.crawl("agency.gov")).await.outcome,
         Outcome::Complete
     );
+}
+
+#[tokio::test]
+async fn a_redirect_to_loopback_is_refused_when_only_a_narrower_range_is_allowed() {
+    // P-4: 127.0.0.1 is private; allowing 127.3.0.0/16 does not allow it.
+    let ca = TestCa::new();
+    let mut zone = Zone::new();
+    zone.a("front.example", ip(100))
+        .a("loopback.example", Ipv4Addr::LOCALHOST);
+    let front = https(
+        &ca,
+        ip(100),
+        &["front.example"],
+        Reply::Redirect {
+            status: 302,
+            location: "https://loopback.example/".into(),
+        },
+    );
+    let local = https(
+        &ca,
+        Ipv4Addr::LOCALHOST,
+        &["loopback.example"],
+        Reply::Html("x".into()),
+    );
+    let w = start(zone, vec![front, local], ca).await;
+    let settings = ProbeSettings {
+        allow_cidrs: vec!["127.3.0.0/16".parse().expect("cidr")],
+        ..w.settings()
+    };
+    let probe = w.probe_with(settings).await;
+    let r = bounded(probe.crawl("front.example")).await;
+    assert_eq!(r.outcome, Outcome::Complete);
+    assert_eq!(
+        edges(&r, EdgeType::LinksTo),
+        BTreeSet::from([pair("front.example", "loopback.example")])
+    );
+    let dialled: Vec<_> = w
+        .web
+        .requests()
+        .into_iter()
+        .filter(|q| q.ip == Ipv4Addr::LOCALHOST)
+        .collect();
+    assert!(
+        dialled.is_empty(),
+        "a refused address was dialled: {dialled:?}"
+    );
+}
+
+#[tokio::test]
+async fn only_html_bodies_are_parsed_whatever_their_spelling() {
+    let ca = TestCa::new();
+    let mut zone = Zone::new();
+    let link = r#"<html><body><a href="https://target.org/">t</a></body></html>"#;
+    let gzipped = Reply::Gzip {
+        content_type: "text/html; charset=utf-8".into(),
+        body: link.into(),
+    };
+    let cases: [(&str, Reply, bool); 6] = [
+        (
+            "upper.example",
+            Reply::Text {
+                content_type: "TEXT/HTML; Charset=UTF-8".into(),
+                body: link.into(),
+            },
+            true,
+        ),
+        (
+            "xhtml.example",
+            Reply::Text {
+                content_type: "application/xhtml+xml".into(),
+                body: link.into(),
+            },
+            true,
+        ),
+        ("gzip.example", gzipped, true),
+        (
+            "json.example",
+            Reply::Text {
+                content_type: "application/json".into(),
+                body: link.into(),
+            },
+            false,
+        ),
+        (
+            "error.example",
+            Reply::StatusPage {
+                status: 404,
+                body: link.into(),
+            },
+            false,
+        ),
+        ("reset.example", Reply::ResetMidBody(link.repeat(50)), false),
+    ];
+    let mut sites = Vec::new();
+    for (i, (name, reply, _)) in cases.iter().enumerate() {
+        zone.a(name, ip(110 + i as u8));
+        sites.push(https(&ca, ip(110 + i as u8), &[name], reply.clone()));
+    }
+    let w = start(zone, sites, ca).await;
+    for (name, _, parsed) in cases {
+        let r = w.crawl(name).await;
+        assert_eq!(r.outcome, Outcome::Complete, "{name}");
+        let want = if parsed {
+            BTreeSet::from([pair(name, "target.org")])
+        } else {
+            BTreeSet::new()
+        };
+        assert_eq!(edges(&r, EdgeType::LinksTo), want, "{name}");
+    }
 }
