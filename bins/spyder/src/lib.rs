@@ -1,1 +1,88 @@
-//! placeholder
+//! The `spyder` probe binary as a library: command line, logging, progress and the
+//! run loop that composes the workspace crates (input -> queue -> probe -> dedup ->
+//! emitter/sink). `main.rs` only calls [`main`]; tests drive the real binary.
+
+pub mod cli;
+pub mod logging;
+pub mod progress;
+pub mod run;
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+use spyder_config::{Sources, load};
+
+/// Exit code for bad flags, as Go's `flag` package.
+const EXIT_USAGE: u8 = 2;
+
+/// Runs the `spyder` command line: parses `args` (program name first), loads the
+/// configuration, and runs until the input is done or a signal stops it.
+pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
+    let command = match cli::parse(args.into_iter().skip(1)) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            eprint!("{}", cli::usage());
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let args = match command {
+        cli::Command::Help => {
+            eprint!("{}", cli::usage());
+            return ExitCode::SUCCESS;
+        }
+        cli::Command::Version => {
+            println!("{}", cli::version_text());
+            return ExitCode::SUCCESS;
+        }
+        cli::Command::Run(args) => args,
+    };
+
+    let sources = Sources {
+        file: args.config_file.clone(),
+        env: std::env::vars().collect(),
+        flags: args.flags.clone(),
+    };
+    let loaded = match load(&sources) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let config = &loaded.config;
+    if config.domains.is_empty() && config.redis.queue_addr.is_empty() {
+        eprint!("{}", cli::usage());
+        return ExitCode::FAILURE;
+    }
+
+    let level = if args.verbose {
+        spyder_config::LogLevel::Debug
+    } else {
+        config.logging.level
+    };
+    if let Err(e) = logging::init(level, config.logging.format) {
+        eprintln!("spyder: cannot start logging: {e}");
+        return ExitCode::FAILURE;
+    }
+    for warning in &loaded.warnings {
+        tracing::warn!("{warning}");
+    }
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("spyder")
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("spyder: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let options = run::Options {
+        quiet: args.quiet,
+        progress: args.progress,
+    };
+    runtime.block_on(run::run(loaded, options))
+}

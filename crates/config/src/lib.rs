@@ -1,1 +1,42 @@
-//! placeholder
+//! spyder's configuration: one key table (aliases, flags, env vars, tiers), the typed
+//! [`Config`] with its documented defaults, layered loading (defaults < file < env <
+//! flags, only the merged result validated), and Go-style [`flags`] for the binaries.
+//!
+//! ```no_run
+//! use spyder_config::{Sources, load};
+//! let sources = Sources {
+//!     file: Some("spyder.yaml".into()),
+//!     env: std::env::vars().collect(),
+//!     flags: Vec::new(),
+//! };
+//! let loaded = load(&sources)?;
+//! for warning in &loaded.warnings {
+//!     eprintln!("{warning}");
+//! }
+//! let probe_config = loaded.config.probe_config();
+//! # Ok::<(), spyder_config::ConfigError>(())
+//! ```
+//!
+//! Every key is listed in `docs/configuration.md`; a test keeps that page and
+//! [`keys()`] in step.
+
+mod duration;
+mod error;
+pub mod flags;
+mod keys;
+mod load;
+mod redact;
+mod schema;
+mod values;
+
+pub use duration::{format_duration, parse_duration};
+pub use error::{ConfigError, Origin};
+pub use keys::{
+    KeySpec, LOG_FORMATS, LOG_LEVELS, OUTPUT_FORMATS, Tier, ValueKind, find_key, keys, tier_of,
+};
+pub use load::{FlagValue, Loaded, Patched, Sources, load};
+pub use schema::{
+    ApiConfig, ApiKey, BatchConfig, Config, CrawlingConfig, DashboardConfig, DedupConfig,
+    DnsConfig, KeySource, LogFormat, LogLevel, LoggingConfig, MongoDbConfig, MtlsConfig,
+    OutputConfig, OutputFormat, RedisConfig, Scope, TelemetryConfig, TrustRoots,
+};

@@ -1,1 +1,40 @@
-//! placeholder
+//! spyder's emitter: batches graph records and delivers them (SPEC §3.1, §3.11).
+//!
+//! Records from many crawls are gathered into [`Batch`](spyder_model::Batch)es, flushed
+//! by size or age, and written as `json`, `jsonl` or `csv` to stdout, a file, or an
+//! HTTP(S) ingest endpoint (with retries and mTLS). What cannot be delivered is spooled
+//! to disk as JSON and replayed later. Every [`Emitter::submit`] returns a [`Receipt`]
+//! that resolves only once the records are delivered, written or spooled, so a queue
+//! item is acked only when its records are safe.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), spyder_emitter::EmitterError> {
+//! use std::time::Duration;
+//! use spyder_emitter::{Destination, Emitter, EmitterConfig, Format};
+//! let emitter = Emitter::start(EmitterConfig {
+//!     probe_id: "local-1".into(),
+//!     run_id: "run-1".into(),
+//!     format: Format::Json,
+//!     destination: Destination::Stdout,
+//!     spool_dir: "spool".into(),
+//!     max_edges: 10_000,
+//!     flush_interval: Duration::from_secs(2),
+//!     node_threshold_ratio: 0.5,
+//! })
+//! .await?;
+//! let delivery = emitter.submit(spyder_model::Records::default()).await?;
+//! let report = emitter.shutdown(Duration::from_secs(10)).await;
+//! # let _ = (delivery, report); Ok(()) }
+//! ```
+
+mod config;
+mod emitter;
+mod encode;
+mod error;
+mod ingest;
+mod spool;
+
+pub use config::{Destination, EmitterConfig, Format, IngestConfig, MtlsFiles};
+pub use emitter::{Delivery, Emitter, EmitterStatus, Receipt, ShutdownReport};
+pub use encode::CSV_HEADER;
+pub use error::EmitterError;

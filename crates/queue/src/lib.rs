@@ -1,1 +1,14 @@
-//! placeholder
+//! spyder's work queues.
+//!
+//! [`InputReader`] streams host names from a domains file or stdin, one line at a time,
+//! with the line rules of SPEC §3.3 and bounded memory however large the file is.
+//! [`MemoryQueue`] is the bounded queue of file mode (SPEC §1): the input side applies
+//! backpressure to the reader, discoveries wait behind it, and the queue reports
+//! itself done only once the input is closed, nothing is pending and no [`Lease`] is
+//! still held. The Redis queue of queue mode will live here too.
+
+mod input;
+mod memory;
+
+pub use input::{InputLine, InputProgress, InputReader};
+pub use memory::{Closed, Lease, MemoryQueue, PushError, QueueDepth, Source};

@@ -1,1 +1,18 @@
-//! placeholder
+//! Where a crawl's results go next: record dedup and discovery sinks.
+//!
+//! [`dedup_records`] is step 11 of SPEC §1: it drops every record of one crawl that
+//! was already seen in this run (or within the dedup TTL), in one [`Dedup`] call per
+//! domain. [`MemoryDedup`] is the in-process backend (two bounded generations of
+//! hashed [`keys`]); the Redis backend implements the same trait. Discovery sinks
+//! ([`DiscoverySink`]) take a crawl's candidates in continuous mode: [`ChannelSink`]
+//! filters them (SPEC §3.10) and queues the new ones behind the file input.
+
+mod channel;
+mod dedup;
+pub mod keys;
+mod memory;
+
+pub use channel::{ChannelSink, DiscoverySink, SinkResult, SinkSettings};
+pub use dedup::{BoxFuture, Dedup, dedup_records, mark_crawled};
+pub use keys::{DedupKey, KeyDigest};
+pub use memory::MemoryDedup;

@@ -7,6 +7,7 @@
 //! edges a correct probe must emit ([`world`]).
 
 pub mod dns;
+pub mod ingest;
 pub mod pki;
 pub mod web;
 pub mod world;

@@ -1,0 +1,191 @@
+//! Run statistics, the progress display and the final summary (SPEC §3.14).
+//!
+//! Progress goes to stderr only: a one-line bar redrawn every second on a TTY, else a
+//! `progress` log line every 10 s. Stdout carries data alone.
+
+use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use spyder_probe::{Outcome, Status};
+
+/// Counters the workers update and the progress display reads.
+#[derive(Debug)]
+pub struct Stats {
+    started: Instant,
+    ok: AtomicU64,
+    error: AtomicU64,
+    edges: AtomicU64,
+}
+
+/// One reading of [`Stats`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Snapshot {
+    pub processed: u64,
+    pub ok: u64,
+    pub error: u64,
+    pub edges: u64,
+    pub elapsed: Duration,
+}
+
+impl Snapshot {
+    /// Tasks per second since the start.
+    pub fn rate(&self) -> f64 {
+        let secs = self.elapsed.as_secs_f64();
+        if secs > 0.0 {
+            self.processed as f64 / secs
+        } else {
+            0.0
+        }
+    }
+
+    /// The line printed at exit unless `-quiet`.
+    pub fn summary(&self) -> String {
+        let errors = if self.processed == 0 {
+            0.0
+        } else {
+            100.0 * self.error as f64 / self.processed as f64
+        };
+        format!(
+            "Final summary: {} processed, {} successful, {} failed ({errors:.1}% errors), {} edges, {:.1} domains/sec",
+            self.processed,
+            self.ok,
+            self.error,
+            self.edges,
+            self.rate()
+        )
+    }
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Self {
+            started: Instant::now(),
+            ok: AtomicU64::new(0),
+            error: AtomicU64::new(0),
+            edges: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Stats {
+    /// Counts one finished task and its emitted edges.
+    pub fn task_done(&self, outcome: Outcome, edges: usize) {
+        match outcome.status() {
+            Status::Ok => self.ok.fetch_add(1, Ordering::Relaxed),
+            Status::Error => self.error.fetch_add(1, Ordering::Relaxed),
+        };
+        self.edges.fetch_add(edges as u64, Ordering::Relaxed);
+        metrics::counter!("spyder_tasks_total", "status" => outcome.status().as_str()).increment(1);
+        metrics::counter!("spyder_task_outcomes_total", "outcome" => outcome.as_str()).increment(1);
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        let ok = self.ok.load(Ordering::Relaxed);
+        let error = self.error.load(Ordering::Relaxed);
+        Snapshot {
+            processed: ok + error,
+            ok,
+            error,
+            edges: self.edges.load(Ordering::Relaxed),
+            elapsed: self.started.elapsed(),
+        }
+    }
+}
+
+/// How progress is shown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Display {
+    None,
+    Bar,
+    Log,
+}
+
+impl Display {
+    /// Bar on a TTY when `-progress` and not `-quiet`; log lines otherwise.
+    pub fn choose(progress: bool, quiet: bool) -> Self {
+        if quiet {
+            Display::None
+        } else if progress && std::io::stderr().is_terminal() {
+            Display::Bar
+        } else {
+            Display::Log
+        }
+    }
+}
+
+/// Shows progress until the returned task is aborted. `read_percent` reports how much
+/// of the input file was read, when known.
+pub fn spawn(
+    display: Display,
+    stats: std::sync::Arc<Stats>,
+    read_percent: impl Fn() -> Option<f64> + Send + 'static,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let period = match display {
+        Display::None => return None,
+        Display::Bar => Duration::from_secs(1),
+        Display::Log => Duration::from_secs(10),
+    };
+    Some(tokio::spawn(async move {
+        let mut tick = tokio::time::interval(period);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let s = stats.snapshot();
+            let read = read_percent();
+            match display {
+                Display::Bar => {
+                    let read = read.map_or(String::new(), |p| format!(" | {p:.0}% read"));
+                    let mut err = std::io::stderr().lock();
+                    let _ = write!(
+                        err,
+                        "\r\x1b[2K{} processed | {} ok | {} error | {} edges | {:.1}/s{read}",
+                        s.processed,
+                        s.ok,
+                        s.error,
+                        s.edges,
+                        s.rate()
+                    );
+                    let _ = err.flush();
+                }
+                Display::Log => tracing::info!(
+                    processed = s.processed,
+                    ok = s.ok,
+                    error = s.error,
+                    edges = s.edges,
+                    rate = format!("{:.1}", s.rate()),
+                    read_percent = read.map(|p| format!("{p:.1}")),
+                    "progress"
+                ),
+                Display::None => {}
+            }
+        }
+    }))
+}
+
+/// Ends the bar's line so later output starts clean.
+pub fn finish(display: Display) {
+    if display == Display::Bar {
+        eprintln!();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_line_matches_the_original() {
+        let s = Snapshot {
+            processed: 10,
+            ok: 9,
+            error: 1,
+            edges: 42,
+            elapsed: Duration::from_secs(2),
+        };
+        assert_eq!(
+            s.summary(),
+            "Final summary: 10 processed, 9 successful, 1 failed (10.0% errors), 42 edges, 5.0 domains/sec"
+        );
+    }
+}

@@ -1,0 +1,132 @@
+//! The real `spyder` binary against a 300-site world, in all three output formats.
+
+mod support;
+
+use std::time::Duration;
+
+use support::{
+    Harness, assert_same_edges, batch_edges, csv_edges, finish, json_batches, jsonl_edges,
+};
+
+const LIMIT: Duration = Duration::from_secs(180);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_300_site_world_gives_exactly_the_expected_edges_in_every_format() {
+    let h = Harness::new(0x5eed_0301, 300).await;
+    let want = h.world.expected_edges();
+    for format in ["json", "jsonl", "csv"] {
+        let mut cmd = h.spyder();
+        cmd.arg(format!("-output_format={format}")).arg("-quiet");
+        let run = finish(cmd, LIMIT).await;
+        assert_eq!(run.code, Some(0), "{format}: stderr:\n{}", run.stderr);
+        let got = match format {
+            "json" => {
+                let batches = json_batches(&run.stdout);
+                // B-05: every valid input gets its own NodeDomain.
+                let selves: std::collections::BTreeSet<&str> = batches
+                    .iter()
+                    .flat_map(|b| &b.nodes_domain)
+                    .map(|d| d.host.as_str())
+                    .collect();
+                for host in h.world.hosts() {
+                    assert!(selves.contains(host.as_str()), "no NodeDomain for {host}");
+                }
+                batch_edges(&batches)
+            }
+            "jsonl" => jsonl_edges(&run.stdout),
+            _ => csv_edges(&run.stdout),
+        };
+        assert_same_edges(&got, &want);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_file_gets_the_batches_and_stdout_stays_empty() {
+    let h = Harness::new(0x5eed_0302, 40).await;
+    let out = h.path("out.json");
+    let mut cmd = h.spyder();
+    cmd.arg(format!("-output={}", out.display()));
+    let run = finish(cmd, LIMIT).await;
+    assert_eq!(run.code, Some(0), "stderr:\n{}", run.stderr);
+    assert!(
+        run.stdout.is_empty(),
+        "stdout carries nothing when -output is set"
+    );
+    let written = std::fs::read(&out).expect("output file written");
+    assert_same_edges(
+        &batch_edges(&json_batches(&written)),
+        &h.world.expected_edges(),
+    );
+    assert!(
+        run.stderr.contains("Final summary: 40 processed"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_domains_file_is_processed_line_by_line() {
+    let h = Harness::new(0x5eed_0303, 5).await;
+    let hosts = h.world.hosts();
+    let mut content: Vec<u8> = b"\xEF\xBB\xBF".to_vec(); // BOM
+    content.extend(format!("{}.\r\n", hosts[0].to_uppercase()).as_bytes()); // 1: CRLF, case, dot
+    content.extend(b"# a comment\r\n\r\n"); // 2, 3: skipped
+    content.extend(b"bad_host.example\n"); // 4
+    content.extend([0xff, 0xfe, 0x00, b'A', b'\n']); // 5: binary
+    content.extend("a".repeat(5000).as_bytes()); // 6: 5 KB line
+    content.push(b'\n');
+    content.extend(format!("{}\n", hosts[1]).as_bytes()); // 7
+    content.extend("bücher.de\n".as_bytes()); // 8: IDN, unknown to the world's DNS
+    content.extend(b"1.2.3.4\n"); // 9
+    content.extend(format!("https://{}/path?q=1\n", hosts[2]).as_bytes()); // 10: a URL
+    let domains = h.path("hostile.txt");
+    std::fs::write(&domains, &content).expect("write");
+
+    let mut cmd = support::spyder();
+    cmd.arg(format!("-domains={}", domains.display()))
+        .args(support::world_flags(&h.world, &h.roots))
+        .arg("-log_format=text");
+    let run = finish(cmd, LIMIT).await;
+    assert_eq!(run.code, Some(0), "stderr:\n{}", run.stderr);
+    let file = domains.display().to_string();
+    for (line, value, reason) in [
+        (4, "bad_host.example", "invalid character '_'"),
+        (9, "1.2.3.4", "IP address literal is not a domain"),
+    ] {
+        let want = format!("{file}:{line}: invalid host \"{value}\": {reason}");
+        assert!(run.stderr.contains(&want), "{want} not in:\n{}", run.stderr);
+    }
+    assert!(
+        run.stderr.contains(&format!("{file}:5: invalid host")),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains(&format!("{file}:6: invalid host")),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("line too long"), "{}", run.stderr);
+
+    let batches = json_batches(&run.stdout);
+    let selves: std::collections::BTreeSet<&str> = batches
+        .iter()
+        .flat_map(|b| &b.nodes_domain)
+        .map(|d| d.host.as_str())
+        .collect();
+    for host in [
+        hosts[0].as_str(),
+        hosts[1].as_str(),
+        hosts[2].as_str(),
+        "xn--bcher-kva.de",
+    ] {
+        assert!(selves.contains(host), "{host} was not crawled");
+    }
+    // P-6: accepted lines = ok + error; the 4 invalid lines are errors.
+    assert!(
+        run.stderr
+            .contains("Final summary: 8 processed, 4 successful, 4 failed"),
+        "{}",
+        run.stderr
+    );
+}

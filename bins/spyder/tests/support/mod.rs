@@ -1,0 +1,213 @@
+//! Drives the real `spyder` binary against testkit worlds.
+#![allow(dead_code)]
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use spyder_model::{Batch, EdgeType};
+use spyder_testkit::world::{ExpectedEdge, World};
+use tokio::process::Command;
+
+/// A world plus the files a run needs: the domains list and the CA's roots.
+pub struct Harness {
+    pub world: World,
+    pub dir: tempfile::TempDir,
+    pub domains: PathBuf,
+    pub roots: PathBuf,
+}
+
+impl Harness {
+    pub async fn new(seed: u64, sites: usize) -> Self {
+        let world = World::generate(seed, sites).await.expect("world starts");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let domains = dir.path().join("domains.txt");
+        std::fs::write(&domains, world.hosts().join("\n") + "\n").expect("write domains");
+        let roots = dir.path().join("ca.pem");
+        std::fs::write(&roots, world.ca.root_pem()).expect("write roots");
+        Self {
+            world,
+            dir,
+            domains,
+            roots,
+        }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// `spyder` with the flags that point it at this world; add your own after.
+    pub fn spyder(&self) -> Command {
+        let mut cmd = spyder();
+        cmd.arg(format!("-domains={}", self.domains.display()))
+            .args(world_flags(&self.world, &self.roots));
+        cmd
+    }
+}
+
+/// The binary under test, with a clean environment for what it reads.
+pub fn spyder() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_spyder"));
+    for var in [
+        "REDIS_ADDR",
+        "REDIS_QUEUE_ADDR",
+        "REDIS_QUEUE_KEY",
+        "LOG_LEVEL",
+        "SPYDER_API_KEYS",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.stdin(Stdio::null()).kill_on_drop(true);
+    cmd
+}
+
+/// Flags pointing a probe at `world` (DNS, ports, trust, loopback allowed).
+pub fn world_flags(world: &World, roots: &Path) -> Vec<String> {
+    vec![
+        format!("-dns_servers={}", world.dns_addr()),
+        "-allow_cidrs=127.0.0.0/8".into(),
+        format!("-set=crawling.https_port={}", world.web.https_port()),
+        format!("-set=crawling.http_port={}", world.web.http_port()),
+        format!("-set=crawling.tls_roots={}", roots.display()),
+        "-set=crawling.rate_per_host=1000".into(),
+        "-set=crawling.rate_burst=10".into(),
+        "-set=crawling.task_timeout=20s".into(),
+        "-set=dns.query_timeout=500ms".into(),
+        "-metrics_addr=".into(),
+        "-concurrency=64".into(),
+        "-log_format=json".into(),
+    ]
+}
+
+/// Output of a finished run.
+pub struct Finished {
+    pub code: Option<i32>,
+    pub stdout: Vec<u8>,
+    pub stderr: String,
+}
+
+/// Runs `cmd` to completion within `limit`.
+pub async fn finish(mut cmd: Command, limit: Duration) -> Finished {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let child = cmd.spawn().expect("spyder starts");
+    let out = tokio::time::timeout(limit, child.wait_with_output())
+        .await
+        .expect("spyder finishes in time")
+        .expect("spyder output");
+    Finished {
+        code: out.status.code(),
+        stdout: out.stdout,
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Parses `json` output: one batch per line.
+pub fn json_batches(out: &[u8]) -> Vec<Batch> {
+    String::from_utf8_lossy(out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad batch line {l:?}: {e}")))
+        .collect()
+}
+
+pub fn batch_edges(batches: &[Batch]) -> BTreeSet<ExpectedEdge> {
+    batches
+        .iter()
+        .flat_map(|b| &b.edges)
+        .map(|e| (e.kind, e.source.clone(), e.target.clone()))
+        .collect()
+}
+
+/// Parses `jsonl` output into edges, checking every line's shape.
+pub fn jsonl_edges(out: &[u8]) -> BTreeSet<ExpectedEdge> {
+    let mut edges = BTreeSet::new();
+    for line in String::from_utf8_lossy(out).lines() {
+        let v: serde_json::Value = serde_json::from_str(line).expect("jsonl line is JSON");
+        assert!(
+            v.get("batch_id").is_some() && v.get("timestamp").is_some(),
+            "{line}"
+        );
+        assert!(
+            v.get("probe_id").is_some() && v.get("run_id").is_some(),
+            "{line}"
+        );
+        if v["record"] == "edge" {
+            let kind: EdgeType = serde_json::from_value(v["type"].clone()).expect("edge type");
+            edges.insert((kind, str_of(&v["source"]), str_of(&v["target"])));
+        }
+    }
+    edges
+}
+
+/// Parses `csv` output into edges (RFC 4180 quoting handled), checking the header.
+pub fn csv_edges(out: &[u8]) -> BTreeSet<ExpectedEdge> {
+    let text = String::from_utf8_lossy(out);
+    let rows = parse_csv(&text);
+    let header = rows.first().expect("a header row");
+    assert_eq!(
+        header.join(","),
+        "record,batch_id,timestamp,probe_id,run_id,type,source,target,observed_at,host,apex,ip,first_seen,last_seen,spki_sha256,subject_cn,issuer_cn,not_before,not_after,sans,fingerprint_sha256,verified,verify_error"
+    );
+    assert_eq!(
+        rows.iter().filter(|r| r[0] == "record").count(),
+        1,
+        "one header"
+    );
+    rows[1..]
+        .iter()
+        .filter(|r| r[0] == "edge")
+        .map(|r| {
+            let kind: EdgeType =
+                serde_json::from_value(serde_json::Value::String(r[5].clone())).expect("edge type");
+            (kind, r[6].clone(), r[7].clone())
+        })
+        .collect()
+}
+
+fn str_of(v: &serde_json::Value) -> String {
+    v.as_str().expect("a string").to_owned()
+}
+
+/// A small RFC 4180 reader (quoted fields, doubled quotes, LF records).
+pub fn parse_csv(text: &str) -> Vec<Vec<String>> {
+    let mut rows = Vec::new();
+    let mut row = Vec::new();
+    let mut field = String::new();
+    let mut quoted = false;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (quoted, c) {
+            (true, '"') if chars.peek() == Some(&'"') => {
+                field.push('"');
+                chars.next();
+            }
+            (true, '"') => quoted = false,
+            (true, c) => field.push(c),
+            (false, '"') => quoted = true,
+            (false, ',') => row.push(std::mem::take(&mut field)),
+            (false, '\n') => {
+                row.push(std::mem::take(&mut field));
+                rows.push(std::mem::take(&mut row));
+            }
+            (false, c) => field.push(c),
+        }
+    }
+    if !field.is_empty() || !row.is_empty() {
+        row.push(field);
+        rows.push(row);
+    }
+    rows
+}
+
+/// Fails with a readable diff when `got` differs from `want`.
+pub fn assert_same_edges(got: &BTreeSet<ExpectedEdge>, want: &BTreeSet<ExpectedEdge>) {
+    let missing: Vec<_> = want.difference(got).collect();
+    let extra: Vec<_> = got.difference(want).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "missing {} edges: {missing:#?}\nextra {} edges: {extra:#?}",
+        missing.len(),
+        extra.len()
+    );
+}

@@ -1,0 +1,63 @@
+//! Configuration errors; each names where the value came from, the key, the value
+//! and what is expected.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// Where a value came from.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Origin {
+    /// The built-in default.
+    Default,
+    /// The configuration file.
+    File(PathBuf),
+    /// An environment variable.
+    Env(String),
+    /// A command-line flag, as typed (`-concurrency`, `-set crawling.concurrency`).
+    Flag(String),
+    /// A runtime change through the REST API.
+    Api,
+    /// The value the running configuration already has.
+    Current,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Default => f.write_str("default"),
+            Origin::File(path) => write!(f, "from {}", path.display()),
+            Origin::Env(var) => write!(f, "from env {var}"),
+            Origin::Flag(flag) => write!(f, "from {flag}"),
+            Origin::Api => f.write_str("from the API"),
+            Origin::Current => f.write_str("current value"),
+        }
+    }
+}
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file cannot be read or parsed, or its extension is not `.yaml`, `.yml`
+    /// or `.json`.
+    #[error("config: {}: {reason}", path.display())]
+    File { path: PathBuf, reason: String },
+    /// A value is invalid. `value` is `None` for secrets.
+    #[error("{}", invalid_message(key, value.as_deref(), origin, reason))]
+    Invalid {
+        key: String,
+        value: Option<String>,
+        origin: Origin,
+        reason: String,
+    },
+    /// A flag or `-set` names no configuration key.
+    #[error("config: unknown key \"{key}\" ({origin}): see docs/configuration.md for the keys")]
+    UnknownKey { key: String, origin: Origin },
+}
+
+fn invalid_message(key: &str, value: Option<&str>, origin: &Origin, reason: &str) -> String {
+    match value {
+        Some(value) => format!("config: {key} = {value} ({origin}): {reason}"),
+        None => format!("config: {key} ({origin}): {reason}"),
+    }
+}

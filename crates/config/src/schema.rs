@@ -1,0 +1,455 @@
+//! The typed configuration: sections, defaults, the nested serialized form and the
+//! mapping onto the probe's own configuration.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use ipnet::IpNet;
+use serde::{Serialize, Serializer};
+use spyder_probe::{DnsSettings, ProbeConfig, ProbeSettings, TlsRoots};
+
+use crate::duration::format_duration;
+
+/// The whole configuration, nested as in SPEC §2.6. `Default` is the documented
+/// defaults, with `run` stamped now and `dns.servers` read from `/etc/resolv.conf`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Config {
+    /// Domains file; `-` = stdin; empty = none.
+    pub domains: String,
+    pub probe: String,
+    pub run: String,
+    pub ua: String,
+    pub exclude_tlds: Vec<String>,
+    pub crawling: CrawlingConfig,
+    pub dns: DnsConfig,
+    pub batch: BatchConfig,
+    pub output: OutputConfig,
+    pub redis: RedisConfig,
+    pub dedup: DedupConfig,
+    pub mtls: MtlsConfig,
+    pub telemetry: TelemetryConfig,
+    pub api: ApiConfig,
+    pub logging: LoggingConfig,
+    pub mongodb: MongoDbConfig,
+    pub dashboard: DashboardConfig,
+}
+
+/// `crawling.*`: how each domain is crawled.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CrawlingConfig {
+    pub concurrency: u32,
+    pub rate_per_host: f64,
+    pub rate_burst: u32,
+    pub max_domains: u64,
+    pub continuous: bool,
+    pub http_fallback: bool,
+    pub allow_private: bool,
+    #[serde(serialize_with = "go_duration")]
+    pub task_timeout: Duration,
+    #[serde(serialize_with = "go_duration")]
+    pub dns_timeout: Duration,
+    #[serde(serialize_with = "go_duration")]
+    pub tls_timeout: Duration,
+    #[serde(serialize_with = "go_duration")]
+    pub http_timeout: Duration,
+    pub body_max_bytes: u64,
+    pub max_redirects: u32,
+    pub allow_cidrs: Vec<IpNet>,
+    pub https_port: u16,
+    pub http_port: u16,
+    pub tls_roots: TrustRoots,
+    #[serde(serialize_with = "go_duration")]
+    pub shutdown_grace: Duration,
+}
+
+/// `dns.*`: the DNS client.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DnsConfig {
+    pub servers: Vec<SocketAddr>,
+    #[serde(serialize_with = "go_duration")]
+    pub query_timeout: Duration,
+    pub retries: u32,
+    pub max_inflight: u32,
+    pub sockets: u32,
+    pub cache_size: u32,
+}
+
+/// `batch.*`: when the emitter flushes.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct BatchConfig {
+    pub max_edges: u32,
+    #[serde(serialize_with = "go_duration")]
+    pub flush_interval: Duration,
+    pub node_threshold_ratio: f64,
+}
+
+/// `output.*`: where batches go.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct OutputConfig {
+    pub format: OutputFormat,
+    /// Ingest URL; empty = write to `file` or stdout.
+    pub ingest: String,
+    pub spool_dir: PathBuf,
+    /// Output file; empty = stdout.
+    pub file: PathBuf,
+}
+
+/// `redis.*`: dedup and queue Redis.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RedisConfig {
+    /// Shared dedup Redis; empty = memory dedup.
+    pub addr: String,
+    /// Queue Redis; non-empty selects queue mode.
+    pub queue_addr: String,
+    pub queue_key: String,
+    #[serde(serialize_with = "go_duration")]
+    pub lease_timeout: Duration,
+    pub max_attempts: u32,
+}
+
+/// `dedup.*`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DedupConfig {
+    #[serde(serialize_with = "go_duration")]
+    pub ttl: Duration,
+    pub memory_max_entries: u64,
+}
+
+/// `mtls.*`: client certificate for ingest; empty paths are unset.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct MtlsConfig {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub ca: PathBuf,
+}
+
+/// `telemetry.*`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TelemetryConfig {
+    /// Listen address of health, metrics and API; empty = off.
+    pub metrics_addr: String,
+    pub otel_endpoint: String,
+    pub otel_insecure: bool,
+    pub otel_service: String,
+    #[serde(serialize_with = "go_duration")]
+    pub stall_after: Duration,
+}
+
+/// `api.*`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ApiConfig {
+    pub rate_limit: u32,
+    pub rate_burst: u32,
+    pub keys: Vec<ApiKey>,
+}
+
+/// One API key (SPEC §3.12).
+#[derive(Clone, PartialEq, Eq, Serialize)]
+pub struct ApiKey {
+    /// The secret; at least 8 characters. Never logged.
+    pub key: String,
+    /// Unique name, shown in logs instead of the key.
+    pub name: String,
+    pub scope: Scope,
+    /// Where the key came from (not serialized).
+    #[serde(skip)]
+    pub source: KeySource,
+}
+
+impl fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApiKey")
+            .field("key", &"***")
+            .field("name", &self.name)
+            .field("scope", &self.scope)
+            .field("source", &self.source)
+            .finish()
+    }
+}
+
+/// What an API key may do; `Read < Write < Admin`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    Read,
+    Write,
+    Admin,
+}
+
+impl Scope {
+    /// Parses `read`, `write` or `admin` (exact, lower case).
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "read" => Some(Scope::Read),
+            "write" => Some(Scope::Write),
+            "admin" => Some(Scope::Admin),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Read => "read",
+            Scope::Write => "write",
+            Scope::Admin => "admin",
+        }
+    }
+}
+
+/// Where an API key was configured.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum KeySource {
+    /// `api.keys` in the file (or `-set api.keys=...`).
+    #[default]
+    Config,
+    /// `SPYDER_API_KEYS`.
+    Env,
+    /// Created through `POST /api/v1/keys`.
+    Api,
+}
+
+impl KeySource {
+    /// `config`, `env` or `api`, as `GET /api/v1/keys` shows it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeySource::Config => "config",
+            KeySource::Env => "env",
+            KeySource::Api => "api",
+        }
+    }
+}
+
+/// `logging.*`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct LoggingConfig {
+    pub level: LogLevel,
+    pub format: LogFormat,
+}
+
+/// `mongodb.*` (validated; nothing connects yet).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct MongoDbConfig {
+    pub uri: String,
+    pub database: String,
+}
+
+/// `dashboard.*` (validated; no dashboard yet).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DashboardConfig {
+    pub history_size: u32,
+}
+
+/// `output.format`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputFormat {
+    /// One compact batch per line.
+    #[default]
+    Json,
+    /// One record per line.
+    Jsonl,
+    /// RFC 4180 with one header.
+    Csv,
+}
+
+/// `logging.level`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    Debug,
+    #[default]
+    Info,
+    Warn,
+    Error,
+}
+
+/// `logging.format`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Text on a TTY, JSON otherwise.
+    #[default]
+    Auto,
+    Text,
+    Json,
+}
+
+/// `crawling.tls_roots`: trust anchors for certificate verification.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum TrustRoots {
+    /// `webpki`: the Mozilla roots built in.
+    #[default]
+    Webpki,
+    /// `system`: the operating system's store.
+    System,
+    /// A PEM file of CA certificates.
+    PemFile(PathBuf),
+}
+
+impl Serialize for TrustRoots {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            TrustRoots::Webpki => serializer.serialize_str("webpki"),
+            TrustRoots::System => serializer.serialize_str("system"),
+            TrustRoots::PemFile(path) => path.serialize(serializer),
+        }
+    }
+}
+
+fn go_duration<S: Serializer>(d: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&format_duration(*d))
+}
+
+/// `run-<unix seconds>` for now.
+pub(crate) fn default_run_id() -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    format!("run-{now}")
+}
+
+impl Config {
+    /// The defaults with this `run` id and these DNS servers (no file or clock access).
+    pub(crate) fn defaults(run: String, dns_servers: Vec<SocketAddr>) -> Self {
+        Self {
+            domains: String::new(),
+            probe: "local-1".to_owned(),
+            run,
+            ua: "SPYDERProbe/1.0 (+https://github.com/gustycube/spyder)".to_owned(),
+            exclude_tlds: vec!["gov".to_owned(), "mil".to_owned(), "int".to_owned()],
+            crawling: CrawlingConfig {
+                concurrency: 256,
+                rate_per_host: 1.0,
+                rate_burst: 2,
+                max_domains: 0,
+                continuous: false,
+                http_fallback: true,
+                allow_private: false,
+                task_timeout: Duration::from_secs(30),
+                dns_timeout: Duration::from_secs(10),
+                tls_timeout: Duration::from_secs(8),
+                http_timeout: Duration::from_secs(15),
+                body_max_bytes: 524_288,
+                max_redirects: 5,
+                allow_cidrs: Vec::new(),
+                https_port: 443,
+                http_port: 80,
+                tls_roots: TrustRoots::Webpki,
+                shutdown_grace: Duration::from_secs(20),
+            },
+            dns: DnsConfig {
+                servers: dns_servers,
+                query_timeout: Duration::from_secs(2),
+                retries: 2,
+                max_inflight: 256,
+                sockets: 4,
+                cache_size: 10_000,
+            },
+            batch: BatchConfig {
+                max_edges: 10_000,
+                flush_interval: Duration::from_secs(2),
+                node_threshold_ratio: 0.5,
+            },
+            output: OutputConfig {
+                format: OutputFormat::Json,
+                ingest: String::new(),
+                spool_dir: PathBuf::from("spool"),
+                file: PathBuf::new(),
+            },
+            redis: RedisConfig {
+                addr: String::new(),
+                queue_addr: String::new(),
+                queue_key: "spyder:queue".to_owned(),
+                lease_timeout: Duration::from_secs(120),
+                max_attempts: 3,
+            },
+            dedup: DedupConfig {
+                ttl: Duration::from_secs(24 * 3600),
+                memory_max_entries: 2_000_000,
+            },
+            mtls: MtlsConfig::default(),
+            telemetry: TelemetryConfig {
+                metrics_addr: ":9090".to_owned(),
+                otel_endpoint: String::new(),
+                otel_insecure: true,
+                otel_service: "spyder-probe".to_owned(),
+                stall_after: Duration::from_secs(300),
+            },
+            api: ApiConfig {
+                rate_limit: 100,
+                rate_burst: 20,
+                keys: Vec::new(),
+            },
+            logging: LoggingConfig {
+                level: LogLevel::Info,
+                format: LogFormat::Auto,
+            },
+            mongodb: MongoDbConfig {
+                uri: String::new(),
+                database: "spyder".to_owned(),
+            },
+            dashboard: DashboardConfig { history_size: 1000 },
+        }
+    }
+
+    /// Everything needed to build a [`spyder_probe::Probe`].
+    pub fn probe_config(&self) -> ProbeConfig {
+        ProbeConfig {
+            probe_id: self.probe.clone(),
+            run_id: self.run.clone(),
+            tls_roots: match &self.crawling.tls_roots {
+                TrustRoots::Webpki => TlsRoots::Webpki,
+                TrustRoots::System => TlsRoots::System,
+                TrustRoots::PemFile(path) => TlsRoots::PemFile(path.clone()),
+            },
+            dns_sockets: self.dns.sockets as usize,
+            dns_cache_size: self.dns.cache_size as usize,
+            settings: self.probe_settings(),
+        }
+    }
+
+    /// The probe's hot-reloadable settings (Tier 1 `crawling.*`, `dns.*`, `ua`,
+    /// `exclude_tlds`).
+    pub fn probe_settings(&self) -> ProbeSettings {
+        let c = &self.crawling;
+        ProbeSettings {
+            user_agent: self.ua.clone(),
+            exclude_tlds: self.exclude_tlds.clone(),
+            rate_per_host: c.rate_per_host,
+            rate_burst: c.rate_burst,
+            task_timeout: c.task_timeout,
+            dns_timeout: c.dns_timeout,
+            tls_timeout: c.tls_timeout,
+            http_timeout: c.http_timeout,
+            body_max_bytes: usize::try_from(c.body_max_bytes).unwrap_or(usize::MAX),
+            max_redirects: c.max_redirects,
+            http_fallback: c.http_fallback,
+            allow_private: c.allow_private,
+            allow_cidrs: c.allow_cidrs.clone(),
+            https_port: c.https_port,
+            http_port: c.http_port,
+            dns: DnsSettings {
+                servers: self.dns.servers.clone(),
+                query_timeout: self.dns.query_timeout,
+                retries: self.dns.retries,
+                max_inflight: self.dns.max_inflight as usize,
+            },
+        }
+    }
+
+    /// The nested canonical form for `GET /api/v1/config`, with API keys and URL
+    /// passwords shown as `"***"`.
+    pub fn redacted(&self) -> serde_json::Value {
+        let mut value = serde_json::to_value(self).unwrap_or(serde_json::Value::Null);
+        crate::redact::redact(&mut value);
+        value
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self::defaults(default_run_id(), spyder_probe::dns::system_servers())
+    }
+}

@@ -1,0 +1,37 @@
+//! The emitter's errors.
+
+use std::io;
+use std::path::PathBuf;
+
+/// Why the emitter could not start, or why records were not made safe.
+#[derive(Debug, thiserror::Error)]
+pub enum EmitterError {
+    /// A setting is out of range or malformed.
+    #[error("{key}: {reason}")]
+    Config { key: &'static str, reason: String },
+    /// An mTLS file is missing, unreadable or not usable PEM.
+    #[error("{key}: cannot use {path:?}: {reason}; set {key} to a readable PEM file")]
+    Mtls {
+        key: &'static str,
+        path: PathBuf,
+        reason: String,
+    },
+    /// The spool directory cannot be created or written (ingest mode).
+    #[error(
+        "output.spool_dir: {path:?} is not writable: {source}; create it or point output.spool_dir elsewhere"
+    )]
+    SpoolDir { path: PathBuf, source: io::Error },
+    /// The output file cannot be opened for appending.
+    #[error("output.file: cannot open {path:?} for appending: {source}")]
+    OutputFile { path: PathBuf, source: io::Error },
+    /// A batch could be neither delivered nor spooled: its records are not safe.
+    #[error("cannot spool batch {batch_id} to {dir:?}: {reason}")]
+    Spool {
+        batch_id: String,
+        dir: PathBuf,
+        reason: String,
+    },
+    /// The emitter was shut down before the records were accepted.
+    #[error("the emitter is shut down; records not accepted")]
+    Closed,
+}
