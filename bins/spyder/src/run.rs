@@ -2,10 +2,10 @@
 //! SPEC §3.14.
 //!
 //! A reader task streams the domains file into the bounded memory queue; a pool of
-//! `crawling.concurrency` workers takes leases from it, crawls, de-duplicates, hands
-//! records to the emitter and discoveries to the sink. A lease is released only once
-//! its records are delivered, written or spooled, so the queue reports "done" only
-//! when nothing is left in flight.
+//! `crawling.concurrency` workers takes leases from it, crawls, de-duplicates, and
+//! hands records to the emitter and discoveries to the sink. A lease is released once
+//! both are handed off, so the queue reports "done" only when no task can add more
+//! work; the emitter's shutdown then delivers or spools whatever is pending.
 
 use std::collections::HashMap;
 use std::process::ExitCode;
@@ -290,18 +290,16 @@ async fn crawl_one(shared: &Shared, lease: Lease) {
     let records = spyder_sink::dedup_records(shared.dedup.as_ref(), &host, report.records).await;
     count_records(&records);
     shared.stats.task_done(report.outcome, records.edges.len());
-    let receipt = shared.emitter.submit(records);
+    // The memory queue keeps nothing durable: its lease only says "this task may still
+    // add work". Once records and discoveries are handed off it is released, and the
+    // emitter's shutdown delivers or spools whatever is pending. (A durable queue acks
+    // on the receipt instead: SPEC §3.8.)
+    let _receipt = shared.emitter.submit(records);
     if let Some(sink) = &shared.sink {
         sink.offer(&host, report.candidates, &shared.sink_settings)
             .await;
     }
-    // The lease is released (acked) only once the records are safe.
-    tokio::spawn(async move {
-        if let Err(e) = receipt.await {
-            tracing::error!(host = %lease.host, error = %e, "records not delivered");
-        }
-        lease.ack();
-    });
+    lease.ack();
 }
 
 fn count_records(records: &Records) {
