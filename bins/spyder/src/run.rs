@@ -225,7 +225,11 @@ impl Run {
 
     /// Second signal: spool what is in memory and leave with 130.
     async fn interrupted(mut self) -> ExitCode {
+        // Aborting only requests cancellation: a worker being polled on another thread
+        // may still submit. Wait until they are all gone so nothing is submitted after
+        // the emitter stopped taking records.
         self.workers.abort_all();
+        drain(&mut self.workers).await;
         let report = self.shared.emitter.clone().abort().await;
         tracing::warn!(?report, "second signal: in-memory records spooled; exiting");
         self.end_progress();

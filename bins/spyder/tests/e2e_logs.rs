@@ -35,8 +35,14 @@ async fn json_logs_have_top_level_fields_and_log_level_applies() {
         .find(|l| l["message"] == "starting spyder")
         .expect("a starting line");
     assert_eq!(start["probe"], "probe-7");
-    assert!(start.get("concurrency").is_some() && start.get("run").is_some(), "{start}");
-    assert!(lines.iter().any(|l| l["level"] == "DEBUG"), "LOG_LEVEL=DEBUG shows debug lines");
+    assert!(
+        start.get("concurrency").is_some() && start.get("run").is_some(),
+        "{start}"
+    );
+    assert!(
+        lines.iter().any(|l| l["level"] == "DEBUG"),
+        "LOG_LEVEL=DEBUG shows debug lines"
+    );
     assert!(lines.iter().any(|l| l["message"] == "shutdown complete"));
     // stdout is data only: every line a batch.
     assert!(!support::json_batches(&run.stdout).is_empty());
@@ -50,14 +56,24 @@ async fn verbose_quiet_and_levels() {
     let run = finish(cmd, LIMIT).await;
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     let lines = json_lines(&run.stderr);
-    assert!(lines.iter().any(|l| l["level"] == "DEBUG"), "-verbose shows debug lines");
-    assert!(!run.stderr.contains("Final summary"), "-quiet drops the summary");
+    assert!(
+        lines.iter().any(|l| l["level"] == "DEBUG"),
+        "-verbose shows debug lines"
+    );
+    assert!(
+        !run.stderr.contains("Final summary"),
+        "-quiet drops the summary"
+    );
 
     let mut cmd = h.spyder();
     cmd.env("LOG_LEVEL", "warn");
     let run = finish(cmd, LIMIT).await;
     assert_eq!(run.code, Some(0), "{}", run.stderr);
-    assert!(json_lines(&run.stderr).iter().all(|l| l["level"] == "WARN" || l["level"] == "ERROR"));
+    assert!(
+        json_lines(&run.stderr)
+            .iter()
+            .all(|l| l["level"] == "WARN" || l["level"] == "ERROR")
+    );
     assert!(run.stderr.contains("Final summary: 3 processed"));
 
     let mut cmd = h.spyder();

@@ -130,3 +130,70 @@ async fn a_hostile_domains_file_is_processed_line_by_line() {
         run.stderr
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_run_with_black_holed_hosts_completes_with_every_edge() {
+    // P-1 and P-6: 10% of the hosts accept and never answer; the run still completes,
+    // every input gets its self node, and every edge is there.
+    let options = spyder_testkit::world::WorldOptions { black_holes: 0.1 };
+    let h = Harness::with_options(0x5eed_0304, 2000, options).await;
+    let mut cmd = h.spyder();
+    cmd.arg("-concurrency=256")
+        .arg("-set=crawling.tls_timeout=5s")
+        .arg("-batch_max_edges=500");
+    let run = finish(cmd, LIMIT).await;
+    assert_eq!(run.code, Some(0), "stderr:\n{}", run.stderr);
+    let batches = json_batches(&run.stdout);
+    let selves: std::collections::BTreeSet<&str> = batches
+        .iter()
+        .flat_map(|b| &b.nodes_domain)
+        .map(|d| d.host.as_str())
+        .collect();
+    let hosts = h.world.hosts();
+    assert!(
+        hosts.iter().all(|host| selves.contains(host.as_str())),
+        "a self node is missing"
+    );
+    assert_same_edges(&batch_edges(&batches), &h.world.expected_edges());
+    assert!(
+        run.stderr
+            .contains("Final summary: 2000 processed, 2000 successful, 0 failed"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_config_file_without_domains_plus_the_flag_runs_and_leaves_the_spool_alone() {
+    // B-13 (validation after flags) and B-06 (stdout mode never touches the spool).
+    let h = Harness::new(0x5eed_0305, 5).await;
+    let spool = h.path("spool");
+    std::fs::create_dir_all(&spool).expect("spool dir");
+    let old = spool.join("20250101T000000.000000000-0190a0a0-0000-7000-8000-000000000000.json");
+    std::fs::write(&old, b"{\"not\":\"touched\"}").expect("spool file");
+    let config = h.path("spyder.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "probe: yaml-probe\nconcurrency: 8\noutput:\n  format: jsonl\n  spool_dir: {}\nexclude_tlds: []\n",
+            spool.display()
+        ),
+    )
+    .expect("config");
+    let mut cmd = support::spyder();
+    cmd.arg(format!("-config={}", config.display()))
+        .arg(format!("-domains={}", h.domains.display()))
+        .args(support::world_flags(&h.world, &h.roots));
+    let run = finish(cmd, LIMIT).await;
+    assert_eq!(run.code, Some(0), "stderr:\n{}", run.stderr);
+    assert_same_edges(
+        &support::jsonl_edges(&run.stdout),
+        &h.world.expected_edges(),
+    );
+    assert!(String::from_utf8_lossy(&run.stdout).contains("\"probe_id\":\"yaml-probe\""));
+    assert_eq!(
+        std::fs::read(&old).expect("still there"),
+        b"{\"not\":\"touched\"}"
+    );
+    assert_eq!(std::fs::read_dir(&spool).expect("dir").count(), 1);
+}

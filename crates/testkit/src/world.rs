@@ -56,7 +56,16 @@ pub struct World {
 impl World {
     /// Generates and starts a world of `n` sites from `seed` (same seed, same world).
     pub async fn generate(seed: u64, n: usize) -> std::io::Result<Self> {
-        let plan = Plan::new(seed, n);
+        Self::generate_with(seed, n, WorldOptions::default()).await
+    }
+
+    /// Like [`World::generate`], with extra hazards mixed in.
+    pub async fn generate_with(
+        seed: u64,
+        n: usize,
+        options: WorldOptions,
+    ) -> std::io::Result<Self> {
+        let plan = Plan::new(seed, n, options);
         let ca = TestCa::new();
         let mut zone = Zone::new();
         let mut sites = Vec::with_capacity(n);
@@ -95,6 +104,15 @@ impl World {
     }
 }
 
+/// Hazards a world can mix in beyond the defaults.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct WorldOptions {
+    /// Share of sites whose HTTPS port accepts connections and never answers, with
+    /// nothing on the HTTP port: a correct probe gives up after `tls_timeout` with
+    /// outcome `no_web` and DNS edges only.
+    pub black_holes: f64,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Tls {
     Valid,
@@ -102,6 +120,8 @@ enum Tls {
     SelfSigned,
     /// Nothing on the HTTPS port: reached by the HTTP fallback.
     None,
+    /// Accepts and never answers; nothing on the HTTP port.
+    BlackHole,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -169,13 +189,24 @@ struct Plan {
 }
 
 impl Plan {
-    fn new(seed: u64, n: usize) -> Self {
+    fn new(seed: u64, n: usize, options: WorldOptions) -> Self {
         let mut rng = StdRng::seed_from_u64(seed);
         let mut sites: Vec<SiteSpec> = (0..n).map(|i| SiteSpec::draw(i, &mut rng)).collect();
+        if options.black_holes > 0.0 {
+            for site in &mut sites {
+                if rng.random_bool(options.black_holes.min(1.0)) {
+                    site.tls = Tls::BlackHole;
+                    site.redirect = Redirect::None;
+                }
+            }
+        }
         // Links and cross-apex redirects point at other sites, so draw them last.
         let hosts: Vec<(String, String, bool)> = sites
             .iter()
-            .map(|s| (s.host.clone(), s.apex.clone(), s.redirect == Redirect::None))
+            .map(|s| {
+                let direct = s.redirect == Redirect::None && s.tls != Tls::BlackHole;
+                (s.host.clone(), s.apex.clone(), direct)
+            })
             .collect();
         for site in &mut sites {
             site.draw_links(&hosts, &mut rng);
@@ -350,6 +381,7 @@ impl SiteSpec {
         let names = [h.as_str(), self.apex.as_str()];
         let tls = match self.tls {
             Tls::None => TlsMode::Off,
+            Tls::BlackHole => TlsMode::Hang,
             kind => {
                 let cert_kind = match kind {
                     Tls::Expired => CertKind::Expired,
@@ -384,7 +416,9 @@ impl SiteSpec {
         let page = self.page();
         let mut routes = Vec::new();
         let outcome;
-        if blocked {
+        if self.tls == Tls::BlackHole {
+            outcome = "no_web";
+        } else if blocked {
             outcome = "robots_blocked";
             routes.push(("/".to_owned(), Reply::Html(page)));
         } else {
@@ -432,7 +466,7 @@ impl SiteSpec {
         let site = Site {
             ip: self.ip,
             tls,
-            plain_http: true,
+            plain_http: self.tls != Tls::BlackHole,
             robots,
             routes,
         };

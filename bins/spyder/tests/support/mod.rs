@@ -7,7 +7,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use spyder_model::{Batch, EdgeType};
-use spyder_testkit::world::{ExpectedEdge, World};
+use spyder_testkit::world::{ExpectedEdge, World, WorldOptions};
 use tokio::process::Command;
 
 /// A world plus the files a run needs: the domains list and the CA's roots.
@@ -20,7 +20,13 @@ pub struct Harness {
 
 impl Harness {
     pub async fn new(seed: u64, sites: usize) -> Self {
-        let world = World::generate(seed, sites).await.expect("world starts");
+        Self::with_options(seed, sites, WorldOptions::default()).await
+    }
+
+    pub async fn with_options(seed: u64, sites: usize, options: WorldOptions) -> Self {
+        let world = World::generate_with(seed, sites, options)
+            .await
+            .expect("world starts");
         let dir = tempfile::tempdir().expect("temp dir");
         let domains = dir.path().join("domains.txt");
         std::fs::write(&domains, world.hosts().join("\n") + "\n").expect("write domains");
