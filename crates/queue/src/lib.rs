@@ -5,10 +5,12 @@
 //! [`MemoryQueue`] is the bounded queue of file mode (SPEC §1): the input side applies
 //! backpressure to the reader, discoveries wait behind it, and the queue reports
 //! itself done only once the input is closed, nothing is pending and no [`Lease`] is
-//! still held. The Redis queue of queue mode will live here too.
+//! still held. [`QueueItem`] is the Redis queue item of SPEC §2.3, kept byte-exact.
 
 mod input;
+mod item;
 mod memory;
 
 pub use input::{InputLine, InputProgress, InputReader};
+pub use item::{ItemError, QueueItem};
 pub use memory::{Closed, Lease, MemoryQueue, PushError, QueueDepth, Source};

@@ -3,11 +3,13 @@
 //! Everything a test or benchmark needs to exercise the probe without the internet:
 //! an authoritative DNS server on loopback ([`dns`]), a private CA issuing valid and
 //! broken certificates ([`pki`]), HTTPS and HTTP hosts on distinct 127.0.0.x addresses
-//! with scripted behaviours ([`web`]), and seeded worlds of linked sites that state the
+//! with scripted behaviours ([`web`]), an ingest receiver ([`ingest`]), a real
+//! `redis-server` per test ([`redis`]), and seeded worlds of linked sites that state the
 //! edges a correct probe must emit ([`world`]).
 
 pub mod dns;
 pub mod ingest;
 pub mod pki;
+pub mod redis;
 pub mod web;
 pub mod world;

@@ -1,0 +1,117 @@
+//! The Redis queue item of SPEC §2.3: `{"host":"example.com","ts":1723300000,"attempt":0}`
+//! in this key order; our producers append `"id":"<16 hex>"`.
+//!
+//! Items from other producers (the original Go seed tool has no `id`; others may add
+//! fields) are accepted and kept byte-exact: a [`QueueItem`] remembers its raw text,
+//! which is what `LREM` acks and leases key on. Only a requeue rewrites `attempt`.
+
+use serde::Deserialize;
+use spyder_model::{HostError, HostName};
+
+/// A decoded queue item with its exact raw text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueueItem {
+    raw: String,
+    pub host: HostName,
+    pub ts: i64,
+    pub attempt: u32,
+    pub id: Option<String>,
+}
+
+/// Why a raw item cannot be crawled (it goes to `<key>:dead`).
+#[derive(Debug, thiserror::Error)]
+pub enum ItemError {
+    #[error("not a queue item: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("invalid host {host:?}: {error}")]
+    Host { host: String, error: HostError },
+}
+
+#[derive(Deserialize)]
+struct Wire {
+    host: String,
+    #[serde(default)]
+    ts: i64,
+    #[serde(default)]
+    attempt: u32,
+    #[serde(default)]
+    id: Option<String>,
+}
+
+impl QueueItem {
+    /// A fresh item for `host`, enqueued now, attempt 0, with a random 16-hex `id`.
+    pub fn new(host: HostName, ts: i64) -> Self {
+        let id = format!("{:016x}", rand::random::<u64>());
+        let raw = format!(
+            r#"{{"host":{},"ts":{ts},"attempt":0,"id":"{id}"}}"#,
+            serde_json::Value::String(host.to_string())
+        );
+        Self {
+            raw,
+            host,
+            ts,
+            attempt: 0,
+            id: Some(id),
+        }
+    }
+
+    /// Decodes `raw`, keeping it byte-exact; the host is normalised per SPEC §3.3.
+    pub fn decode(raw: &str) -> Result<Self, ItemError> {
+        let wire: Wire = serde_json::from_str(raw)?;
+        let host = HostName::from_input(&wire.host).map_err(|error| ItemError::Host {
+            host: wire.host.clone(),
+            error,
+        })?;
+        Ok(Self {
+            raw: raw.to_owned(),
+            host,
+            ts: wire.ts,
+            attempt: wire.attempt,
+            id: wire.id,
+        })
+    }
+
+    /// The exact text in Redis.
+    pub fn raw(&self) -> &str {
+        &self.raw
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_items_have_the_original_key_order_plus_id() {
+        let host = HostName::from_input("Example.COM").expect("valid");
+        let item = QueueItem::new(host, 1_723_300_000);
+        let raw = item.raw();
+        assert!(
+            raw.starts_with(r#"{"host":"example.com","ts":1723300000,"attempt":0,"id":""#),
+            "{raw}"
+        );
+        assert_eq!(item.id.as_deref().map(str::len), Some(16));
+        assert_eq!(QueueItem::decode(raw).expect("round trip"), item);
+    }
+
+    #[test]
+    fn foreign_items_are_kept_byte_exact() {
+        let raw = r#"{"host":"WWW.Example.com","ts":5,"attempt":2,"extra":[1,2]}"#;
+        let item = QueueItem::decode(raw).expect("accepted");
+        assert_eq!(item.raw(), raw);
+        assert_eq!(item.host.as_str(), "www.example.com");
+        assert_eq!((item.ts, item.attempt, item.id.as_deref()), (5, 2, None));
+    }
+
+    #[test]
+    fn poison_is_typed() {
+        assert!(matches!(
+            QueueItem::decode("not json"),
+            Err(ItemError::Json(_))
+        ));
+        assert!(matches!(
+            QueueItem::decode(r#"{"host":"bad_host","ts":1,"attempt":0}"#),
+            Err(ItemError::Host { .. })
+        ));
+    }
+}
