@@ -16,6 +16,8 @@ pub struct Stats {
     ok: AtomicU64,
     error: AtomicU64,
     edges: AtomicU64,
+    /// Milliseconds after `started` when the last task finished.
+    last_finish_ms: AtomicU64,
 }
 
 /// One reading of [`Stats`].
@@ -64,6 +66,7 @@ impl Default for Stats {
             ok: AtomicU64::new(0),
             error: AtomicU64::new(0),
             edges: AtomicU64::new(0),
+            last_finish_ms: AtomicU64::new(0),
         }
     }
 }
@@ -76,8 +79,16 @@ impl Stats {
             Status::Error => self.error.fetch_add(1, Ordering::Relaxed),
         };
         self.edges.fetch_add(edges as u64, Ordering::Relaxed);
+        let now_ms = self.started.elapsed().as_millis() as u64;
+        self.last_finish_ms.fetch_max(now_ms, Ordering::Relaxed);
         metrics::counter!("spyder_tasks_total", "status" => outcome.status().as_str()).increment(1);
         metrics::counter!("spyder_task_outcomes_total", "outcome" => outcome.as_str()).increment(1);
+    }
+
+    /// Time since the last task finished (or since the start, if none has).
+    pub fn since_last_finish(&self) -> Duration {
+        let last = Duration::from_millis(self.last_finish_ms.load(Ordering::Relaxed));
+        self.started.elapsed().saturating_sub(last)
     }
 
     pub fn snapshot(&self) -> Snapshot {
@@ -90,6 +101,35 @@ impl Stats {
             edges: self.edges.load(Ordering::Relaxed),
             elapsed: self.started.elapsed(),
         }
+    }
+}
+
+/// Watches for a stall (SPEC §5 P-8): work is pending but no task has finished within
+/// `stall_after`. Warns once per stall and again when progress resumes; `stalled()`
+/// is what the health endpoint's `progress` check reports.
+#[derive(Debug, Default)]
+pub struct StallWatch {
+    stalled: std::sync::atomic::AtomicBool,
+}
+
+impl StallWatch {
+    /// Re-evaluates the state; `pending` says whether any work is waiting or running.
+    pub fn check(&self, stats: &Stats, pending: bool, stall_after: Duration) {
+        let idle = stats.since_last_finish();
+        let now = pending && idle >= stall_after;
+        let was = self.stalled.swap(now, Ordering::Relaxed);
+        if now && !was {
+            tracing::warn!(
+                idle_seconds = idle.as_secs(),
+                "progress stalled: work is pending but no task finished within stall_after"
+            );
+        } else if was && !now {
+            tracing::info!("progress resumed");
+        }
+    }
+
+    pub fn stalled(&self) -> bool {
+        self.stalled.load(Ordering::Relaxed)
     }
 }
 

@@ -22,7 +22,7 @@ use spyder_sink::{ChannelSink, Dedup, DiscoverySink, MemoryDedup, SinkSettings};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::progress::{self, Display, Stats};
+use crate::progress::{self, Display, StallWatch, Stats};
 
 /// Discoveries waiting behind the file input (SPEC §3.10).
 const DISCOVERY_CAPACITY: usize = 100_000;
@@ -69,6 +69,7 @@ struct Run {
     workers: JoinSet<()>,
     reader: tokio::task::JoinHandle<()>,
     progress: Option<tokio::task::JoinHandle<()>>,
+    stall_watch: tokio::task::JoinHandle<()>,
     display: Display,
     quiet: bool,
     shutdown_grace: Duration,
@@ -154,12 +155,21 @@ impl Run {
             workers.spawn(work(Arc::clone(&shared)));
         }
         let display = Display::choose(options.progress, options.quiet);
-        let progress = progress::spawn(display, stats, move || read_progress.percent());
+        let progress = progress::spawn(display, Arc::clone(&stats), {
+            let read_progress = Arc::clone(&read_progress);
+            move || read_progress.percent()
+        });
+        let stall_watch = tokio::spawn(watch_stalls(
+            Arc::clone(&shared),
+            read_progress,
+            config.telemetry.stall_after,
+        ));
         Ok(Self {
             shared,
             workers,
             reader,
             progress,
+            stall_watch,
             display,
             quiet: options.quiet,
             shutdown_grace: config.crawling.shutdown_grace,
@@ -237,6 +247,7 @@ impl Run {
     }
 
     fn end_progress(&mut self) {
+        self.stall_watch.abort();
         if let Some(p) = self.progress.take() {
             p.abort();
         }
@@ -264,6 +275,7 @@ async fn feed(mut reader: InputReader, shared: Arc<Shared>, read: Arc<ReadProgre
         }
     }
     read.update(&reader);
+    read.finished();
     shared.queue.close_input();
 }
 
@@ -364,11 +376,24 @@ async fn drain(set: &mut JoinSet<()>) {
     while set.join_next().await.is_some() {}
 }
 
+/// Checks for a stall every second (SPEC §5 P-8).
+async fn watch_stalls(shared: Arc<Shared>, read: Arc<ReadProgress>, stall_after: Duration) {
+    let watch = StallWatch::default();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let depth = shared.queue.depth();
+        let pending = depth.input + depth.discovered + depth.held > 0 || !read.done();
+        watch.check(&shared.stats, pending, stall_after);
+    }
+}
+
 /// How far the reader got, for the progress display.
 #[derive(Debug, Default)]
 struct ReadProgress {
     read: AtomicU64,
     total: AtomicU64,
+    done: std::sync::atomic::AtomicBool,
 }
 
 impl ReadProgress {
@@ -377,6 +402,14 @@ impl ReadProgress {
         self.read.store(p.bytes_read, Ordering::Relaxed);
         self.total
             .store(p.total_bytes.unwrap_or(0), Ordering::Relaxed);
+    }
+
+    fn finished(&self) {
+        self.done.store(true, Ordering::Relaxed);
+    }
+
+    fn done(&self) -> bool {
+        self.done.load(Ordering::Relaxed)
     }
 
     fn percent(&self) -> Option<f64> {

@@ -316,3 +316,37 @@ async fn mtls_ingest_with_a_private_ca_works_only_with_mtls_ca() {
         run.stderr
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stall_is_reported_after_stall_after() {
+    // P-8: every host hangs; nothing finishes; the stall is reported, not silent.
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let options = spyder_testkit::world::WorldOptions { black_holes: 1.0 };
+    let h = Harness::with_options(0x5eed_0407, 5, options).await;
+    let mut cmd = h.spyder();
+    cmd.arg("-set=crawling.tls_timeout=60s")
+        .arg("-set=crawling.task_timeout=60s")
+        .arg("-set=telemetry.stall_after=1s")
+        .arg("-set=crawling.shutdown_grace=1s")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spyder starts");
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let found = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if line.contains("progress stalled") {
+                return true;
+            }
+        }
+        false
+    })
+    .await
+    .expect("a stall report within 30 s");
+    assert!(found, "stderr ended without a stall report");
+    signal(child.id().expect("pid"), "-TERM");
+    let status = tokio::time::timeout(Duration::from_secs(1 + 15), child.wait())
+        .await
+        .expect("exits within grace + 15 s")
+        .expect("status");
+    assert_eq!(status.code(), Some(0));
+}
