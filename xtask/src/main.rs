@@ -3,6 +3,9 @@
 //! - `demo [N]`: starts an offline testkit world of N sites (default 25) — DNS server,
 //!   HTTPS/HTTP hosts, a private CA — and runs the real `spyder` binary against it, so
 //!   the whole pipeline can be seen without the internet. The graph goes to stdout.
+//! - `bench-memory [LINES]`: SPEC §5 P-2. Streams LINES (default 1,000,000) distinct
+//!   names through a release `spyder` at concurrency 256 against a local DNS server
+//!   that answers NXDOMAIN, and reports the probe's peak RSS (limit: 512 MiB).
 
 use std::process::{ExitCode, Stdio};
 
@@ -12,8 +15,11 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("demo") => demo(args.get(1).map(String::as_str)),
+        Some("bench-memory") => bench_memory(args.get(1).map(String::as_str)),
         _ => {
-            eprintln!("usage: cargo xtask demo [SITES] [-- extra spyder flags]");
+            eprintln!(
+                "usage: cargo xtask demo [SITES] [-- extra spyder flags]\n       cargo xtask bench-memory [LINES]"
+            );
             ExitCode::from(2)
         }
     }
@@ -99,4 +105,124 @@ fn demo(sites: Option<&str>) -> ExitCode {
             }
         }
     })
+}
+
+/// Peak RSS allowed for a 1,000,000-line run at concurrency 256 (SPEC §5 P-2).
+const P2_LIMIT_KIB: u64 = 512 * 1024;
+
+fn bench_memory(lines: Option<&str>) -> ExitCode {
+    let lines: u64 = match lines.map(str::parse).transpose() {
+        Ok(n) => n.unwrap_or(1_000_000),
+        Err(e) => {
+            eprintln!("xtask bench-memory: LINES must be a number: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let built = std::process::Command::new(env!("CARGO"))
+        .args(["build", "--quiet", "--release", "-p", "spyder"])
+        .status();
+    if !built.is_ok_and(|s| s.success()) {
+        eprintln!("xtask bench-memory: cannot build the release spyder");
+        return ExitCode::FAILURE;
+    }
+    let binary = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/spyder");
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("xtask bench-memory: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        match run_memory_bench(&binary, lines).await {
+            Ok((peak_kib, elapsed)) => {
+                let verdict = if peak_kib <= P2_LIMIT_KIB { "ok" } else { "OVER LIMIT" };
+                println!(
+                    "bench-memory: {lines} lines, concurrency 256: peak RSS {:.1} MiB (limit 512 MiB: {verdict}), {:.1} s, {:.0} lines/s",
+                    peak_kib as f64 / 1024.0,
+                    elapsed.as_secs_f64(),
+                    lines as f64 / elapsed.as_secs_f64()
+                );
+                if peak_kib <= P2_LIMIT_KIB {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                }
+            }
+            Err(e) => {
+                eprintln!("xtask bench-memory: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+async fn run_memory_bench(
+    binary: &std::path::Path,
+    lines: u64,
+) -> Result<(u64, std::time::Duration), String> {
+    use std::io::Write as _;
+    let dns = spyder_testkit::dns::DnsServer::start(spyder_testkit::dns::Zone::new())
+        .await
+        .map_err(|e| format!("dns server: {e}"))?;
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let domains = dir.path().join("domains.txt");
+    {
+        let file = std::fs::File::create(&domains).map_err(|e| e.to_string())?;
+        let mut out = std::io::BufWriter::new(file);
+        for i in 0..lines {
+            writeln!(out, "host{i}.bench-{}.example", i % 997).map_err(|e| e.to_string())?;
+        }
+        out.flush().map_err(|e| e.to_string())?;
+    }
+    let started = std::time::Instant::now();
+    let mut child = tokio::process::Command::new(binary)
+        .arg(format!("-domains={}", domains.display()))
+        .arg(format!("-dns_servers={}", dns.addr()))
+        .arg("-concurrency=256")
+        .arg("-output=/dev/null")
+        .arg("-metrics_addr=")
+        .arg("-progress=false")
+        .arg("-set=logging.level=error")
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run {}: {e}", binary.display()))?;
+    let pid = child.id().ok_or("spyder exited at once")?;
+    let mut stderr = child.stderr.take().ok_or("no stderr")?;
+    let stderr_text = tokio::spawn(async move {
+        let mut text = String::new();
+        let _ = tokio::io::AsyncReadExt::read_to_string(&mut stderr, &mut text).await;
+        text
+    });
+    let mut peak = 0;
+    let status = loop {
+        if let Some(kib) = peak_rss_kib(pid) {
+            peak = peak.max(kib);
+        }
+        tokio::select! {
+            status = child.wait() => break status.map_err(|e| e.to_string())?,
+            () = tokio::time::sleep(std::time::Duration::from_millis(100)) => {}
+        }
+    };
+    let elapsed = started.elapsed();
+    let stderr = stderr_text.await.unwrap_or_default();
+    if !status.success() {
+        return Err(format!("spyder exited with {status}:\n{stderr}"));
+    }
+    // An honest number needs the whole input processed, not a run cut short.
+    let expected = format!("Final summary: {lines} processed");
+    if !stderr.contains(&expected) {
+        return Err(format!("the run did not process every line:\n{stderr}"));
+    }
+    Ok((peak, elapsed))
+}
+
+/// `VmHWM` (peak resident set) of a live process, in KiB.
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }

@@ -197,3 +197,19 @@ async fn a_config_file_without_domains_plus_the_flag_runs_and_leaves_the_spool_a
     );
     assert_eq!(std::fs::read_dir(&spool).expect("dir").count(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_as_output_file_is_written_without_fsync_errors() {
+    // `-output=/dev/null` cannot be fsynced (EINVAL); that must not end the run.
+    let h = Harness::new(0x5eed_0306, 10).await;
+    let mut cmd = h.spyder();
+    cmd.arg("-output=/dev/null").arg("-batch_max_edges=5");
+    let run = finish(cmd, LIMIT).await;
+    assert_eq!(run.code, Some(0), "stderr:\n{}", run.stderr);
+    assert!(!run.stderr.contains("output closed"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("Final summary: 10 processed"),
+        "{}",
+        run.stderr
+    );
+}

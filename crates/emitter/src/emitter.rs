@@ -699,6 +699,17 @@ async fn stream_output(
     (BatchOut::Stream(tx), tokio::spawn(output.run(rx)))
 }
 
+/// fsyncs `file` when it is a regular file. Devices and pipes given as `output.file`
+/// (`/dev/null`, a FIFO) cannot be fsynced (EINVAL) and need not be: their writes are
+/// already as durable as they get.
+fn sync_if_regular(file: &std::fs::File) -> std::io::Result<()> {
+    if file.metadata()?.is_file() {
+        file.sync_data()
+    } else {
+        Ok(())
+    }
+}
+
 enum Sink {
     /// Appended to, fsynced per batch; written on a blocking thread.
     File(std::fs::File),
@@ -760,7 +771,7 @@ impl StreamOutput {
             Sink::File(mut file) => {
                 let buf = mem::take(&mut self.buf);
                 let task = tokio::task::spawn_blocking(move || {
-                    let result = file.write_all(&buf).and_then(|()| file.sync_data());
+                    let result = file.write_all(&buf).and_then(|()| sync_if_regular(&file));
                     (file, buf, result)
                 });
                 match race(
