@@ -17,10 +17,15 @@ use spyder_config::{Config, Loaded, OutputFormat};
 use spyder_emitter::{Destination, Emitter, EmitterConfig, Format, IngestConfig, MtlsFiles};
 use spyder_model::{HostName, Records};
 use spyder_probe::{Outcome, Probe};
-use spyder_queue::{InputLine, InputReader, Lease, MemoryQueue};
-use spyder_sink::{ChannelSink, Dedup, DiscoverySink, MemoryDedup, SinkSettings};
+use spyder_queue::{
+    InputLine, InputReader, Lease, MemoryQueue, RedisLease, RedisQueue, RedisQueueConfig,
+};
+use spyder_sink::{
+    ChannelSink, Dedup, DiscoverySink, MemoryDedup, RedisDedup, RedisSink, SinkSettings,
+};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::progress::{self, Display, StallWatch, Stats};
 
@@ -32,6 +37,59 @@ const DELIVERY_BUDGET: Duration = Duration::from_secs(10);
 const EXIT_INTERRUPTED: u8 = 130;
 /// In-flight hosts named when a shutdown cancels tasks.
 const CANCELLED_HOSTS_SHOWN: usize = 10;
+/// Leases held beyond `concurrency` while their records wait for delivery (SPEC §3.8).
+const EXTRA_HELD_LEASES: usize = 32;
+/// Budget for sending the last acks at shutdown (SPEC §3.14 step 4).
+const ACK_BUDGET: Duration = Duration::from_secs(10);
+
+/// Where work comes from: the memory queue fed by the domains file (file mode) or
+/// the shared Redis list (queue mode).
+enum WorkQueue {
+    Memory(MemoryQueue),
+    Redis(RedisQueue),
+}
+
+/// One leased host.
+enum Work {
+    Memory(Lease),
+    Redis(RedisLease),
+}
+
+impl WorkQueue {
+    async fn next(&self) -> Option<Work> {
+        match self {
+            Self::Memory(q) => q.next().await.map(Work::Memory),
+            Self::Redis(q) => q.next().await.map(Work::Redis),
+        }
+    }
+
+    fn stop(&self) {
+        match self {
+            Self::Memory(q) => q.stop(),
+            Self::Redis(q) => q.stop(),
+        }
+    }
+
+    /// Work waiting or running that this probe knows of.
+    fn pending(&self) -> bool {
+        match self {
+            Self::Memory(q) => {
+                let d = q.depth();
+                d.input + d.discovered + d.held > 0
+            }
+            Self::Redis(q) => q.held() > 0,
+        }
+    }
+}
+
+impl Work {
+    fn host(&self) -> &HostName {
+        match self {
+            Self::Memory(l) => &l.host,
+            Self::Redis(l) => &l.item.host,
+        }
+    }
+}
 
 /// Command-line switches that are not configuration.
 #[derive(Clone, Copy, Debug)]
@@ -55,9 +113,11 @@ pub async fn run(loaded: Loaded, options: Options) -> ExitCode {
 struct Shared {
     probe: Probe,
     emitter: Emitter,
-    queue: MemoryQueue,
+    queue: WorkQueue,
     dedup: Arc<dyn Dedup>,
-    sink: Option<ChannelSink>,
+    sink: Option<Box<dyn DiscoverySink>>,
+    /// Acks waiting for their records to be safe (queue mode).
+    acks: TaskTracker,
     sink_settings: SinkSettings,
     stats: Arc<Stats>,
     in_flight: Mutex<HashMap<u64, HostName>>,
@@ -67,7 +127,7 @@ struct Shared {
 struct Run {
     shared: Arc<Shared>,
     workers: JoinSet<()>,
-    reader: tokio::task::JoinHandle<()>,
+    reader: Option<tokio::task::JoinHandle<()>>,
     progress: Option<tokio::task::JoinHandle<()>>,
     stall_watch: tokio::task::JoinHandle<()>,
     display: Display,
@@ -90,19 +150,9 @@ impl Run {
         if let Some(file) = &loaded.file {
             tracing::info!(file = %file.display(), "loaded config from file");
         }
-        if !config.redis.queue_addr.is_empty() {
-            return Err(
-                "queue mode (redis.queue_addr / REDIS_QUEUE_ADDR) is not available in this build yet; \
-                 unset it and pass -domains"
-                    .to_owned(),
-            );
-        }
-        if !config.redis.addr.is_empty() {
-            tracing::warn!(
-                "redis dedup (redis.addr / REDIS_ADDR) is not available in this build yet; using memory dedup"
-            );
-        }
-        if !config.domains.is_empty() && !config.redis.queue_addr.is_empty() {
+        let concurrency = config.crawling.concurrency as usize;
+        let queue_mode = !config.redis.queue_addr.is_empty();
+        if queue_mode && !config.domains.is_empty() {
             tracing::warn!("queue mode: domains is ignored");
         }
 
@@ -112,21 +162,70 @@ impl Run {
         let emitter = Emitter::start(emitter_config(&config))
             .await
             .map_err(|e| e.to_string())?;
-        let reader = InputReader::open(&config.domains)
-            .await
-            .map_err(|e| format!("domains: cannot open {:?}: {e}", config.domains))?;
 
-        let concurrency = config.crawling.concurrency as usize;
-        let queue = MemoryQueue::new(concurrency.max(64) * 2, DISCOVERY_CAPACITY);
-        let dedup: Arc<dyn Dedup> = Arc::new(MemoryDedup::new(
-            config.dedup.ttl,
-            config.dedup.memory_max_entries as usize,
-        ));
-        tracing::info!("memory dedupe enabled");
-        let sink = config
-            .crawling
-            .continuous
-            .then(|| ChannelSink::new(queue.clone(), Arc::clone(&dedup)));
+        let dedup: Arc<dyn Dedup> = if config.redis.addr.is_empty() {
+            tracing::info!("memory dedupe enabled");
+            Arc::new(MemoryDedup::new(
+                config.dedup.ttl,
+                config.dedup.memory_max_entries as usize,
+            ))
+        } else {
+            let redis = RedisDedup::connect(
+                &config.redis.addr,
+                config.dedup.ttl,
+                config.dedup.memory_max_entries as usize,
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            tracing::info!("redis dedupe enabled");
+            Arc::new(redis)
+        };
+
+        let (queue, reader, memory) = if queue_mode {
+            let redis = RedisQueue::connect(RedisQueueConfig {
+                addr: config.redis.queue_addr.clone(),
+                setting: "redis.queue_addr".to_owned(),
+                key: config.redis.queue_key.clone(),
+                lease_timeout: config.redis.lease_timeout,
+                max_attempts: config.redis.max_attempts,
+                capacity: concurrency + EXTRA_HELD_LEASES,
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+            tracing::info!(key = %config.redis.queue_key, "redis queue enabled");
+            (WorkQueue::Redis(redis), None, None)
+        } else {
+            let reader = InputReader::open(&config.domains)
+                .await
+                .map_err(|e| format!("domains: cannot open {:?}: {e}", config.domains))?;
+            let memory = MemoryQueue::new(concurrency.max(64) * 2, DISCOVERY_CAPACITY);
+            (
+                WorkQueue::Memory(memory.clone()),
+                Some(reader),
+                Some(memory),
+            )
+        };
+
+        let sink: Option<Box<dyn DiscoverySink>> = match (&memory, config.crawling.continuous) {
+            (_, false) => None,
+            (Some(memory), true) => Some(Box::new(ChannelSink::new(
+                memory.clone(),
+                Arc::clone(&dedup),
+            ))),
+            (None, true) => {
+                if config.redis.addr.is_empty() {
+                    spyder_sink::warn_without_shared_dedup();
+                }
+                let sink = RedisSink::connect(
+                    &config.redis.queue_addr,
+                    &config.redis.queue_key,
+                    Arc::clone(&dedup),
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+                Some(Box::new(sink))
+            }
+        };
         let stats = Arc::new(Stats::default());
         let shared = Arc::new(Shared {
             probe,
@@ -134,6 +233,7 @@ impl Run {
             queue,
             dedup,
             sink,
+            acks: TaskTracker::new(),
             sink_settings: SinkSettings {
                 exclude_tlds: config.exclude_tlds.clone(),
                 allow_private: config.crawling.allow_private,
@@ -145,11 +245,18 @@ impl Run {
         });
 
         let read_progress = Arc::new(ReadProgress::default());
-        let reader = tokio::spawn(feed(
-            reader,
-            Arc::clone(&shared),
-            Arc::clone(&read_progress),
-        ));
+        let reader = match (reader, memory) {
+            (Some(reader), Some(memory)) => Some(tokio::spawn(feed(
+                reader,
+                memory,
+                Arc::clone(&shared),
+                Arc::clone(&read_progress),
+            ))),
+            _ => {
+                read_progress.finished();
+                None
+            }
+        };
         let mut workers = JoinSet::new();
         for _ in 0..concurrency {
             workers.spawn(work(Arc::clone(&shared)));
@@ -190,7 +297,9 @@ impl Run {
         if graceful {
             // Step 1: intake stops.
             self.shared.queue.stop();
-            self.reader.abort();
+            if let Some(reader) = &self.reader {
+                reader.abort();
+            }
             // Step 2: in-flight tasks get the grace period, then are cancelled.
             let grace = tokio::time::timeout(self.shutdown_grace, drain(&mut self.workers));
             tokio::select! {
@@ -198,11 +307,23 @@ impl Run {
                 () = self.signals.second.cancelled() => return self.interrupted().await,
             }
         }
-        self.reader.abort();
+        if let Some(reader) = &self.reader {
+            reader.abort();
+        }
         // Step 3: pending batches get one try within the budget; the rest is spooled.
         let emitter = self.shared.emitter.clone();
         tokio::select! {
             report = emitter.shutdown(DELIVERY_BUDGET) => tracing::debug!(?report, "emitter stopped"),
+            () = self.signals.second.cancelled() => return self.interrupted().await,
+        }
+        // Step 4: acks for what is now delivered or spooled; the rest stays leased.
+        self.shared.acks.close();
+        tokio::select! {
+            done = tokio::time::timeout(ACK_BUDGET, self.shared.acks.wait()) => {
+                if done.is_err() {
+                    tracing::warn!("some acks were not sent; their items stay in :processing");
+                }
+            }
             () = self.signals.second.cancelled() => return self.interrupted().await,
         }
         self.end_progress();
@@ -259,12 +380,17 @@ impl Run {
 }
 
 /// Streams the input into the queue, logging and counting invalid lines.
-async fn feed(mut reader: InputReader, shared: Arc<Shared>, read: Arc<ReadProgress>) {
+async fn feed(
+    mut reader: InputReader,
+    queue: MemoryQueue,
+    shared: Arc<Shared>,
+    read: Arc<ReadProgress>,
+) {
     while let Some(line) = reader.next().await {
         read.update(&reader);
         match line {
             InputLine::Host { host, .. } => {
-                if shared.queue.push_input(host).await.is_err() {
+                if queue.push_input(host).await.is_err() {
                     return;
                 }
             }
@@ -276,7 +402,7 @@ async fn feed(mut reader: InputReader, shared: Arc<Shared>, read: Arc<ReadProgre
     }
     read.update(&reader);
     read.finished();
-    shared.queue.close_input();
+    queue.close_input();
 }
 
 /// One worker: crawl leases until the queue is done.
@@ -284,7 +410,7 @@ async fn work(shared: Arc<Shared>) {
     while let Some(lease) = shared.queue.next().await {
         let id = shared.next_task.fetch_add(1, Ordering::Relaxed);
         if let Ok(mut m) = shared.in_flight.lock() {
-            m.insert(id, lease.host.clone());
+            m.insert(id, lease.host().clone());
         }
         metrics::gauge!("spyder_active_workers").increment(1.0);
         crawl_one(&shared, lease).await;
@@ -296,8 +422,8 @@ async fn work(shared: Arc<Shared>) {
 }
 
 /// SPEC §1 steps 1–12 for one lease.
-async fn crawl_one(shared: &Shared, lease: Lease) {
-    let host = lease.host.clone();
+async fn crawl_one(shared: &Shared, lease: Work) {
+    let host = lease.host().clone();
     let report = shared.probe.crawl(host.as_str()).await;
     metrics::histogram!("spyder_task_duration_seconds").record(report.timings.total.as_secs_f64());
     tracing::debug!(host = %host, outcome = %report.outcome, "task done");
@@ -306,16 +432,31 @@ async fn crawl_one(shared: &Shared, lease: Lease) {
     let records = spyder_sink::dedup_records(shared.dedup.as_ref(), &host, report.records).await;
     count_records(&records);
     shared.stats.task_done(report.outcome, records.edges.len());
-    // The memory queue keeps nothing durable: its lease only says "this task may still
-    // add work". Once records and discoveries are handed off it is released, and the
-    // emitter's shutdown delivers or spools whatever is pending. (A durable queue acks
-    // on the receipt instead: SPEC §3.8.)
-    let _receipt = shared.emitter.submit(records);
+    let receipt = shared.emitter.submit(records);
     if let Some(sink) = &shared.sink {
         sink.offer(&host, report.candidates, &shared.sink_settings)
             .await;
     }
-    lease.ack();
+    match lease {
+        // The memory queue keeps nothing durable: its lease only says "this task may
+        // still add work". Once records and discoveries are handed off it is released,
+        // and the emitter's shutdown delivers or spools whatever is pending.
+        Work::Memory(lease) => lease.ack(),
+        // A Redis item is acked only once its records are delivered, written or
+        // spooled (SPEC §3.8); until then it stays in :processing under its lease.
+        Work::Redis(lease) => {
+            shared.acks.spawn(async move {
+                match receipt.await {
+                    Ok(_) => {
+                        if let Err(e) = lease.ack().await {
+                            tracing::error!(host = %host, error = %e, "ack failed; the item stays in :processing");
+                        }
+                    }
+                    Err(e) => tracing::error!(host = %host, error = %e, "records not safe; not acking"),
+                }
+            });
+        }
+    }
 }
 
 fn count_records(records: &Records) {
@@ -382,8 +523,7 @@ async fn watch_stalls(shared: Arc<Shared>, read: Arc<ReadProgress>, stall_after:
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tick.tick().await;
-        let depth = shared.queue.depth();
-        let pending = depth.input + depth.discovered + depth.held > 0 || !read.done();
+        let pending = shared.queue.pending() || !read.done();
         watch.check(&shared.stats, pending, stall_after);
     }
 }

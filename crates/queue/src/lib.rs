@@ -14,3 +14,8 @@ mod memory;
 pub use input::{InputLine, InputProgress, InputReader};
 pub use item::{ItemError, QueueItem};
 pub use memory::{Closed, Lease, MemoryQueue, PushError, QueueDepth, Source};
+mod redis;
+
+pub use redis::{
+    QueueError, RedisDepth, RedisLease, RedisQueue, RedisQueueConfig, connect_client, redis_url,
+};

@@ -1,5 +1,6 @@
 //! Discovery sinks (SPEC §3.10) and the file-mode ChannelSink.
 
+use std::collections::HashSet;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -58,9 +59,7 @@ pub trait DiscoverySink: Send + Sync + fmt::Debug {
 pub struct ChannelSink {
     queue: MemoryQueue,
     dedup: Arc<dyn Dedup>,
-    enqueued: AtomicU64,
-    dropped: AtomicU64,
-    cap_logged: AtomicBool,
+    tally: SinkTally,
 }
 
 impl ChannelSink {
@@ -69,18 +68,13 @@ impl ChannelSink {
         Self {
             queue,
             dedup,
-            enqueued: AtomicU64::new(0),
-            dropped: AtomicU64::new(0),
-            cap_logged: AtomicBool::new(false),
+            tally: SinkTally::new(SINK),
         }
     }
 
     /// Hosts enqueued and dropped since the start.
     pub fn totals(&self) -> SinkResult {
-        SinkResult {
-            enqueued: self.enqueued.load(Ordering::Relaxed),
-            dropped: self.dropped.load(Ordering::Relaxed),
-        }
+        self.tally.totals()
     }
 
     async fn offer_now(
@@ -89,35 +83,20 @@ impl ChannelSink {
         candidates: Vec<HostName>,
         settings: &SinkSettings,
     ) -> SinkResult {
-        let wanted: Vec<HostName> = candidates
-            .into_iter()
-            .filter(|c| c != crawled && passes_filters(c, settings))
-            .collect();
-        let mut result = SinkResult::default();
-        if wanted.is_empty() {
-            return result;
-        }
+        let (wanted, keys) = match self.tally.admit(crawled, candidates, settings) {
+            Ok(admitted) => admitted,
+            Err(result) => return result,
+        };
         let cap = settings.max_domains;
-        if cap != 0 && self.enqueued.load(Ordering::Relaxed) >= cap {
-            // Nothing can be queued: skip the dedup round trip, mark nothing.
-            self.log_cap_reached(cap);
-            result.dropped = wanted.len() as u64;
-            self.settle(result);
-            return result;
-        }
-
-        let keys: Vec<KeyDigest> = wanted
-            .iter()
-            .map(|h| DedupKey::Queued(h.as_str()).digest())
-            .collect();
+        let mut result = SinkResult::default();
         let seen = self.dedup.check_and_mark(&keys).await;
         let mut not_queued = Vec::new();
         for ((host, key), seen) in wanted.into_iter().zip(keys).zip(seen) {
             if seen {
                 continue;
             }
-            if !self.reserve(cap) {
-                self.log_cap_reached(cap);
+            if !self.tally.reserve(cap) {
+                self.tally.log_cap_reached(cap);
                 result.dropped += 1;
                 not_queued.push(key);
                 continue;
@@ -125,12 +104,12 @@ impl ChannelSink {
             match self.queue.try_push_discovered(host) {
                 Ok(()) => {
                     result.enqueued += 1;
-                    if cap != 0 && self.enqueued.load(Ordering::Relaxed) >= cap {
-                        self.log_cap_reached(cap);
+                    if self.tally.cap_reached(cap) {
+                        self.tally.log_cap_reached(cap);
                     }
                 }
                 Err(_) => {
-                    self.enqueued.fetch_sub(1, Ordering::Relaxed);
+                    self.tally.release(1);
                     result.dropped += 1;
                     not_queued.push(key);
                 }
@@ -139,12 +118,88 @@ impl ChannelSink {
         if !not_queued.is_empty() {
             self.dedup.unmark(&not_queued).await;
         }
-        self.settle(result);
+        self.tally.settle(result);
         result
+    }
+}
+
+/// The accounting every sink shares: totals, the `max_domains` budget, the cap log
+/// line (once) and the `spyder_discovery_{enqueued,dropped}_total{sink}` metrics.
+#[derive(Debug)]
+pub(crate) struct SinkTally {
+    sink: &'static str,
+    enqueued: AtomicU64,
+    dropped: AtomicU64,
+    cap_logged: AtomicBool,
+}
+
+impl SinkTally {
+    /// Counts for the sink labelled `sink` in metrics.
+    pub(crate) fn new(sink: &'static str) -> Self {
+        Self {
+            sink,
+            enqueued: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            cap_logged: AtomicBool::new(false),
+        }
+    }
+
+    /// Hosts enqueued and dropped since the start.
+    pub(crate) fn totals(&self) -> SinkResult {
+        SinkResult {
+            enqueued: self.enqueued.load(Ordering::Relaxed),
+            dropped: self.dropped.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The candidates worth a dedup lookup, with their `queued|<host>` keys: once
+    /// each, not the crawled host, passing [`passes_filters`]. `Err` is the offer's
+    /// whole (already counted) result when none is left, or when `max_domains` is
+    /// reached: then all are dropped without a lookup and nothing is marked.
+    pub(crate) fn admit(
+        &self,
+        crawled: &HostName,
+        candidates: Vec<HostName>,
+        settings: &SinkSettings,
+    ) -> Result<(Vec<HostName>, Vec<KeyDigest>), SinkResult> {
+        let mut unique = HashSet::new();
+        let wanted: Vec<HostName> = candidates
+            .into_iter()
+            .filter(|c| c != crawled && passes_filters(c, settings))
+            .filter(|c| unique.insert(c.as_str().to_owned()))
+            .collect();
+        if wanted.is_empty() {
+            return Err(SinkResult::default());
+        }
+        let cap = settings.max_domains;
+        if self.cap_reached(cap) {
+            self.log_cap_reached(cap);
+            let result = SinkResult {
+                enqueued: 0,
+                dropped: wanted.len() as u64,
+            };
+            self.settle(result);
+            return Err(result);
+        }
+        let keys = wanted
+            .iter()
+            .map(|h| DedupKey::Queued(h.as_str()).digest())
+            .collect();
+        Ok((wanted, keys))
+    }
+
+    /// True when `cap` (0 = unlimited) enqueues have been made.
+    pub(crate) fn cap_reached(&self, cap: u64) -> bool {
+        cap != 0 && self.enqueued.load(Ordering::Relaxed) >= cap
+    }
+
+    /// Gives back `count` enqueues taken by [`Self::reserve`] that did not happen.
+    pub(crate) fn release(&self, count: u64) {
+        self.enqueued.fetch_sub(count, Ordering::Relaxed);
     }
 
     /// Takes one enqueue from the `cap` budget (0 = unlimited).
-    fn reserve(&self, cap: u64) -> bool {
+    pub(crate) fn reserve(&self, cap: u64) -> bool {
         if cap == 0 {
             self.enqueued.fetch_add(1, Ordering::Relaxed);
             return true;
@@ -156,18 +211,18 @@ impl ChannelSink {
             .is_ok()
     }
 
-    fn log_cap_reached(&self, cap: u64) {
+    pub(crate) fn log_cap_reached(&self, cap: u64) {
         if !self.cap_logged.swap(true, Ordering::Relaxed) {
             tracing::info!("max_domains reached ({cap}); further discoveries are not queued");
         }
     }
 
     /// Counts an offer's outcome; its enqueues were already counted by [`Self::reserve`].
-    fn settle(&self, result: SinkResult) {
+    pub(crate) fn settle(&self, result: SinkResult) {
         self.dropped.fetch_add(result.dropped, Ordering::Relaxed);
-        metrics::counter!("spyder_discovery_enqueued_total", "sink" => SINK)
+        metrics::counter!("spyder_discovery_enqueued_total", "sink" => self.sink)
             .increment(result.enqueued);
-        metrics::counter!("spyder_discovery_dropped_total", "sink" => SINK)
+        metrics::counter!("spyder_discovery_dropped_total", "sink" => self.sink)
             .increment(result.dropped);
     }
 }
@@ -185,7 +240,7 @@ impl DiscoverySink for ChannelSink {
 
 /// The static filters of SPEC §3.10: valid as an input host, outside `exclude_tlds`,
 /// and not a `localhost` name unless private targets are allowed.
-fn passes_filters(candidate: &HostName, settings: &SinkSettings) -> bool {
+pub(crate) fn passes_filters(candidate: &HostName, settings: &SinkSettings) -> bool {
     HostName::parse(candidate.as_str(), NameKind::Strict).is_ok()
         && !settings
             .exclude_tlds

@@ -23,6 +23,26 @@ pub trait Dedup: Send + Sync + fmt::Debug {
     /// trip. Never fails: on a backend error keys count as new (duplicates, never loss).
     fn check_and_mark<'a>(&'a self, keys: &'a [KeyDigest]) -> BoxFuture<'a, Vec<bool>>;
 
+    /// For each key, whether it is marked seen, marking nothing: for a caller that
+    /// marks only once its work is done (the RedisSink marks after its push).
+    /// The default checks and marks, then takes the new marks back; backends override
+    /// it with a pure lookup where they can.
+    fn check<'a>(&'a self, keys: &'a [KeyDigest]) -> BoxFuture<'a, Vec<bool>> {
+        Box::pin(async move {
+            let seen = self.check_and_mark(keys).await;
+            let new: Vec<KeyDigest> = keys
+                .iter()
+                .zip(&seen)
+                .filter(|(_, seen)| !**seen)
+                .map(|(key, _)| *key)
+                .collect();
+            if !new.is_empty() {
+                self.unmark(&new).await;
+            }
+            seen
+        })
+    }
+
     /// Takes back marks that [`Dedup::check_and_mark`] just set when the work they
     /// stood for did not happen (a discovery that did not fit the queue). Best effort.
     fn unmark<'a>(&'a self, keys: &'a [KeyDigest]) -> BoxFuture<'a, ()>;

@@ -11,8 +11,10 @@ mod channel;
 mod dedup;
 pub mod keys;
 mod memory;
+mod redis;
 
 pub use channel::{ChannelSink, DiscoverySink, SinkResult, SinkSettings};
 pub use dedup::{BoxFuture, Dedup, dedup_records, mark_crawled};
 pub use keys::{DedupKey, KeyDigest};
 pub use memory::MemoryDedup;
+pub use redis::{RedisDedup, RedisError, RedisSink, warn_without_shared_dedup};

@@ -1,0 +1,178 @@
+//! The RedisSink (SPEC §3.10): discoveries LPUSHed to the shared Redis work queue.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use fred::prelude::ListInterface;
+use spyder_model::HostName;
+use spyder_queue::QueueItem;
+
+use super::{Connection, RedisError, describe};
+use crate::channel::{DiscoverySink, SinkResult, SinkSettings, SinkTally};
+use crate::dedup::{BoxFuture, Dedup};
+
+const SINK: &str = "redis";
+
+/// Attempts of one offer's push before its hosts are dropped.
+const PUSH_ATTEMPTS: u32 = 3;
+
+/// Pause before the first retry of a push; it doubles for each later one.
+const FIRST_RETRY_PAUSE: Duration = Duration::from_millis(100);
+
+/// Logs the startup warning of SPEC §3.10 for a RedisSink without a shared dedup
+/// Redis (`REDIS_ADDR` unset): each probe then checks discoveries against its own
+/// memory only.
+pub fn warn_without_shared_dedup() {
+    tracing::warn!(
+        "REDIS_ADDR is not set: discoveries are deduplicated per probe only, \
+         so probes will re-queue each other's finds"
+    );
+}
+
+/// The queue-mode sink: LPUSHes new discoveries to the Redis work queue `<key>`.
+///
+/// A candidate passes the same filters as in the ChannelSink (valid input host,
+/// outside `exclude_tlds`, not `localhost`/`*.localhost` unless `allow_private`).
+/// Then, per offer: one [`Dedup::check`] of `queued|<host>` that marks nothing, one
+/// LPUSH of every new item (`{"host","ts","attempt":0,"id"}`), and only once the push
+/// succeeded one [`Dedup::check_and_mark`] of the pushed hosts. A failed push marks
+/// nothing: it is retried with backoff ([`PUSH_ATTEMPTS`] tries in all), then its
+/// hosts are counted as dropped with an error log, and a later offer may queue them.
+/// The check and the push cannot share a pipeline: the dedup and the queue may live
+/// in different Redis servers, and the push depends on the check's answer.
+///
+/// `max_domains` caps this probe's enqueues; reaching it logs once:
+/// `max_domains reached (N); further discoveries are not queued`.
+/// Metrics: `spyder_discovery_{enqueued,dropped}_total{sink="redis"}`.
+#[derive(Debug)]
+pub struct RedisSink {
+    connection: Connection,
+    queue_key: String,
+    dedup: Arc<dyn Dedup>,
+    tally: SinkTally,
+}
+
+impl RedisSink {
+    /// Connects to the queue Redis at `queue_addr` (`redis.queue_addr`), pushing to
+    /// `queue_key` and checking discoveries in `dedup`. Fails when Redis stays
+    /// unreachable for 10 s: `cannot reach Redis at <addr> (redis.queue_addr): …`.
+    pub async fn connect(
+        queue_addr: &str,
+        queue_key: &str,
+        dedup: Arc<dyn Dedup>,
+    ) -> Result<Self, RedisError> {
+        let connection = Connection::open(queue_addr, "redis.queue_addr").await?;
+        Ok(Self {
+            connection,
+            queue_key: queue_key.to_owned(),
+            dedup,
+            tally: SinkTally::new(SINK),
+        })
+    }
+
+    /// Hosts enqueued and dropped since the start.
+    pub fn totals(&self) -> SinkResult {
+        self.tally.totals()
+    }
+
+    async fn offer_now(
+        &self,
+        crawled: &HostName,
+        candidates: Vec<HostName>,
+        settings: &SinkSettings,
+    ) -> SinkResult {
+        let (wanted, keys) = match self.tally.admit(crawled, candidates, settings) {
+            Ok(admitted) => admitted,
+            Err(result) => return result,
+        };
+        let cap = settings.max_domains;
+        let mut result = SinkResult::default();
+        let seen = self.dedup.check(&keys).await;
+        let mut to_push = Vec::new();
+        for ((host, key), seen) in wanted.into_iter().zip(keys).zip(seen) {
+            if seen {
+                continue;
+            }
+            if !self.tally.reserve(cap) {
+                self.tally.log_cap_reached(cap);
+                result.dropped += 1;
+                continue;
+            }
+            to_push.push((host, key));
+        }
+        if to_push.is_empty() {
+            self.tally.settle(result);
+            return result;
+        }
+
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let now = i64::try_from(now).unwrap_or(i64::MAX);
+        let count = to_push.len() as u64;
+        let mut pushed_keys = Vec::with_capacity(to_push.len());
+        let mut items = Vec::with_capacity(to_push.len());
+        for (host, key) in to_push {
+            items.push(QueueItem::new(host, now).raw().to_owned());
+            pushed_keys.push(key);
+        }
+        match self.push(items).await {
+            Ok(()) => {
+                self.dedup.check_and_mark(&pushed_keys).await;
+                result.enqueued = count;
+                if self.tally.cap_reached(cap) {
+                    self.tally.log_cap_reached(cap);
+                }
+            }
+            Err(error) => {
+                self.tally.release(count);
+                result.dropped += count;
+                tracing::error!(
+                    key = %self.queue_key,
+                    hosts = count,
+                    %error,
+                    "discoveries not queued: push to Redis failed {PUSH_ATTEMPTS} times; \
+                     they stay unmarked"
+                );
+            }
+        }
+        self.tally.settle(result);
+        result
+    }
+
+    /// LPUSHes `items` in one command, retrying with backoff; the last error if
+    /// every attempt failed.
+    async fn push(&self, items: Vec<String>) -> Result<(), String> {
+        let mut pause = FIRST_RETRY_PAUSE;
+        let mut attempt = 1;
+        loop {
+            let error = match self
+                .connection
+                .client
+                .lpush::<i64, _, _>(self.queue_key.as_str(), items.clone())
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(error) => describe(&error),
+            };
+            if attempt >= PUSH_ATTEMPTS {
+                return Err(error);
+            }
+            tracing::warn!(key = %self.queue_key, attempt, %error, "discovery push failed; retrying");
+            tokio::time::sleep(pause).await;
+            pause *= 2;
+            attempt += 1;
+        }
+    }
+}
+
+impl DiscoverySink for RedisSink {
+    fn offer<'a>(
+        &'a self,
+        crawled: &'a HostName,
+        candidates: Vec<HostName>,
+        settings: &'a SinkSettings,
+    ) -> BoxFuture<'a, SinkResult> {
+        Box::pin(self.offer_now(crawled, candidates, settings))
+    }
+}
