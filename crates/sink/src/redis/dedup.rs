@@ -225,8 +225,8 @@ impl Dedup for RedisDedup {
                 pipeline.all::<Vec<Value>>().await
             };
             if let Err(error) = queued.await {
-                // Best effort: the key stays marked, so at worst a discovery is lost
-                // until the TTL ends; log it, never fail the caller.
+                // Best effort: the keys stay marked in Redis until their window
+                // expires, so a later offer skips them until then; never fail.
                 tracing::warn!(error = %describe(&error), "redis dedup unmark failed");
             }
         })

@@ -36,7 +36,7 @@ pub fn warn_without_shared_dedup() {
 /// Then, per offer: one [`Dedup::check`] of `queued|<host>` that marks nothing, one
 /// LPUSH of every new item (`{"host","ts","attempt":0,"id"}`), and only once the push
 /// succeeded one [`Dedup::check_and_mark`] of the pushed hosts. A failed push marks
-/// nothing: it is retried with backoff ([`PUSH_ATTEMPTS`] tries in all), then its
+/// nothing: it is retried with backoff (3 tries in all), then its
 /// hosts are counted as dropped with an error log, and a later offer may queue them.
 /// The check and the push cannot share a pipeline: the dedup and the queue may live
 /// in different Redis servers, and the push depends on the check's answer.
