@@ -6,6 +6,14 @@
 //! - `bench-memory [LINES]`: SPEC §5 P-2. Streams LINES (default 1,000,000) distinct
 //!   names through a release `spyder` at concurrency 256 against a local DNS server
 //!   that answers NXDOMAIN, and reports the probe's peak RSS (limit: 512 MiB).
+//! - `bench-coordination [N] [--aof]`: issue #4. One probe at concurrency 63, then three at 21
+//!   each, drain N (default 2,000) seeded items of a testkit world through one
+//!   `redis-server`; compares wall time and CPU, then checks B-02 (a probe's CPU over
+//!   a 5 s Redis outage). See [`coordination`].
+
+mod coordination;
+mod proc_stat;
+mod release;
 
 use std::process::{ExitCode, Stdio};
 
@@ -16,9 +24,10 @@ fn main() -> ExitCode {
     match args.first().map(String::as_str) {
         Some("demo") => demo(args.get(1).map(String::as_str)),
         Some("bench-memory") => bench_memory(args.get(1).map(String::as_str)),
+        Some("bench-coordination") => coordination::bench_coordination(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask demo [SITES] [-- extra spyder flags]\n       cargo xtask bench-memory [LINES]"
+                "usage: cargo xtask demo [SITES] [-- extra spyder flags]\n       cargo xtask bench-memory [LINES]\n       cargo xtask bench-coordination [SITES] [--aof] [-- extra spyder flags]"
             );
             ExitCode::from(2)
         }
@@ -118,14 +127,13 @@ fn bench_memory(lines: Option<&str>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let built = std::process::Command::new(env!("CARGO"))
-        .args(["build", "--quiet", "--release", "-p", "spyder"])
-        .status();
-    if !built.is_ok_and(|s| s.success()) {
-        eprintln!("xtask bench-memory: cannot build the release spyder");
-        return ExitCode::FAILURE;
-    }
-    let binary = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/spyder");
+    let binary = match release::build_spyder() {
+        Ok(path) => path,
+        Err(e) => {
+            eprintln!("xtask bench-memory: cannot build the release spyder: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

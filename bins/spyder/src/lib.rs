@@ -3,6 +3,7 @@
 //! emitter/sink). `main.rs` only calls [`main`]; tests drive the real binary.
 
 pub mod cli;
+mod control;
 pub mod logging;
 pub mod progress;
 pub mod run;
@@ -61,10 +62,13 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     } else {
         config.logging.level
     };
-    if let Err(e) = logging::init(level, config.logging.format) {
-        eprintln!("spyder: cannot start logging: {e}");
-        return ExitCode::FAILURE;
-    }
+    let logs = match logging::init(level, config.logging.format) {
+        Ok(logs) => logs,
+        Err(e) => {
+            eprintln!("spyder: cannot start logging: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     for warning in &loaded.warnings {
         tracing::warn!("{warning}");
     }
@@ -80,9 +84,12 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let live = spyder_config::LiveConfig::new(loaded.config.clone(), sources);
     let options = run::Options {
         quiet: args.quiet,
         progress: args.progress,
+        logs,
+        live,
     };
     runtime.block_on(run::run(loaded, options))
 }

@@ -7,6 +7,7 @@ use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use spyder_model::{EdgeType, Records};
 use spyder_probe::{Outcome, Status};
 
 /// Counters the workers update and the progress display reads.
@@ -16,8 +17,24 @@ pub struct Stats {
     ok: AtomicU64,
     error: AtomicU64,
     edges: AtomicU64,
+    /// Emitted edges per type, in [`EdgeType::ALL`] order.
+    edges_by_type: [AtomicU64; 6],
+    /// Emitted domain, IP and cert nodes.
+    nodes: [AtomicU64; 3],
+    robots_blocked: AtomicU64,
     /// Milliseconds after `started` when the last task finished.
     last_finish_ms: AtomicU64,
+}
+
+/// Emitted records by kind, for `GET /api/v1/stats`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RecordCounts {
+    /// `(type, count)` per edge type, in [`EdgeType::ALL`] order.
+    pub edges: Vec<(EdgeType, u64)>,
+    pub domain_nodes: u64,
+    pub ip_nodes: u64,
+    pub cert_nodes: u64,
+    pub robots_blocked: u64,
 }
 
 /// One reading of [`Stats`].
@@ -66,6 +83,9 @@ impl Default for Stats {
             ok: AtomicU64::new(0),
             error: AtomicU64::new(0),
             edges: AtomicU64::new(0),
+            edges_by_type: Default::default(),
+            nodes: Default::default(),
+            robots_blocked: AtomicU64::new(0),
             last_finish_ms: AtomicU64::new(0),
         }
     }
@@ -79,10 +99,51 @@ impl Stats {
             Status::Error => self.error.fetch_add(1, Ordering::Relaxed),
         };
         self.edges.fetch_add(edges as u64, Ordering::Relaxed);
+        if outcome == Outcome::RobotsBlocked {
+            self.robots_blocked.fetch_add(1, Ordering::Relaxed);
+        }
         let now_ms = self.started.elapsed().as_millis() as u64;
         self.last_finish_ms.fetch_max(now_ms, Ordering::Relaxed);
         metrics::counter!("spyder_tasks_total", "status" => outcome.status().as_str()).increment(1);
         metrics::counter!("spyder_task_outcomes_total", "outcome" => outcome.as_str()).increment(1);
+    }
+
+    /// Counts the records about to be emitted, here and in
+    /// `spyder_edges_total{type}` and `spyder_nodes_discovered_total{type}`.
+    pub fn records_emitted(&self, records: &Records) {
+        for e in &records.edges {
+            metrics::counter!("spyder_edges_total", "type" => e.kind.as_str()).increment(1);
+            if let Some(i) = EdgeType::ALL.iter().position(|k| *k == e.kind) {
+                self.edges_by_type[i].fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        let nodes = [
+            ("domain", records.nodes_domain.len()),
+            ("ip", records.nodes_ip.len()),
+            ("cert", records.nodes_cert.len()),
+        ];
+        for (i, (kind, n)) in nodes.into_iter().enumerate() {
+            if n > 0 {
+                metrics::counter!("spyder_nodes_discovered_total", "type" => kind)
+                    .increment(n as u64);
+                self.nodes[i].fetch_add(n as u64, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Emitted records by kind so far.
+    pub fn record_counts(&self) -> RecordCounts {
+        RecordCounts {
+            edges: EdgeType::ALL
+                .iter()
+                .zip(&self.edges_by_type)
+                .map(|(k, n)| (*k, n.load(Ordering::Relaxed)))
+                .collect(),
+            domain_nodes: self.nodes[0].load(Ordering::Relaxed),
+            ip_nodes: self.nodes[1].load(Ordering::Relaxed),
+            cert_nodes: self.nodes[2].load(Ordering::Relaxed),
+            robots_blocked: self.robots_blocked.load(Ordering::Relaxed),
+        }
     }
 
     /// Time since the last task finished (or since the start, if none has).

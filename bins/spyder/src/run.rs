@@ -13,9 +13,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use spyder_config::{Config, Loaded, OutputFormat};
+use arc_swap::ArcSwap;
+use spyder_config::{Config, ConfigChange, LiveConfig, Loaded, OutputFormat};
 use spyder_emitter::{Destination, Emitter, EmitterConfig, Format, IngestConfig, MtlsFiles};
-use spyder_model::{HostName, Records};
+use spyder_model::HostName;
 use spyder_probe::{Outcome, Probe};
 use spyder_queue::{
     InputLine, InputReader, Lease, MemoryQueue, RedisLease, RedisQueue, RedisQueueConfig,
@@ -23,7 +24,6 @@ use spyder_queue::{
 use spyder_sink::{
     ChannelSink, Dedup, DiscoverySink, MemoryDedup, RedisDedup, RedisSink, SinkSettings,
 };
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -39,12 +39,14 @@ const EXIT_INTERRUPTED: u8 = 130;
 const CANCELLED_HOSTS_SHOWN: usize = 10;
 /// Leases held beyond `concurrency` while their records wait for delivery (SPEC §3.8).
 const EXTRA_HELD_LEASES: usize = 32;
+/// Queue lengths are read every this many seconds (one Redis round trip in queue mode).
+const DEPTH_EVERY_TICKS: u64 = 5;
 /// Budget for sending the last acks at shutdown (SPEC §3.14 step 4).
 const ACK_BUDGET: Duration = Duration::from_secs(10);
 
 /// Where work comes from: the memory queue fed by the domains file (file mode) or
 /// the shared Redis list (queue mode).
-enum WorkQueue {
+pub(crate) enum WorkQueue {
     Memory(MemoryQueue),
     Redis(RedisQueue),
 }
@@ -56,6 +58,33 @@ enum Work {
 }
 
 impl WorkQueue {
+    /// Reads the lengths (one round trip in queue mode).
+    async fn lengths(&self) -> Option<QueueLengths> {
+        match self {
+            Self::Memory(q) => {
+                let d = q.depth();
+                Some(QueueLengths {
+                    pending: (d.input + d.discovered) as u64,
+                    processing: d.held as u64,
+                    dead: 0,
+                })
+            }
+            Self::Redis(q) => q.depth().await.ok().map(|d| QueueLengths {
+                pending: d.pending,
+                processing: d.processing,
+                dead: d.dead,
+            }),
+        }
+    }
+
+    /// Leases held by this probe.
+    pub(crate) fn held(&self) -> usize {
+        match self {
+            Self::Memory(q) => q.depth().held,
+            Self::Redis(q) => q.held(),
+        }
+    }
+
     async fn next(&self) -> Option<Work> {
         match self {
             Self::Memory(q) => q.next().await.map(Work::Memory),
@@ -91,11 +120,15 @@ impl Work {
     }
 }
 
-/// Command-line switches that are not configuration.
-#[derive(Clone, Copy, Debug)]
+/// Command-line switches that are not configuration, and what live changes need.
+#[derive(Clone, Debug)]
 pub struct Options {
     pub quiet: bool,
     pub progress: bool,
+    /// The log subscriber's switches (`logging.*` is Tier 1).
+    pub logs: crate::logging::Logs,
+    /// The running configuration; PATCH and SIGHUP change it.
+    pub live: LiveConfig,
 }
 
 /// Runs one probe until its input is done or a signal stops it.
@@ -110,30 +143,151 @@ pub async fn run(loaded: Loaded, options: Options) -> ExitCode {
 }
 
 /// Everything a worker needs, shared.
-struct Shared {
+pub(crate) struct Shared {
     probe: Probe,
-    emitter: Emitter,
-    queue: WorkQueue,
+    pub(crate) emitter: Emitter,
+    pub(crate) queue: WorkQueue,
     dedup: Arc<dyn Dedup>,
-    sink: Option<Box<dyn DiscoverySink>>,
+    pub(crate) sink: Option<Box<dyn DiscoverySink>>,
     /// Acks waiting for their records to be safe (queue mode).
     acks: TaskTracker,
-    sink_settings: SinkSettings,
-    stats: Arc<Stats>,
+    /// Read by every crawl; replaced when `exclude_tlds`, `allow_private` or
+    /// `max_domains` change.
+    sink_settings: ArcSwap<SinkSettings>,
+    pub(crate) live: LiveConfig,
+    pub(crate) stats: Arc<Stats>,
     in_flight: Mutex<HashMap<u64, HostName>>,
     next_task: AtomicU64,
+    pub(crate) pool: Pool,
+    /// Stall detection (SPEC §5 P-8), also the `progress` health check.
+    stall: StallWatch,
+    /// The last queue depth read (SPEC §3.13 `spyder_queue_depth{list}`).
+    pub(crate) depth: Mutex<QueueLengths>,
+    pub(crate) started: std::time::Instant,
+}
+
+/// Queue lengths as the stats endpoint and `spyder_queue_depth{list}` show them.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct QueueLengths {
+    pub pending: u64,
+    pub processing: u64,
+    pub dead: u64,
+}
+
+/// The worker pool: `crawling.concurrency` workers, resized at runtime (SPEC §2.10:
+/// growing spawns workers at once; shrinking lets running tasks finish, and the
+/// surplus workers leave before taking their next lease) and paused by the API.
+#[derive(Debug)]
+pub(crate) struct Pool {
+    target: std::sync::atomic::AtomicUsize,
+    running: std::sync::atomic::AtomicUsize,
+    /// Workers crawling right now (`spyder_active_workers`).
+    active: std::sync::atomic::AtomicUsize,
+    tasks: TaskTracker,
+    aborts: Mutex<Vec<tokio::task::AbortHandle>>,
+    paused: tokio::sync::watch::Sender<bool>,
+}
+
+impl Pool {
+    fn new() -> Self {
+        Self {
+            target: std::sync::atomic::AtomicUsize::new(0),
+            running: std::sync::atomic::AtomicUsize::new(0),
+            active: std::sync::atomic::AtomicUsize::new(0),
+            tasks: TaskTracker::new(),
+            aborts: Mutex::new(Vec::new()),
+            paused: tokio::sync::watch::Sender::new(false),
+        }
+    }
+
+    /// Workers wanted now.
+    pub(crate) fn target(&self) -> usize {
+        self.target.load(Ordering::Relaxed)
+    }
+
+    /// Workers crawling now.
+    pub(crate) fn active(&self) -> usize {
+        self.active.load(Ordering::Relaxed)
+    }
+
+    /// Whether leasing is paused.
+    pub(crate) fn paused(&self) -> bool {
+        *self.paused.borrow()
+    }
+
+    /// True (once) for a worker that should leave because the pool shrank.
+    fn should_leave(&self) -> bool {
+        self.running
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |running| {
+                (running > self.target()).then(|| running - 1)
+            })
+            .is_ok()
+    }
+
+    /// Waits until every worker has left.
+    async fn drained(&self) {
+        self.tasks.close();
+        self.tasks.wait().await;
+    }
+
+    /// Aborts every worker (their tasks are dropped where they stand).
+    fn abort_all(&self) {
+        if let Ok(aborts) = self.aborts.lock() {
+            for abort in aborts.iter() {
+                abort.abort();
+            }
+        }
+    }
+}
+
+/// Sets the pool to `target` workers: spawns the missing ones; surplus ones leave
+/// after their current task.
+fn resize(shared: &Arc<Shared>, target: usize) {
+    let pool = &shared.pool;
+    pool.target.store(target, Ordering::Relaxed);
+    loop {
+        let running = pool.running.load(Ordering::Acquire);
+        if running >= target {
+            return;
+        }
+        if pool
+            .running
+            .compare_exchange(running, running + 1, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            let handle = pool.tasks.spawn(work(Arc::clone(shared)));
+            if let Ok(mut aborts) = pool.aborts.lock() {
+                aborts.retain(|a| !a.is_finished());
+                aborts.push(handle.abort_handle());
+            }
+        }
+    }
+}
+
+/// Pauses (`true`) or resumes leasing; running tasks go on (SPEC §3.12, §3.8).
+pub(crate) fn set_paused(shared: &Shared, paused: bool) {
+    shared.pool.paused.send_replace(paused);
+    if let WorkQueue::Redis(q) = &shared.queue {
+        q.pause(paused);
+    }
 }
 
 struct Run {
     shared: Arc<Shared>,
-    workers: JoinSet<()>,
     reader: Option<tokio::task::JoinHandle<()>>,
     progress: Option<tokio::task::JoinHandle<()>>,
     stall_watch: tokio::task::JoinHandle<()>,
     display: Display,
     quiet: bool,
-    shutdown_grace: Duration,
     signals: Signals,
+    ops: Option<Ops>,
+}
+
+/// The ops listener (health, metrics, API) and how to stop it.
+struct Ops {
+    readiness: spyder_health::Readiness,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
 }
 
 impl Run {
@@ -150,6 +304,16 @@ impl Run {
         if let Some(file) = &loaded.file {
             tracing::info!(file = %file.display(), "loaded config from file");
         }
+        // The ops listener first: a busy port ends the run before anything connects.
+        let ops_server = match config.telemetry.metrics_addr.as_str() {
+            "" => None,
+            addr => Some(
+                spyder_health::OpsServer::bind(addr)
+                    .await
+                    .map_err(|e| format!("telemetry.metrics_addr: {e}"))?,
+            ),
+        };
+        let signals = Signals::install()?;
         let concurrency = config.crawling.concurrency as usize;
         let queue_mode = !config.redis.queue_addr.is_empty();
         if queue_mode && !config.domains.is_empty() {
@@ -163,6 +327,7 @@ impl Run {
             .await
             .map_err(|e| e.to_string())?;
 
+        let mut redis_dedup = None;
         let dedup: Arc<dyn Dedup> = if config.redis.addr.is_empty() {
             tracing::info!("memory dedupe enabled");
             Arc::new(MemoryDedup::new(
@@ -170,15 +335,18 @@ impl Run {
                 config.dedup.memory_max_entries as usize,
             ))
         } else {
-            let redis = RedisDedup::connect(
-                &config.redis.addr,
-                config.dedup.ttl,
-                config.dedup.memory_max_entries as usize,
-            )
-            .await
-            .map_err(|e| e.to_string())?;
+            let redis = Arc::new(
+                RedisDedup::connect(
+                    &config.redis.addr,
+                    config.dedup.ttl,
+                    config.dedup.memory_max_entries as usize,
+                )
+                .await
+                .map_err(|e| e.to_string())?,
+            );
             tracing::info!("redis dedupe enabled");
-            Arc::new(redis)
+            redis_dedup = Some(Arc::clone(&redis));
+            redis
         };
 
         let (queue, reader, memory) = if queue_mode {
@@ -206,14 +374,15 @@ impl Run {
             )
         };
 
-        let sink: Option<Box<dyn DiscoverySink>> = match (&memory, config.crawling.continuous) {
-            (_, false) => None,
-            (Some(memory), true) => Some(Box::new(ChannelSink::new(
+        // The sink exists whether or not `crawling.continuous` is on: the key is Tier 1,
+        // and each crawl reads it from its config snapshot.
+        let sink: Option<Box<dyn DiscoverySink>> = match &memory {
+            Some(memory) => Some(Box::new(ChannelSink::new(
                 memory.clone(),
                 Arc::clone(&dedup),
             ))),
-            (None, true) => {
-                if config.redis.addr.is_empty() {
+            None => {
+                if config.crawling.continuous && config.redis.addr.is_empty() {
                     spyder_sink::warn_without_shared_dedup();
                 }
                 let sink = RedisSink::connect(
@@ -234,14 +403,15 @@ impl Run {
             dedup,
             sink,
             acks: TaskTracker::new(),
-            sink_settings: SinkSettings {
-                exclude_tlds: config.exclude_tlds.clone(),
-                allow_private: config.crawling.allow_private,
-                max_domains: config.crawling.max_domains,
-            },
+            sink_settings: ArcSwap::from_pointee(sink_settings(&config)),
+            live: options.live.clone(),
             stats: Arc::clone(&stats),
             in_flight: Mutex::new(HashMap::new()),
             next_task: AtomicU64::new(0),
+            pool: Pool::new(),
+            stall: StallWatch::default(),
+            depth: Mutex::new(QueueLengths::default()),
+            started: std::time::Instant::now(),
         });
 
         let read_progress = Arc::new(ReadProgress::default());
@@ -257,37 +427,44 @@ impl Run {
                 None
             }
         };
-        let mut workers = JoinSet::new();
-        for _ in 0..concurrency {
-            workers.spawn(work(Arc::clone(&shared)));
-        }
+        resize(&shared, concurrency);
+        subscribe(&shared, &options);
+        spawn_reload_on_sighup(shared.live.clone())?;
+        let ops = match ops_server {
+            Some(server) => Some(serve_ops(
+                server,
+                &shared,
+                &config,
+                redis_dedup,
+                signals.first.clone(),
+            )),
+            None => {
+                tracing::info!("service marked as ready");
+                None
+            }
+        };
         let display = Display::choose(options.progress, options.quiet);
         let progress = progress::spawn(display, Arc::clone(&stats), {
             let read_progress = Arc::clone(&read_progress);
             move || read_progress.percent()
         });
-        let stall_watch = tokio::spawn(watch_stalls(
-            Arc::clone(&shared),
-            read_progress,
-            config.telemetry.stall_after,
-        ));
+        let stall_watch = tokio::spawn(watch_stalls(Arc::clone(&shared), read_progress));
         Ok(Self {
             shared,
-            workers,
             reader,
             progress,
             stall_watch,
             display,
             quiet: options.quiet,
-            shutdown_grace: config.crawling.shutdown_grace,
-            signals: Signals::install()?,
+            signals,
+            ops,
         })
     }
 
     /// Waits for the end of the input, a signal or a closed output, then shuts down.
     async fn finish(mut self) -> ExitCode {
         let graceful = tokio::select! {
-            () = drain(&mut self.workers) => false,
+            () = self.shared.pool.drained() => false,
             () = self.signals.first.cancelled() => true,
             () = self.shared.emitter.closed() => {
                 tracing::warn!("output closed; shutting down");
@@ -295,13 +472,19 @@ impl Run {
             }
         };
         if graceful {
-            // Step 1: intake stops.
+            // Step 1: /ready answers 503, the API refuses changes, intake stops.
+            if let Some(ops) = &self.ops {
+                ops.readiness.begin_shutdown();
+            }
             self.shared.queue.stop();
+            // Paused workers wake up to find the queue stopped, and leave.
+            set_paused(&self.shared, false);
             if let Some(reader) = &self.reader {
                 reader.abort();
             }
             // Step 2: in-flight tasks get the grace period, then are cancelled.
-            let grace = tokio::time::timeout(self.shutdown_grace, drain(&mut self.workers));
+            let shutdown_grace = self.shared.live.current().crawling.shutdown_grace;
+            let grace = tokio::time::timeout(shutdown_grace, self.shared.pool.drained());
             tokio::select! {
                 result = grace => if result.is_err() { self.cancel_in_flight().await },
                 () = self.signals.second.cancelled() => return self.interrupted().await,
@@ -326,9 +509,25 @@ impl Run {
             }
             () = self.signals.second.cancelled() => return self.interrupted().await,
         }
+        // Marks of acked work still waiting in this process go to the shared dedup.
+        if tokio::time::timeout(ACK_BUDGET, self.shared.dedup.flush())
+            .await
+            .is_err()
+        {
+            tracing::warn!("dedup marks not sent; other probes may emit some records again");
+        }
         self.end_progress();
+        self.stop_ops().await;
         tracing::info!("shutdown complete");
         ExitCode::SUCCESS
+    }
+
+    async fn stop_ops(&mut self) {
+        if let Some(ops) = self.ops.take() {
+            ops.readiness.begin_shutdown();
+            ops.stop.cancel();
+            let _ = tokio::time::timeout(Duration::from_secs(2), ops.task).await;
+        }
     }
 
     async fn cancel_in_flight(&mut self) {
@@ -338,8 +537,8 @@ impl Run {
             .lock()
             .map(|m| m.values().cloned().collect())
             .unwrap_or_default();
-        self.workers.abort_all();
-        drain(&mut self.workers).await;
+        self.shared.pool.abort_all();
+        self.shared.pool.drained().await;
         if !hosts.is_empty() {
             let shown: Vec<&str> = hosts
                 .iter()
@@ -359,8 +558,8 @@ impl Run {
         // Aborting only requests cancellation: a worker being polled on another thread
         // may still submit. Wait until they are all gone so nothing is submitted after
         // the emitter stopped taking records.
-        self.workers.abort_all();
-        drain(&mut self.workers).await;
+        self.shared.pool.abort_all();
+        self.shared.pool.drained().await;
         let report = self.shared.emitter.clone().abort().await;
         tracing::warn!(?report, "second signal: in-memory records spooled; exiting");
         self.end_progress();
@@ -405,16 +604,30 @@ async fn feed(
     queue.close_input();
 }
 
-/// One worker: crawl leases until the queue is done.
+/// One worker: crawl leases until the queue is done or the pool shrinks.
 async fn work(shared: Arc<Shared>) {
-    while let Some(lease) = shared.queue.next().await {
+    let mut paused = shared.pool.paused.subscribe();
+    loop {
+        if shared.pool.should_leave() {
+            return;
+        }
+        // Paused: take no new lease (running tasks of other workers go on).
+        if paused.wait_for(|p| !*p).await.is_err() {
+            return;
+        }
+        let Some(lease) = shared.queue.next().await else {
+            shared.pool.running.fetch_sub(1, Ordering::AcqRel);
+            return;
+        };
         let id = shared.next_task.fetch_add(1, Ordering::Relaxed);
         if let Ok(mut m) = shared.in_flight.lock() {
             m.insert(id, lease.host().clone());
         }
-        metrics::gauge!("spyder_active_workers").increment(1.0);
+        let active = shared.pool.active.fetch_add(1, Ordering::Relaxed) + 1;
+        metrics::gauge!("spyder_active_workers").set(active as f64);
         crawl_one(&shared, lease).await;
-        metrics::gauge!("spyder_active_workers").decrement(1.0);
+        let active = shared.pool.active.fetch_sub(1, Ordering::Relaxed) - 1;
+        metrics::gauge!("spyder_active_workers").set(active as f64);
         if let Ok(mut m) = shared.in_flight.lock() {
             m.remove(&id);
         }
@@ -424,55 +637,335 @@ async fn work(shared: Arc<Shared>) {
 /// SPEC §1 steps 1–12 for one lease.
 async fn crawl_one(shared: &Shared, lease: Work) {
     let host = lease.host().clone();
+    if let Work::Redis(lease) = lease {
+        if already_taken(shared.dedup.as_ref(), &lease.item).await {
+            // A host is crawled once per run (SPEC §3.6): this copy is not needed.
+            tracing::debug!(host = %host, "already crawled or being crawled; item skipped");
+            shared.acks.spawn(async move {
+                if let Err(e) = lease.ack().await {
+                    tracing::error!(host = %host, error = %e, "ack failed; the item stays in :processing");
+                }
+            });
+            return;
+        }
+        // Claim the host; the mark rides with this probe's next dedup call.
+        let claim = [spyder_sink::DedupKey::Crawling(host.as_str()).digest()];
+        shared.dedup.mark(&claim).await;
+        return crawl_leased(shared, host, Work::Redis(lease)).await;
+    }
+    crawl_leased(shared, host, lease).await;
+}
+
+/// Whether a queue item can be skipped, in at most one dedup call:
+/// - an item back from an expired lease (`attempt > 0`) when `crawled|<host>` is
+///   marked: some probe crawled the host since, and its records are safe;
+/// - a fresh discovered item when the host is crawled or claimed (`crawling|<host>`):
+///   the claimed item is crawled, or comes back from its expired lease;
+/// - never a fresh seeded item ("seeding twice crawls twice").
+async fn already_taken(dedup: &dyn Dedup, item: &spyder_queue::QueueItem) -> bool {
+    use spyder_sink::DedupKey;
+    let host = item.host.as_str();
+    let keys: Vec<spyder_sink::KeyDigest> = if item.attempt > 0 {
+        vec![DedupKey::Crawled(host).digest()]
+    } else if item.discovered {
+        vec![
+            DedupKey::Crawled(host).digest(),
+            DedupKey::Crawling(host).digest(),
+        ]
+    } else {
+        return false;
+    };
+    dedup.check(&keys).await.iter().any(|seen| *seen)
+}
+
+async fn crawl_leased(shared: &Shared, host: HostName, lease: Work) {
     let report = shared.probe.crawl(host.as_str()).await;
     metrics::histogram!("spyder_task_duration_seconds").record(report.timings.total.as_secs_f64());
     tracing::debug!(host = %host, outcome = %report.outcome, "task done");
 
-    // One dedup call: the records' keys plus `queued|<host>` for the crawled host.
-    let records = spyder_sink::dedup_records(shared.dedup.as_ref(), &host, report.records).await;
-    count_records(&records);
+    // One dedup call for the records' keys, `queued|`/`crawled|<host>` and the
+    // discoveries' `queued|` keys; the sink queues the new discoveries.
+    let sink_settings = shared.sink_settings.load();
+    let continuous = shared.live.current().crawling.continuous;
+    let sink = shared.sink.as_deref().filter(|_| continuous);
+    let discoveries = sink.map(|sink| spyder_sink::Discoveries {
+        sink,
+        candidates: report.candidates,
+        settings: &sink_settings,
+    });
+    let settled =
+        spyder_sink::settle_crawl(shared.dedup.as_ref(), &host, report.records, discoveries).await;
+    let records = settled.records;
+    shared.stats.records_emitted(&records);
     shared.stats.task_done(report.outcome, records.edges.len());
     let receipt = shared.emitter.submit(records);
-    if let Some(sink) = &shared.sink {
-        sink.offer(&host, report.candidates, &shared.sink_settings)
-            .await;
-    }
     match lease {
         // The memory queue keeps nothing durable: its lease only says "this task may
         // still add work". Once records and discoveries are handed off it is released,
         // and the emitter's shutdown delivers or spools whatever is pending.
-        Work::Memory(lease) => lease.ack(),
+        Work::Memory(lease) => {
+            settled.pending.mark(shared.dedup.as_ref()).await;
+            lease.ack();
+        }
         // A Redis item is acked only once its records are delivered, written or
         // spooled (SPEC §3.8); until then it stays in :processing under its lease.
+        // Its dedup marks wait as long, so a probe killed before its flush leaves
+        // nothing marked that the re-crawl would drop.
         Work::Redis(lease) => {
+            // Held leases are capped (concurrency + 32, SPEC §3.8) and those waiting
+            // for their batch count too: once half the margin waits, seal the batch
+            // rather than let the workers idle until the flush interval.
+            if let WorkQueue::Redis(q) = &shared.queue
+                && q.held().saturating_sub(shared.pool.active()) >= EXTRA_HELD_LEASES / 2
+            {
+                shared.emitter.flush_now();
+            }
+            let dedup = Arc::clone(&shared.dedup);
+            let pending = settled.pending;
             shared.acks.spawn(async move {
                 match receipt.await {
                     Ok(_) => {
+                        pending.mark(dedup.as_ref()).await;
                         if let Err(e) = lease.ack().await {
                             tracing::error!(host = %host, error = %e, "ack failed; the item stays in :processing");
                         }
                     }
-                    Err(e) => tracing::error!(host = %host, error = %e, "records not safe; not acking"),
+                    Err(e) => {
+                        pending.release(dedup.as_ref()).await;
+                        tracing::error!(host = %host, error = %e, "records not safe; not acking");
+                    }
                 }
             });
         }
     }
 }
 
-fn count_records(records: &Records) {
-    for e in &records.edges {
-        metrics::counter!("spyder_edges_total", "type" => e.kind.as_str()).increment(1);
+fn sink_settings(config: &Config) -> SinkSettings {
+    SinkSettings {
+        exclude_tlds: config.exclude_tlds.clone(),
+        allow_private: config.crawling.allow_private,
+        max_domains: config.crawling.max_domains,
     }
-    let nodes = [
-        ("domain", records.nodes_domain.len()),
-        ("ip", records.nodes_ip.len()),
-        ("cert", records.nodes_cert.len()),
-    ];
-    for (kind, n) in nodes {
-        if n > 0 {
-            metrics::counter!("spyder_nodes_discovered_total", "type" => kind).increment(n as u64);
+}
+
+/// Tier 1 keys take effect in the running process (SPEC §2.10); each task reads one
+/// snapshot, so a change applies from the next task on.
+fn subscribe(shared: &Arc<Shared>, options: &Options) {
+    let live = &shared.live;
+    let weak = Arc::downgrade(shared);
+    live.subscribe("workers", move |change: &ConfigChange| {
+        if change.touches("crawling.concurrency")
+            && let Some(shared) = weak.upgrade()
+        {
+            let target = change.new.crawling.concurrency as usize;
+            tracing::info!(concurrency = target, "worker pool resized");
+            if let WorkQueue::Redis(q) = &shared.queue {
+                q.set_capacity(target + EXTRA_HELD_LEASES);
+            }
+            resize(&shared, target);
         }
+    });
+    let weak = Arc::downgrade(shared);
+    live.subscribe("probe", move |change: &ConfigChange| {
+        if let Some(shared) = weak.upgrade() {
+            shared
+                .probe
+                .update_settings(Arc::new(change.new.probe_settings()));
+            shared
+                .sink_settings
+                .store(Arc::new(sink_settings(&change.new)));
+        }
+    });
+    let weak = Arc::downgrade(shared);
+    live.subscribe("queue", move |change: &ConfigChange| {
+        if change.touches("redis")
+            && let Some(shared) = weak.upgrade()
+            && let WorkQueue::Redis(q) = &shared.queue
+        {
+            q.set_lease_settings(
+                change.new.redis.lease_timeout,
+                change.new.redis.max_attempts,
+            );
+        }
+    });
+    let weak = Arc::downgrade(shared);
+    live.subscribe("emitter", move |change: &ConfigChange| {
+        let Some(shared) = weak.upgrade() else { return };
+        if change.touches("batch") {
+            let limits = emitter_config(&change.new).batch_limits();
+            if let Err(e) = shared.emitter.set_batch_limits(limits) {
+                tracing::error!(error = %e, "batch settings not applied");
+            }
+        }
+        if change.touches("output") {
+            // Opening the new output may touch the disk or the network: switch in the
+            // background, at the next batch boundary.
+            let config = emitter_config(&change.new);
+            let settings = spyder_emitter::OutputSettings {
+                format: config.format,
+                destination: config.destination,
+                spool_dir: config.spool_dir,
+            };
+            let emitter = shared.emitter.clone();
+            tokio::spawn(async move {
+                match emitter.reconfigure_output(settings).await {
+                    Ok(()) => tracing::info!("output switched"),
+                    Err(e) => {
+                        tracing::error!(error = %e, "output not switched; the old output stays")
+                    }
+                }
+            });
+        }
+    });
+    let logs = options.logs.clone();
+    live.subscribe("logging", move |change: &ConfigChange| {
+        if change.touches("logging")
+            && let Err(e) = logs.apply(change.new.logging.level, change.new.logging.format)
+        {
+            tracing::error!(error = %e, "cannot switch logging");
+        }
+    });
+}
+
+/// Starts the ops listener: health checks, `/metrics`, the REST API over this run.
+fn serve_ops(
+    server: spyder_health::OpsServer,
+    shared: &Arc<Shared>,
+    config: &Config,
+    redis_dedup: Option<Arc<RedisDedup>>,
+    stop_run: CancellationToken,
+) -> Ops {
+    use spyder_health::{CheckOutcome, FnCheck, KeyStore, Metadata, OpsState, RateLimiter};
+    let control = Arc::new(crate::control::RunControl {
+        shared: Arc::clone(shared),
+        stop: stop_run,
+    });
+    let metadata = Metadata {
+        probe: config.probe.clone(),
+        run: config.run.clone(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+    };
+    let readiness = spyder_health::Readiness::new();
+    let mut builder = OpsState::builder(metadata, control)
+        .readiness(readiness.clone())
+        .keys(KeyStore::new(config.api.keys.clone()))
+        .rate_limiter(RateLimiter::new(
+            f64::from(config.api.rate_limit),
+            config.api.rate_burst,
+        ));
+    match spyder_health::install_metrics() {
+        Ok(metrics) => builder = builder.metrics(metrics),
+        Err(e) => tracing::warn!(error = %e, "metrics unavailable"),
     }
+    if let Some(dedup) = redis_dedup {
+        builder = builder.check(FnCheck::new("redis", false, move || {
+            let dedup = Arc::clone(&dedup);
+            async move {
+                // A dedup call that failed since the last check shows for one round
+                // (SPEC §3.9) even if this PING gets through; the PING clears it.
+                let calls_ok = dedup.healthy();
+                match dedup.ping().await {
+                    Ok(()) if !calls_ok => redis_outcome(Err(
+                        "a dedup call failed; its keys counted as new".to_owned(),
+                    )),
+                    result => redis_outcome(result),
+                }
+            }
+        }));
+    }
+    if matches!(shared.queue, WorkQueue::Redis(_)) {
+        let weak = Arc::downgrade(shared);
+        builder = builder.check(FnCheck::new("redis_queue", true, move || {
+            let shared = weak.upgrade();
+            async move {
+                match shared.as_deref().map(|s| &s.queue) {
+                    Some(WorkQueue::Redis(q)) => redis_outcome(q.ping().await),
+                    _ => CheckOutcome::unhealthy("queue gone"),
+                }
+            }
+        }));
+    }
+    let emitter = shared.emitter.clone();
+    builder = builder.check(FnCheck::new("ingest", false, move || {
+        let status = emitter.status();
+        async move {
+            if status.ingest_failing {
+                CheckOutcome::degraded(format!(
+                    "ingest failing; {} batches spooled",
+                    status.spool_files
+                ))
+            } else {
+                CheckOutcome::healthy("")
+            }
+        }
+    }));
+    let weak = Arc::downgrade(shared);
+    builder = builder.check(FnCheck::new("progress", false, move || {
+        let stalled = weak.upgrade().is_some_and(|s| s.stall.stalled());
+        async move {
+            if stalled {
+                CheckOutcome::degraded(
+                    "work is pending but no task finished within telemetry.stall_after",
+                )
+            } else {
+                CheckOutcome::healthy("")
+            }
+        }
+    }));
+    let state = builder.build();
+    let limiter = state.rate_limiter().clone();
+    shared.live.subscribe("api", move |change: &ConfigChange| {
+        if change.touches("api") {
+            limiter.set(
+                f64::from(change.new.api.rate_limit),
+                change.new.api.rate_burst,
+            );
+        }
+    });
+    tracing::info!(addr = %server.local_addr(), "ops listener (health, metrics, API) started");
+    let stop = CancellationToken::new();
+    let task = server.serve(state, stop.clone());
+    readiness.mark_ready();
+    Ops {
+        readiness,
+        stop,
+        task,
+    }
+}
+
+fn redis_outcome(result: Result<(), String>) -> spyder_health::CheckOutcome {
+    match result {
+        Ok(()) => spyder_health::CheckOutcome::healthy("Redis connection OK"),
+        Err(e) => spyder_health::CheckOutcome::unhealthy(format!("Redis connection failed: {e}")),
+    }
+}
+
+/// SIGHUP re-reads the file and re-applies env and flags (SPEC §2.10); never exits.
+fn spawn_reload_on_sighup(live: LiveConfig) -> Result<(), String> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hup = signal(SignalKind::hangup()).map_err(|e| format!("signals: {e}"))?;
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            let live = live.clone();
+            // Reading the file is blocking I/O.
+            let result = tokio::task::spawn_blocking(move || live.reload()).await;
+            match result {
+                Ok(Ok(applied)) => {
+                    for warning in &applied.warnings {
+                        tracing::warn!("{warning}");
+                    }
+                    if let Some(message) = applied.skipped_message() {
+                        tracing::error!("{message}");
+                    }
+                    let changed: Vec<&str> = applied.changed.iter().map(|k| k.path).collect();
+                    tracing::info!(changed = ?changed, "config reloaded");
+                }
+                Ok(Err(e)) => tracing::error!("config reload failed, nothing changed: {e}"),
+                Err(e) => tracing::error!("config reload failed: {e}"),
+            }
+        }
+    });
+    Ok(())
 }
 
 fn emitter_config(config: &Config) -> EmitterConfig {
@@ -512,19 +1005,33 @@ fn non_empty(p: &std::path::Path) -> Option<std::path::PathBuf> {
     (!p.as_os_str().is_empty()).then(|| p.to_path_buf())
 }
 
-/// Waits until every task of `set` has ended.
-async fn drain(set: &mut JoinSet<()>) {
-    while set.join_next().await.is_some() {}
-}
-
 /// Checks for a stall every second (SPEC §5 P-8).
-async fn watch_stalls(shared: Arc<Shared>, read: Arc<ReadProgress>, stall_after: Duration) {
-    let watch = StallWatch::default();
+async fn watch_stalls(shared: Arc<Shared>, read: Arc<ReadProgress>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut ticks = 0u64;
     loop {
         tick.tick().await;
+        ticks += 1;
         let pending = shared.queue.pending() || !read.done();
-        watch.check(&shared.stats, pending, stall_after);
+        let stall_after = shared.live.current().telemetry.stall_after;
+        shared.stall.check(&shared.stats, pending, stall_after);
+        if ticks % DEPTH_EVERY_TICKS != 1 {
+            continue;
+        }
+        if let Ok(Some(lengths)) =
+            tokio::time::timeout(Duration::from_secs(2), shared.queue.lengths()).await
+        {
+            for (list, n) in [
+                ("pending", lengths.pending),
+                ("processing", lengths.processing),
+                ("dead", lengths.dead),
+            ] {
+                metrics::gauge!("spyder_queue_depth", "list" => list).set(n as f64);
+            }
+            if let Ok(mut depth) = shared.depth.lock() {
+                *depth = lengths;
+            }
+        }
     }
 }
 

@@ -1,6 +1,8 @@
 //! spyder's configuration: one key table (aliases, flags, env vars, tiers), the typed
 //! [`Config`] with its documented defaults, layered loading (defaults < file < env <
 //! flags, only the merged result validated), and Go-style [`flags`] for the binaries.
+//! [`LiveConfig`] holds the running configuration: snapshots, runtime changes and
+//! SIGHUP reloads applied by tier (SPEC §2.10), and listeners told of each change.
 //!
 //! ```no_run
 //! use spyder_config::{Sources, load};
@@ -24,6 +26,7 @@ mod duration;
 mod error;
 pub mod flags;
 mod keys;
+mod live;
 mod load;
 mod redact;
 mod schema;
@@ -33,6 +36,9 @@ pub use duration::{format_duration, parse_duration};
 pub use error::{ConfigError, Origin};
 pub use keys::{
     KeySpec, LOG_FORMATS, LOG_LEVELS, OUTPUT_FORMATS, Tier, ValueKind, find_key, keys, tier_of,
+};
+pub use live::{
+    Applied, ApplyError, ConfigChange, LiveConfig, RELOADS_METRIC, diff, restart_message,
 };
 pub use load::{FlagValue, Loaded, Patched, Sources, load};
 pub use schema::{

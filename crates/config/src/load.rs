@@ -68,6 +68,12 @@ pub struct Loaded {
 
 /// Loads defaults < file < env < flags and validates the merged result.
 pub fn load(sources: &Sources) -> Result<Loaded, ConfigError> {
+    load_with_run(sources, default_run_id())
+}
+
+/// [`load`] with `default_run` as the `run` id when no source sets one; a reload
+/// passes the running id so that an unset `run` does not look like a change.
+pub(crate) fn load_with_run(sources: &Sources, default_run: String) -> Result<Loaded, ConfigError> {
     let mut warnings = Vec::new();
     let mut layers = Vec::new();
     if let Some(path) = &sources.file {
@@ -111,7 +117,7 @@ pub fn load(sources: &Sources) -> Result<Loaded, ConfigError> {
         figment = figment.merge(layer);
     }
 
-    let mut config = Config::defaults(default_run_id(), Vec::new());
+    let mut config = Config::defaults(default_run, Vec::new());
     let mut origins: HashMap<&'static str, Origin> = HashMap::new();
     for spec in keys() {
         let Ok(found) = figment.find_value(spec.path) else {

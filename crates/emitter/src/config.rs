@@ -130,6 +130,39 @@ pub struct EmitterConfig {
 }
 
 impl EmitterConfig {
+    /// The batching limits this config starts with.
+    pub fn batch_limits(&self) -> BatchLimits {
+        BatchLimits {
+            max_edges: self.max_edges,
+            flush_interval: self.flush_interval,
+            node_threshold_ratio: self.node_threshold_ratio,
+        }
+    }
+
+    /// The node count that flushes a batch: max(1, ⌊`max_edges` × `node_threshold_ratio`⌋).
+    pub fn max_nodes(&self) -> usize {
+        self.batch_limits().max_nodes()
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), EmitterError> {
+        self.batch_limits().validate()
+    }
+}
+
+/// The batching limits (`batch.*`, Tier 1), changed at runtime with
+/// [`Emitter::set_batch_limits`](crate::Emitter::set_batch_limits).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BatchLimits {
+    /// `batch.max_edges`: a batch is flushed once it holds this many edges.
+    pub max_edges: usize,
+    /// `batch.flush_interval`: a batch is flushed at the latest this long after its first record.
+    pub flush_interval: Duration,
+    /// `batch.node_threshold_ratio`: a batch is flushed once it holds
+    /// max(1, ⌊`max_edges` × ratio⌋) nodes.
+    pub node_threshold_ratio: f64,
+}
+
+impl BatchLimits {
     /// The node count that flushes a batch: max(1, ⌊`max_edges` × `node_threshold_ratio`⌋).
     pub fn max_nodes(&self) -> usize {
         // Truncation is the floor here: both factors are positive.
@@ -138,7 +171,8 @@ impl EmitterConfig {
         nodes.max(1)
     }
 
-    pub(crate) fn validate(&self) -> Result<(), EmitterError> {
+    /// Checks every limit is in range; the error names the key.
+    pub fn validate(&self) -> Result<(), EmitterError> {
         if self.max_edges == 0 {
             return Err(EmitterError::Config {
                 key: "batch.max_edges",
@@ -160,4 +194,18 @@ impl EmitterConfig {
         }
         Ok(())
     }
+}
+
+/// Where and how batches are written (`output.format`, `output.ingest`, `output.file`,
+/// `output.spool_dir`; Tier 2), changed at runtime with
+/// [`Emitter::reconfigure_output`](crate::Emitter::reconfigure_output).
+#[derive(Debug)]
+pub struct OutputSettings {
+    /// `output.format`.
+    pub format: Format,
+    /// `output.ingest` or `output.file`, else stdout.
+    pub destination: Destination,
+    /// `output.spool_dir` in stdout and file mode; with ingest the spool directory is
+    /// [`IngestConfig::spool_dir`].
+    pub spool_dir: PathBuf,
 }

@@ -2,14 +2,20 @@
 //!
 //! `submit` hands records to the batcher over an unbounded channel and never blocks;
 //! memory is bounded upstream, since every submission holds an unacked queue lease
-//! until its receipt resolves. The batcher seals batches and passes them to one
+//! until its receipt resolves. The batcher seals batches and passes them to the current
 //! output task: the stream task writes stdout, a file or a test writer; the ingest
 //! task POSTs (one at a time), retries, spools and replays. Shutdown and abort are a
 //! [`Mode`] every task watches, so a retry, a hung POST or a slow write is cut short.
+//!
+//! Limits and output switches travel to the batcher through the submission channel,
+//! so they are ordered with the records. A switch seals the current batch for the old
+//! output task, which then ends once it has handled what it holds; the new task starts
+//! writing (stream) or replaying (ingest) only after the old ones of its kind ended.
 
 use std::future::{Future, pending};
 use std::io::{self, Write as _};
 use std::mem;
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -25,7 +31,7 @@ use tokio::time::{Instant, sleep_until};
 
 use crate::ingest::IngestClient;
 use crate::spool::Spool;
-use crate::{Destination, EmitterConfig, EmitterError, Format};
+use crate::{BatchLimits, Destination, EmitterConfig, EmitterError, Format, OutputSettings};
 
 /// Time allowed for one POST.
 const TRY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -124,10 +130,13 @@ impl std::fmt::Debug for Emitter {
 }
 
 struct Inner {
-    submissions: mpsc::UnboundedSender<Submission>,
+    commands: mpsc::UnboundedSender<Command>,
     mode: watch::Sender<Mode>,
     shared: Arc<Shared>,
     finished: watch::Receiver<Option<ShutdownReport>>,
+    /// What the current output is; held for a whole reconfiguration, so that
+    /// reconfigurations happen one at a time.
+    output: tokio::sync::Mutex<OutputState>,
 }
 
 impl Emitter {
@@ -139,107 +148,131 @@ impl Emitter {
     /// spool files in `spool_dir`.
     pub async fn start(cfg: EmitterConfig) -> Result<Self, EmitterError> {
         cfg.validate()?;
-        let max_nodes = cfg.max_nodes();
+        let limits = cfg.batch_limits();
         let EmitterConfig {
             probe_id,
             run_id,
             format,
             destination,
             spool_dir,
-            max_edges,
-            flush_interval,
-            node_threshold_ratio: _,
+            ..
         } = cfg;
+        let settings = OutputSettings {
+            format,
+            destination,
+            spool_dir,
+        };
 
         let shared = Arc::new(Shared::new());
         let (mode_tx, mode_rx) = watch::channel(Mode::Running);
-        let (submit_tx, submit_rx) = mpsc::unbounded_channel();
+        let (command_tx, command_rx) = mpsc::unbounded_channel();
         let (finished_tx, finished_rx) = watch::channel(None);
 
-        let (out, output_task) = match destination {
-            Destination::Ingest(ingest) => {
-                let client = IngestClient::new(&ingest.url, format, &ingest.mtls).await?;
-                let spool = Spool::new(ingest.spool_dir.clone());
-                let files = blocking({
-                    let spool = spool.clone();
-                    move || spool.prepare()
-                })
-                .await
-                .map_err(|source| EmitterError::SpoolDir {
-                    path: ingest.spool_dir.clone(),
-                    source,
-                })?;
-                shared.set_spool_files(files);
-                tracing::info!(
-                    url = %ingest.url,
-                    spool_dir = %ingest.spool_dir.display(),
-                    spool_files = files,
-                    "ingest enabled"
-                );
-                let (tx, rx) = mpsc::channel(WAITING_BATCHES);
-                let output = IngestOutput {
-                    client,
-                    format,
-                    spool: spool.clone(),
-                    shared: Arc::clone(&shared),
-                    mode: mode_rx.clone(),
-                    buf: Vec::with_capacity(64 * 1024),
-                };
-                let task = tokio::spawn(output.run(rx));
-                (BatchOut::Ingest { waiting: tx, spool }, task)
-            }
-            Destination::Stdout => {
-                let sink = Sink::Writer(Box::new(tokio::io::stdout()));
-                stream_output(sink, true, format, spool_dir, &shared, &mode_rx).await
-            }
-            Destination::Writer(writer) => {
-                let sink = Sink::Writer(writer);
-                stream_output(sink, true, format, spool_dir, &shared, &mode_rx).await
-            }
-            Destination::File(path) => {
-                let (file, empty) = open_append(&path)
-                    .await
-                    .map_err(|source| EmitterError::OutputFile { path, source })?;
-                stream_output(
-                    Sink::File(file),
-                    empty,
-                    format,
-                    spool_dir,
-                    &shared,
-                    &mode_rx,
-                )
-                .await
-            }
-        };
+        let (prepared, state) = open_output(settings, None, &shared, &mode_rx).await?;
+        if let Some(files) = prepared.spool_files {
+            shared.set_spool_files(files);
+        }
+        let (out, running) = prepared.spawn(&[]);
 
         let batcher = Batcher {
             probe_id,
             run_id,
-            max_edges,
-            max_nodes,
-            interval: flush_interval,
+            max_nodes: limits.max_nodes(),
+            limits,
             records: Records::default(),
             receipts: Vec::new(),
+            started: None,
             deadline: None,
             out,
+            outputs: vec![running],
             shared: Arc::clone(&shared),
         };
-        let batcher_task = tokio::spawn(batcher.run(submit_rx, mode_rx));
+        let batcher_task = tokio::spawn(batcher.run(command_rx, mode_rx));
         let report_from = Arc::clone(&shared);
         tokio::spawn(async move {
+            // The batcher ends only after every output task (current and retired) ended.
             let _ = batcher_task.await;
-            let _ = output_task.await;
             finished_tx.send_replace(Some(report_from.status()));
         });
 
         Ok(Self {
             inner: Arc::new(Inner {
-                submissions: submit_tx,
+                commands: command_tx,
                 mode: mode_tx,
                 shared,
                 finished: finished_rx,
+                output: tokio::sync::Mutex::new(state),
             }),
         })
+    }
+
+    /// Changes the batching limits (Tier 1, at once): the current batch is flushed at
+    /// once if it already reaches the new limits, and its deadline becomes its first
+    /// record's time plus the new `flush_interval`; later records use the new limits.
+    ///
+    /// Refused with [`EmitterError::Config`] when a limit is out of range (nothing
+    /// changes), and with [`EmitterError::Closed`] once a shutdown began.
+    pub fn set_batch_limits(&self, limits: BatchLimits) -> Result<(), EmitterError> {
+        limits.validate()?;
+        if !matches!(*self.inner.mode.borrow(), Mode::Running) {
+            return Err(EmitterError::Closed);
+        }
+        self.inner
+            .commands
+            .send(Command::Limits(limits))
+            .map_err(|_| EmitterError::Closed)
+    }
+
+    /// Seals the pending batch now instead of at its limits or interval: for a caller
+    /// whose work waits on receipts (the Redis queue acks leases only once their
+    /// records are safe, and held leases are capped). Ignored after shutdown began.
+    pub fn flush_now(&self) {
+        if matches!(*self.inner.mode.borrow(), Mode::Running) {
+            let _ = self.inner.commands.send(Command::Flush);
+        }
+    }
+
+    /// Switches the output (Tier 2, at a batch boundary): `output.format`,
+    /// `output.ingest`, `output.file` and `output.spool_dir`.
+    ///
+    /// The new output is opened and checked first, as at start (the file opened for
+    /// appending; the ingest URL and mTLS files checked and the spool directory created
+    /// and proven writable). If that fails, the error is returned and nothing changes.
+    /// Otherwise the current batch is sealed and goes to the old output, and every
+    /// record submitted after this call returns goes to the new one; no batch mixes
+    /// outputs. Batches the old output already holds finish there: an old ingest keeps
+    /// retrying them and spools them in its own spool directory; an old stream writes
+    /// them before the new stream writes anything. Spool files stay where they are; a
+    /// new ingest output replays its spool directory (once the old outputs are done).
+    /// Their receipts resolve as usual, and shutdown and abort cover old and new outputs.
+    ///
+    /// [`EmitterError::Closed`] once a shutdown began.
+    pub async fn reconfigure_output(&self, settings: OutputSettings) -> Result<(), EmitterError> {
+        let mut current = self.inner.output.lock().await;
+        if !matches!(*self.inner.mode.borrow(), Mode::Running) || self.inner.commands.is_closed() {
+            return Err(EmitterError::Closed);
+        }
+        let mode = self.inner.mode.subscribe();
+        let (prepared, state) =
+            open_output(settings, Some(&current), &self.inner.shared, &mode).await?;
+        let (switched_tx, switched_rx) = oneshot::channel();
+        self.inner
+            .commands
+            .send(Command::Output {
+                output: Box::new(prepared),
+                switched: switched_tx,
+            })
+            .map_err(|_| EmitterError::Closed)?;
+        // Sent means done: the batcher handles every command it accepted, even when
+        // stopping, and in order with the records.
+        tracing::info!(
+            format = %state.format,
+            output = %state.target,
+            spool_dir = %state.spool_dir.display(),
+            "output reconfigured"
+        );
+        *current = state;
+        switched_rx.await.map_err(|_| EmitterError::Closed)
     }
 
     /// Adds `records` to the current batch. Never blocks; the receipt resolves once the
@@ -253,7 +286,7 @@ impl Emitter {
             records,
             receipt: tx,
         };
-        match self.inner.submissions.send(submission) {
+        match self.inner.commands.send(Command::Submit(submission)) {
             Ok(()) => Receipt(ReceiptState::Waiting(rx)),
             Err(_) => Receipt(ReceiptState::Ready(Some(Err(EmitterError::Closed)))),
         }
@@ -333,6 +366,20 @@ type ReceiptSender = oneshot::Sender<Result<Delivery, EmitterError>>;
 struct Submission {
     records: Records,
     receipt: ReceiptSender,
+}
+
+/// What the handle asks of the batcher, in order: records and settings submitted
+/// before a switch are handled before it.
+enum Command {
+    Submit(Submission),
+    Limits(BatchLimits),
+    /// Seal the pending batch now.
+    Flush,
+    /// Seal the current batch for the old output, then send to `output`.
+    Output {
+        output: Box<Prepared>,
+        switched: oneshot::Sender<()>,
+    },
 }
 
 /// A sealed batch and the receipts waiting for it.
@@ -557,21 +604,25 @@ enum BatchOut {
 struct Batcher {
     probe_id: String,
     run_id: String,
-    max_edges: usize,
+    limits: BatchLimits,
+    /// [`BatchLimits::max_nodes`] of `limits`.
     max_nodes: usize,
-    interval: Duration,
     records: Records,
     receipts: Vec<ReceiptSender>,
-    /// When the current batch must be flushed: `interval` after its first record.
+    /// When the current batch got its first record.
+    started: Option<Instant>,
+    /// When the current batch must be flushed: `flush_interval` after `started`.
     deadline: Option<Instant>,
     out: BatchOut,
+    /// Every output task not known to have ended, the current one last.
+    outputs: Vec<Running>,
     shared: Arc<Shared>,
 }
 
 impl Batcher {
     async fn run(
         mut self,
-        mut submissions: mpsc::UnboundedReceiver<Submission>,
+        mut commands: mpsc::UnboundedReceiver<Command>,
         mut mode: watch::Receiver<Mode>,
     ) {
         loop {
@@ -589,34 +640,97 @@ impl Batcher {
                         break;
                     }
                 }
-                submission = submissions.recv() => match submission {
-                    Some(s) => self.add(s).await,
+                command = commands.recv() => match command {
+                    Some(command) => self.handle(command).await,
                     None => break,
                 },
                 () = timer => self.flush().await,
             }
         }
         // Stopping: take what was already submitted, refuse the rest, flush.
-        submissions.close();
-        while let Some(s) = submissions.recv().await {
-            self.add(s).await;
+        commands.close();
+        while let Some(command) = commands.recv().await {
+            self.handle(command).await;
         }
         self.flush().await;
+        // Closing the channel ends the current output task once it is done.
+        let Self { out, outputs, .. } = self;
+        drop(out);
+        for output in outputs {
+            let _ = output.task.await;
+        }
+    }
+
+    async fn handle(&mut self, command: Command) {
+        match command {
+            Command::Submit(submission) => self.add(submission).await,
+            Command::Limits(limits) => self.set_limits(limits).await,
+            Command::Flush => {
+                if !self.records.is_empty() {
+                    self.flush().await;
+                }
+            }
+            Command::Output { output, switched } => {
+                self.switch_output(*output).await;
+                // Nobody waiting (the caller gave up) is fine: the switch is done.
+                let _ = switched.send(());
+            }
+        }
     }
 
     async fn add(&mut self, mut submission: Submission) {
         if self.records.is_empty() {
-            self.deadline = Some(Instant::now() + self.interval);
+            let now = Instant::now();
+            self.started = Some(now);
+            self.deadline = Some(now + self.limits.flush_interval);
         }
         self.records.append(&mut submission.records);
         self.receipts.push(submission.receipt);
-        if self.records.edges.len() >= self.max_edges || self.records.node_count() >= self.max_nodes
-        {
+        if self.is_full() {
             self.flush().await;
         }
     }
 
+    fn is_full(&self) -> bool {
+        self.records.edges.len() >= self.limits.max_edges
+            || self.records.node_count() >= self.max_nodes
+    }
+
+    /// New limits apply to the current batch at once: a shorter interval moves its
+    /// deadline closer (possibly into the past: it is flushed on the next turn).
+    async fn set_limits(&mut self, limits: BatchLimits) {
+        self.limits = limits;
+        self.max_nodes = limits.max_nodes();
+        if let Some(started) = self.started {
+            self.deadline = Some(started + limits.flush_interval);
+        }
+        if !self.records.is_empty() && self.is_full() {
+            self.flush().await;
+        }
+    }
+
+    /// Seals the current batch for the old output, then starts the new one; the old
+    /// output ends once it has handled what it holds.
+    async fn switch_output(&mut self, prepared: Prepared) {
+        self.flush().await;
+        if let Some(files) = prepared.spool_files {
+            self.shared.set_spool_files(files);
+        }
+        self.outputs.retain(|output| !output.task.is_finished());
+        let (out, running) = prepared.spawn(&self.outputs);
+        for output in &self.outputs {
+            output.retired.store(true, Ordering::Relaxed);
+        }
+        // Retired before its channel closes, so that it knows it is retired when it ends.
+        drop(mem::replace(&mut self.out, out));
+        self.outputs.push(running);
+        // Both flags describe the current output; a retired output no longer sets them.
+        self.shared.closed.send_replace(false);
+        self.shared.set_failing(false);
+    }
+
     async fn flush(&mut self) {
+        self.started = None;
         self.deadline = None;
         if self.records.is_empty() {
             return;
@@ -657,46 +771,276 @@ async fn open_append(path: &std::path::Path) -> io::Result<(std::fs::File, bool)
     Ok((file.into_std().await, empty))
 }
 
-/// Counts (never touches) the spool files and spawns the stream output task.
-async fn stream_output(
-    sink: Sink,
-    header_needed: bool,
+/// What the current output is: what a reconfiguration compares with.
+struct OutputState {
     format: Format,
-    spool_dir: std::path::PathBuf,
+    target: Target,
+    /// The spool directory in use (the ingest one in ingest mode).
+    spool_dir: PathBuf,
+    /// The CSV header flag of a stream output, handed on to a new output that
+    /// continues the same stream in the same format.
+    header_needed: Option<Arc<AtomicBool>>,
+}
+
+impl OutputState {
+    /// True when a stream output to `target` in `format` continues this one.
+    fn continued_by(&self, target: &Target, format: Format) -> bool {
+        self.format == format
+            && match (&self.target, target) {
+                (Target::Stdout, Target::Stdout) => true,
+                (Target::File(old), Target::File(new)) => old == new,
+                _ => false,
+            }
+    }
+}
+
+/// Where an output writes, for comparisons and logs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Target {
+    Stdout,
+    File(PathBuf),
+    Writer,
+    Ingest(String),
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Stdout => f.write_str("stdout"),
+            Self::File(path) => write!(f, "file {}", path.display()),
+            Self::Writer => f.write_str("writer"),
+            Self::Ingest(url) => write!(f, "ingest {url}"),
+        }
+    }
+}
+
+/// An output opened and checked, not yet running.
+struct Prepared {
+    kind: PreparedKind,
+    /// Set by the batcher once a newer output took over.
+    retired: Arc<AtomicBool>,
+    /// The spool file count to publish when this output starts (its directory changed).
+    spool_files: Option<usize>,
+}
+
+enum PreparedKind {
+    Stream {
+        output: StreamOutput,
+        tx: mpsc::UnboundedSender<Sealed>,
+        rx: mpsc::UnboundedReceiver<Sealed>,
+    },
+    Ingest {
+        output: Box<IngestOutput>,
+        tx: mpsc::Sender<Sealed>,
+        rx: mpsc::Receiver<Sealed>,
+        spool: Spool,
+    },
+}
+
+/// A spawned output task.
+struct Running {
+    task: JoinHandle<()>,
+    /// Turns `true` when the task ended (the sender is dropped if it panicked).
+    done: watch::Receiver<bool>,
+    retired: Arc<AtomicBool>,
+    ingest: bool,
+}
+
+impl Prepared {
+    /// Spawns the output task. A stream output writes only once the stream outputs in
+    /// `running` ended (so that nothing interleaves on stdout or in a file); an ingest
+    /// output replays its spool only once the ingest outputs in `running` ended (so
+    /// that no spool file is replayed twice).
+    fn spawn(self, running: &[Running]) -> (BatchOut, Running) {
+        let (done_tx, done_rx) = watch::channel(false);
+        let ingest = matches!(self.kind, PreparedKind::Ingest { .. });
+        let predecessors: Vec<_> = running
+            .iter()
+            .filter(|r| r.ingest == ingest)
+            .map(|r| r.done.clone())
+            .collect();
+        let (out, task) = match self.kind {
+            PreparedKind::Stream { output, tx, rx } => {
+                let task = tokio::spawn(async move {
+                    output.run(rx, predecessors).await;
+                    done_tx.send_replace(true);
+                });
+                (BatchOut::Stream(tx), task)
+            }
+            PreparedKind::Ingest {
+                output,
+                tx,
+                rx,
+                spool,
+            } => {
+                let task = tokio::spawn(async move {
+                    (*output).run(rx, predecessors).await;
+                    done_tx.send_replace(true);
+                });
+                (BatchOut::Ingest { waiting: tx, spool }, task)
+            }
+        };
+        let running = Running {
+            task,
+            done: done_rx,
+            retired: self.retired,
+            ingest,
+        };
+        (out, running)
+    }
+}
+
+/// Completes once every task behind `predecessors` ended.
+async fn all_ended(predecessors: Vec<watch::Receiver<bool>>) {
+    for mut done in predecessors {
+        // An error means the task is gone too.
+        let _ = done.wait_for(|ended| *ended).await;
+    }
+}
+
+/// Opens and checks the output `settings` describe; `previous` is the current output
+/// when this is a reconfiguration, `None` at start.
+async fn open_output(
+    settings: OutputSettings,
+    previous: Option<&OutputState>,
     shared: &Arc<Shared>,
     mode: &watch::Receiver<Mode>,
-) -> (BatchOut, JoinHandle<()>) {
-    let spool = Spool::new(spool_dir);
+) -> Result<(Prepared, OutputState), EmitterError> {
+    let OutputSettings {
+        format,
+        destination,
+        spool_dir,
+    } = settings;
+    let retired = Arc::new(AtomicBool::new(false));
+    let dir_changed = previous.is_none_or(|p| p.spool_dir != spool_dir);
+    let (target, sink, file_empty) = match destination {
+        Destination::Ingest(ingest) => {
+            let client = IngestClient::new(&ingest.url, format, &ingest.mtls).await?;
+            let spool = Spool::new(ingest.spool_dir.clone());
+            // Stale temp files are deleted only at start: later, an old output may be
+            // writing one into the same directory.
+            let at_start = previous.is_none();
+            let files = blocking({
+                let spool = spool.clone();
+                move || spool.prepare(at_start)
+            })
+            .await
+            .map_err(|source| EmitterError::SpoolDir {
+                path: ingest.spool_dir.clone(),
+                source,
+            })?;
+            tracing::info!(
+                url = %ingest.url,
+                spool_dir = %ingest.spool_dir.display(),
+                spool_files = files,
+                "ingest enabled"
+            );
+            let dir_changed = previous.is_none_or(|p| p.spool_dir != ingest.spool_dir);
+            let (tx, rx) = mpsc::channel(WAITING_BATCHES);
+            let output = IngestOutput {
+                client,
+                format,
+                spool: spool.clone(),
+                shared: Arc::clone(shared),
+                mode: mode.clone(),
+                buf: Vec::with_capacity(64 * 1024),
+                retired: Arc::clone(&retired),
+            };
+            let prepared = Prepared {
+                kind: PreparedKind::Ingest {
+                    output: Box::new(output),
+                    tx,
+                    rx,
+                    spool,
+                },
+                retired,
+                spool_files: dir_changed.then_some(files),
+            };
+            let state = OutputState {
+                format,
+                target: Target::Ingest(ingest.url),
+                spool_dir: ingest.spool_dir,
+                header_needed: None,
+            };
+            return Ok((prepared, state));
+        }
+        Destination::Stdout => (
+            Target::Stdout,
+            Sink::Writer(Box::new(tokio::io::stdout())),
+            true,
+        ),
+        Destination::Writer(writer) => (Target::Writer, Sink::Writer(writer), true),
+        Destination::File(path) => {
+            let (file, empty) =
+                open_append(&path)
+                    .await
+                    .map_err(|source| EmitterError::OutputFile {
+                        path: path.clone(),
+                        source,
+                    })?;
+            (Target::File(path), Sink::File(file), empty)
+        }
+    };
+
+    // A CSV header is due at the start of a stream and of an empty file, and where the
+    // format changes within one file; a stream continued in the same format has had it.
+    let header_needed = match previous {
+        Some(p) if p.continued_by(&target, format) => p
+            .header_needed
+            .clone()
+            .unwrap_or_else(|| Arc::new(AtomicBool::new(file_empty))),
+        Some(p) if matches!(&target, Target::File(_)) && p.target == target => {
+            Arc::new(AtomicBool::new(true))
+        }
+        _ => Arc::new(AtomicBool::new(file_empty)),
+    };
+
+    let spool = Spool::new(spool_dir.clone());
     let counted = blocking({
         let spool = spool.clone();
         move || spool.list().map(|files| files.len())
     })
     .await;
-    match counted {
-        Ok(0) => {}
+    let spool_files = match counted {
         Ok(files) => {
-            shared.set_spool_files(files);
-            tracing::info!(
-                spool_dir = %spool.dir().display(),
-                spool_files = files,
-                "spool files found; they are replayed only in ingest mode and left untouched"
-            );
+            if files > 0 {
+                tracing::info!(
+                    spool_dir = %spool.dir().display(),
+                    spool_files = files,
+                    "spool files found; they are replayed only in ingest mode and left untouched"
+                );
+            }
+            // At start the count is 0 already.
+            (dir_changed && (files > 0 || previous.is_some())).then_some(files)
         }
         Err(e) => {
-            tracing::debug!(spool_dir = %spool.dir().display(), error = %e, "spool directory not readable")
+            tracing::debug!(spool_dir = %spool.dir().display(), error = %e, "spool directory not readable");
+            (dir_changed && previous.is_some()).then_some(0)
         }
-    }
+    };
     let (tx, rx) = mpsc::unbounded_channel();
     let output = StreamOutput {
         sink: Some(sink),
-        header_needed,
+        header_needed: Arc::clone(&header_needed),
         format,
         buf: Vec::with_capacity(64 * 1024),
         spool,
         shared: Arc::clone(shared),
         mode: mode.clone(),
+        retired: Arc::clone(&retired),
     };
-    (BatchOut::Stream(tx), tokio::spawn(output.run(rx)))
+    let prepared = Prepared {
+        kind: PreparedKind::Stream { output, tx, rx },
+        retired,
+        spool_files,
+    };
+    let state = OutputState {
+        format,
+        target,
+        spool_dir,
+        header_needed: Some(header_needed),
+    };
+    Ok((prepared, state))
 }
 
 /// fsyncs `file` when it is a regular file. Devices and pipes given as `output.file`
@@ -721,24 +1065,33 @@ enum Sink {
 struct StreamOutput {
     /// `None` once the output broke.
     sink: Option<Sink>,
-    /// The next CSV batch starts with the header (new stream or empty file).
-    header_needed: bool,
+    /// The next CSV batch starts with the header (new stream or empty file); shared
+    /// with a later output that continues this stream.
+    header_needed: Arc<AtomicBool>,
     format: Format,
     buf: Vec<u8>,
     spool: Spool,
     shared: Arc<Shared>,
     mode: watch::Receiver<Mode>,
+    /// A newer output took over: a break no longer marks the output closed.
+    retired: Arc<AtomicBool>,
 }
 
 impl StreamOutput {
-    async fn run(mut self, mut batches: mpsc::UnboundedReceiver<Sealed>) {
+    /// Writes every batch it gets, once the `predecessors` (older stream outputs) ended.
+    async fn run(
+        mut self,
+        mut batches: mpsc::UnboundedReceiver<Sealed>,
+        predecessors: Vec<watch::Receiver<bool>>,
+    ) {
+        all_ended(predecessors).await;
         while let Some(sealed) = batches.recv().await {
             if self.sink.is_none() {
                 spool_batch(&self.spool, &self.shared, sealed).await;
                 continue;
             }
             self.buf.clear();
-            let header = self.header_needed && self.format == Format::Csv;
+            let header = self.format == Format::Csv && self.header_needed.load(Ordering::Relaxed);
             let written = match self.format.encode(&sealed.batch, header, &mut self.buf) {
                 Ok(()) => self.write().await,
                 Err(e) => Err(format!("cannot encode batch: {e}")),
@@ -746,14 +1099,16 @@ impl StreamOutput {
             match written {
                 Ok(()) => {
                     if header {
-                        self.header_needed = false;
+                        self.header_needed.store(false, Ordering::Relaxed);
                     }
                     self.shared.on_delivered();
                     sealed.resolve(|| Ok(Delivery::Written));
                 }
                 Err(error) => {
                     self.sink = None;
-                    self.shared.closed.send_replace(true);
+                    if !self.retired.load(Ordering::Relaxed) {
+                        self.shared.closed.send_replace(true);
+                    }
                     tracing::warn!(%error, "output closed; spooling this and every later batch");
                     spool_batch(&self.spool, &self.shared, sealed).await;
                 }
@@ -839,20 +1194,39 @@ struct IngestOutput {
     shared: Arc<Shared>,
     mode: watch::Receiver<Mode>,
     buf: Vec<u8>,
+    /// A newer output took over: no more replays, and `ingest_failing` is no longer
+    /// this output's to set.
+    retired: Arc<AtomicBool>,
 }
 
 impl IngestOutput {
-    async fn run(mut self, mut waiting: mpsc::Receiver<Sealed>) {
+    /// Sets `ingest_failing` unless a newer output took over.
+    fn set_failing(&self, failing: bool) {
+        if !self.retired.load(Ordering::Relaxed) {
+            self.shared.set_failing(failing);
+        }
+    }
+
+    /// Delivers every batch it gets; replays the spool at startup (once the
+    /// `predecessors`, older ingest outputs, ended), every 30 s and at shutdown.
+    async fn run(
+        mut self,
+        mut waiting: mpsc::Receiver<Sealed>,
+        predecessors: Vec<watch::Receiver<bool>>,
+    ) {
+        let mut predecessors_ended = predecessors.is_empty();
+        let mut predecessors = std::pin::pin!(all_ended(predecessors));
         // The first round runs at startup.
         let mut next_replay = Instant::now();
         loop {
-            let replay_allowed = matches!(*self.mode.borrow(), Mode::Running);
+            let replay_allowed = predecessors_ended && matches!(*self.mode.borrow(), Mode::Running);
             tokio::select! {
                 biased;
                 sealed = waiting.recv() => match sealed {
                     Some(sealed) => self.deliver(sealed).await,
                     None => break,
                 },
+                () = &mut predecessors, if !predecessors_ended => predecessors_ended = true,
                 () = sleep_until(next_replay), if replay_allowed => {
                     let end = self.replay_round(REPLAY_ROUND_BUDGET, OnDrain::Cut).await;
                     let pause = if end == RoundEnd::OutOfTime { Duration::ZERO } else { REPLAY_EVERY };
@@ -860,7 +1234,13 @@ impl IngestOutput {
                 }
             }
         }
+        if self.retired.load(Ordering::Relaxed) {
+            return;
+        }
         if matches!(*self.mode.borrow(), Mode::Draining { .. }) {
+            if !predecessors_ended {
+                predecessors.await;
+            }
             if self.shared.ingest_failing.load(Ordering::Relaxed) {
                 tracing::info!("ingest is failing; the spool is not replayed at shutdown");
             } else {
@@ -907,7 +1287,7 @@ impl IngestOutput {
             .await;
             let retry_after = match outcome {
                 Raced::Done(Ok(answer)) if answer.status.is_success() => {
-                    self.shared.set_failing(false);
+                    self.set_failing(false);
                     self.shared.on_delivered();
                     tracing::debug!(batch_id = %sealed.batch.batch_id, tries, "batch delivered");
                     sealed.resolve(|| Ok(Delivery::Delivered));
@@ -934,7 +1314,7 @@ impl IngestOutput {
                     break;
                 }
             };
-            self.shared.set_failing(true);
+            self.set_failing(true);
             let wait = retry_after.unwrap_or_else(|| jittered(backoff));
             backoff = backoff.saturating_mul(2);
             if Instant::now() + wait >= window_end {
@@ -953,7 +1333,7 @@ impl IngestOutput {
             }
         }
         if tries > 0 {
-            self.shared.set_failing(true);
+            self.set_failing(true);
             tracing::warn!(batch_id = %sealed.batch.batch_id, tries, error = %last_error, "ingest failed, spooling");
         }
         spool_batch(&self.spool, &self.shared, sealed).await;
@@ -979,6 +1359,10 @@ impl IngestOutput {
         }
         tracing::info!(files = files.len(), "replaying spool");
         for path in files {
+            if self.retired.load(Ordering::Relaxed) {
+                // The newer ingest output replays what is left.
+                return RoundEnd::Failed;
+            }
             if Instant::now() >= deadline {
                 return RoundEnd::OutOfTime;
             }
@@ -1030,11 +1414,11 @@ impl IngestOutput {
                 Raced::Cut => return RoundEnd::Failed,
             };
             if let Some(error) = error {
-                self.shared.set_failing(true);
+                self.set_failing(true);
                 tracing::info!(file = %path.display(), %error, "spool replay stopped");
                 return RoundEnd::Failed;
             }
-            self.shared.set_failing(false);
+            self.set_failing(false);
             match tokio::fs::remove_file(&path).await {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}

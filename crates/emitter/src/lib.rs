@@ -7,6 +7,9 @@
 //! that resolves only once the records are delivered, written or spooled, so a queue
 //! item is acked only when its records are safe.
 //!
+//! Settings change at runtime (SPEC §2.10): [`Emitter::set_batch_limits`] at once (Tier 1),
+//! [`Emitter::reconfigure_output`] at a batch boundary (Tier 2).
+//!
 //! ```no_run
 //! # async fn run() -> Result<(), spyder_emitter::EmitterError> {
 //! use std::time::Duration;
@@ -34,7 +37,9 @@ mod error;
 mod ingest;
 mod spool;
 
-pub use config::{Destination, EmitterConfig, Format, IngestConfig, MtlsFiles};
+pub use config::{
+    BatchLimits, Destination, EmitterConfig, Format, IngestConfig, MtlsFiles, OutputSettings,
+};
 pub use emitter::{Delivery, Emitter, EmitterStatus, Receipt, ShutdownReport};
 pub use encode::CSV_HEADER;
 pub use error::EmitterError;

@@ -30,13 +30,17 @@ impl Spool {
         &self.dir
     }
 
-    /// Ingest-mode startup: creates the directory (0755), proves it writable and
-    /// deletes stale `.tmp` files. Returns how many spool files wait for replay.
-    pub(crate) fn prepare(&self) -> io::Result<usize> {
+    /// Ingest mode: creates the directory (0755), proves it writable and, when
+    /// `delete_stale_tmp` (at startup), deletes stale `.tmp` files. Returns how many
+    /// spool files wait for replay.
+    pub(crate) fn prepare(&self, delete_stale_tmp: bool) -> io::Result<usize> {
         create_dir(&self.dir)?;
         let check = self.dir.join(".write-check.tmp");
         File::create(&check)?.sync_all()?;
         fs::remove_file(&check)?;
+        if !delete_stale_tmp {
+            return Ok(self.list()?.len());
+        }
         for entry in fs::read_dir(&self.dir)? {
             let entry = entry?;
             let name = entry.file_name();

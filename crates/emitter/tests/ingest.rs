@@ -179,7 +179,11 @@ async fn ingest_down_spools_everything_and_a_restart_replays_it() {
     let emitter = Emitter::start(config(ingest(server.url(), &spool), Format::Json, &spool))
         .await
         .expect("starts again");
-    wait_until("the spool is replayed", || spool_files(&spool).is_empty()).await;
+    // A file is deleted just before it is counted as replayed: wait for both.
+    wait_until("the spool is replayed", || {
+        spool_files(&spool).is_empty() && emitter.status().batches_replayed == 3
+    })
+    .await;
     assert_eq!(server.delivered(), contents);
     let status = emitter.status();
     assert_eq!((status.batches_replayed, status.spool_files), (3, 0));

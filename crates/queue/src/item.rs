@@ -1,5 +1,6 @@
 //! The Redis queue item of SPEC §2.3: `{"host":"example.com","ts":1723300000,"attempt":0}`
-//! in this key order; our producers append `"id":"<16 hex>"`.
+//! in this key order; our producers append `"id":"<16 hex>"`, and the RedisSink
+//! also `"via":"discovery"` (a host a probe found, not one a user asked for).
 //!
 //! Items from other producers (the original Go seed tool has no `id`; others may add
 //! fields) are accepted and kept byte-exact: a [`QueueItem`] remembers its raw text,
@@ -16,6 +17,10 @@ pub struct QueueItem {
     pub ts: i64,
     pub attempt: u32,
     pub id: Option<String>,
+    /// `"via":"discovery"`: queued by a probe's sink (continuous mode). Such an item is
+    /// skipped when its host's crawl is already marked done; items from `seed` or the
+    /// API are always crawled ("seeding twice crawls twice").
+    pub discovered: bool,
 }
 
 /// Why a raw item cannot be crawled (it goes to `<key>:dead`).
@@ -36,14 +41,34 @@ struct Wire {
     attempt: u32,
     #[serde(default)]
     id: Option<String>,
+    #[serde(default)]
+    via: Option<String>,
 }
+
+/// The `via` value of discovered items.
+const VIA_DISCOVERY: &str = "discovery";
 
 impl QueueItem {
     /// A fresh item for `host`, enqueued now, attempt 0, with a random 16-hex `id`.
     pub fn new(host: HostName, ts: i64) -> Self {
+        Self::fresh(host, ts, false)
+    }
+
+    /// A fresh item for a discovered `host`: like [`QueueItem::new`], plus
+    /// `"via":"discovery"`.
+    pub fn discovered(host: HostName, ts: i64) -> Self {
+        Self::fresh(host, ts, true)
+    }
+
+    fn fresh(host: HostName, ts: i64, discovered: bool) -> Self {
         let id = format!("{:016x}", rand::random::<u64>());
+        let via = if discovered {
+            format!(r#","via":"{VIA_DISCOVERY}""#)
+        } else {
+            String::new()
+        };
         let raw = format!(
-            r#"{{"host":{},"ts":{ts},"attempt":0,"id":"{id}"}}"#,
+            r#"{{"host":{},"ts":{ts},"attempt":0,"id":"{id}"{via}}}"#,
             serde_json::Value::String(host.to_string())
         );
         Self {
@@ -52,6 +77,7 @@ impl QueueItem {
             ts,
             attempt: 0,
             id: Some(id),
+            discovered,
         }
     }
 
@@ -68,6 +94,7 @@ impl QueueItem {
             ts: wire.ts,
             attempt: wire.attempt,
             id: wire.id,
+            discovered: wire.via.as_deref() == Some(VIA_DISCOVERY),
         })
     }
 
@@ -80,6 +107,22 @@ impl QueueItem {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn discovered_items_say_so_and_decode_back() {
+        let host = HostName::from_input("found.example").expect("valid");
+        let item = QueueItem::discovered(host, 7);
+        assert!(
+            item.raw().ends_with(r#","via":"discovery"}"#),
+            "{}",
+            item.raw()
+        );
+        let back = QueueItem::decode(item.raw()).expect("decodes");
+        assert!(back.discovered);
+        assert_eq!(back, item);
+        let seeded = QueueItem::new(HostName::from_input("a.example").expect("valid"), 7);
+        assert!(!QueueItem::decode(seeded.raw()).expect("decodes").discovered);
+    }
 
     #[test]
     fn new_items_have_the_original_key_order_plus_id() {

@@ -141,8 +141,9 @@ struct Shared {
     client: Client,
     blocking: Client,
     keys: Keys,
-    lease_timeout: Duration,
-    max_attempts: u32,
+    /// `redis.lease_timeout` in ms and `redis.max_attempts` (both Tier 1: live).
+    lease_timeout_ms: AtomicU64,
+    max_attempts: std::sync::atomic::AtomicU32,
     use_blmove: bool,
     ack_sha: Mutex<String>,
     reap_sha: Mutex<String>,
@@ -150,6 +151,8 @@ struct Shared {
     /// Raw item → number of leases held on it by this probe.
     held: Mutex<HashMap<String, usize>>,
     capacity: Arc<Semaphore>,
+    /// The size `capacity` was last set to.
+    capacity_target: std::sync::atomic::AtomicUsize,
     /// One `BLMOVE` at a time: a blocking command holds its connection, so callers
     /// queued behind it on the same connection would time out.
     turn: tokio::sync::Mutex<()>,
@@ -272,14 +275,15 @@ impl RedisQueue {
                 dead: format!("{key}:dead"),
                 pending: key,
             },
-            lease_timeout: config.lease_timeout,
-            max_attempts: config.max_attempts,
+            lease_timeout_ms: AtomicU64::new(duration_ms(config.lease_timeout)),
+            max_attempts: std::sync::atomic::AtomicU32::new(config.max_attempts),
             use_blmove,
             ack_sha: Mutex::new(ack_sha),
             reap_sha: Mutex::new(reap_sha),
             bury_sha: Mutex::new(bury_sha),
             held: Mutex::new(HashMap::new()),
             capacity: Arc::new(Semaphore::new(config.capacity.max(1))),
+            capacity_target: std::sync::atomic::AtomicUsize::new(config.capacity.max(1)),
             turn: tokio::sync::Mutex::new(()),
             healthy: AtomicBool::new(true),
             lease_calls: AtomicU64::new(0),
@@ -380,6 +384,40 @@ impl RedisQueue {
         shared.healthy.load(Ordering::Relaxed)
             && shared.client.is_connected()
             && shared.blocking.is_connected()
+    }
+
+    /// Applies new `redis.lease_timeout` and `redis.max_attempts` (Tier 1): new leases,
+    /// renewals and reaper rounds use them from now on.
+    pub fn set_lease_settings(&self, lease_timeout: Duration, max_attempts: u32) {
+        let shared = &self.shared;
+        shared
+            .lease_timeout_ms
+            .store(duration_ms(lease_timeout), Ordering::Relaxed);
+        shared.max_attempts.store(max_attempts, Ordering::Relaxed);
+    }
+
+    /// Resizes how many leases may be held at once (`crawling.concurrency` + margin,
+    /// live). Growing takes effect at once; shrinking takes back free slots now and
+    /// the rest as far as they are free (best effort: held leases are never revoked).
+    pub fn set_capacity(&self, capacity: usize) {
+        let capacity = capacity.max(1);
+        let shared = &self.shared;
+        let old = shared.capacity_target.swap(capacity, Ordering::AcqRel);
+        if capacity > old {
+            shared.capacity.add_permits(capacity - old);
+        } else if old > capacity {
+            shared.capacity.forget_permits(old - capacity);
+        }
+    }
+
+    /// One `PING` on the main connection, for the health check; the error is Redis's.
+    pub async fn ping(&self) -> Result<(), String> {
+        self.shared
+            .client
+            .ping::<String>(None)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
 
     /// How many `BLMOVE` calls `next` has made since connect, failed or not: a
@@ -549,8 +587,12 @@ impl Shared {
         lock(&self.held).values().sum()
     }
 
+    fn lease_timeout(&self) -> Duration {
+        Duration::from_millis(self.lease_timeout_ms.load(Ordering::Relaxed))
+    }
+
     fn deadline_ms(&self) -> i64 {
-        now_ms() + i64::try_from(self.lease_timeout.as_millis()).unwrap_or(i64::MAX / 2)
+        now_ms() + i64::try_from(self.lease_timeout().as_millis()).unwrap_or(i64::MAX / 2)
     }
 
     /// One command on the main connection, tracking health.
@@ -614,10 +656,10 @@ impl Shared {
         let keys = &self.keys;
         let args: Vec<Value> = vec![
             now_ms().into(),
-            i64::try_from(self.lease_timeout.as_millis())
+            i64::try_from(self.lease_timeout().as_millis())
                 .unwrap_or(i64::MAX / 4)
                 .into(),
-            i64::from(self.max_attempts).into(),
+            i64::from(self.max_attempts.load(Ordering::Relaxed)).into(),
             REAP_LIMIT.into(),
             ADOPT_SCAN.into(),
         ];
@@ -635,12 +677,12 @@ impl Shared {
 }
 
 async fn renew_loop(shared: Arc<Shared>) {
-    let period = (shared.lease_timeout / 3).max(Duration::from_millis(10));
     let mut backoff = Backoff::default();
     loop {
         match shared.renew().await {
             Ok(()) => {
                 backoff.reset();
+                let period = (shared.lease_timeout() / 3).max(Duration::from_millis(10));
                 tokio::time::sleep(period).await;
             }
             Err(error) => {
@@ -652,7 +694,6 @@ async fn renew_loop(shared: Arc<Shared>) {
 }
 
 async fn reap_loop(shared: Arc<Shared>) {
-    let period = (shared.lease_timeout / 4).max(Duration::from_secs(1));
     let mut backoff = Backoff::default();
     loop {
         match shared.reap().await {
@@ -667,6 +708,7 @@ async fn reap_loop(shared: Arc<Shared>) {
                 if requeued + dead + adopted > 0 {
                     tracing::info!(requeued, dead, adopted, "reaped expired queue leases");
                 }
+                let period = (shared.lease_timeout() / 4).max(Duration::from_secs(1));
                 tokio::time::sleep(period).await;
             }
             Err(error) => {
@@ -701,6 +743,10 @@ where
             }
         }
     }
+}
+
+fn duration_ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Whether `INFO server` shows Redis 6.2 or later.

@@ -324,6 +324,26 @@ async fn leases_only_for_free_capacity() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capacity_grows_live() {
+    let server = RedisServer::start().expect("redis-server starts");
+    let second = r#"{"host":"second.example","ts":1,"attempt":0}"#;
+    command(&server, &["LPUSH", KEY, GO_ITEM, second]);
+    let queue = RedisQueue::connect(RedisQueueConfig {
+        capacity: 1,
+        ..config(&server, Duration::from_secs(30), 3)
+    })
+    .await
+    .expect("connects to the test server");
+    let first = next(&queue).await;
+    assert_eq!(first.item.raw(), GO_ITEM);
+    // At capacity: the next lease waits until the capacity grows.
+    queue.set_capacity(2);
+    let grown = next(&queue).await;
+    assert_eq!(grown.item.raw(), second);
+    assert_eq!(queue.held(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_item_without_attempt_gets_one_on_requeue() {
     let server = RedisServer::start().expect("redis-server starts");
     let bare = r#"{"host":"bare.example","ts":7}"#;

@@ -35,22 +35,78 @@ pub struct SinkResult {
     pub dropped: u64,
 }
 
+/// Candidates that passed a sink's filters, with their `queued|<host>` keys, waiting
+/// for one dedup answer ([`DiscoverySink::admit`]).
+#[derive(Debug)]
+pub struct Admission {
+    hosts: Vec<HostName>,
+    keys: Vec<KeyDigest>,
+}
+
+impl Admission {
+    /// The `queued|<host>` keys to look up, one per admitted host.
+    pub fn keys(&self) -> &[KeyDigest] {
+        &self.keys
+    }
+}
+
 /// Takes a crawl's discovery candidates in continuous mode.
+///
+/// An offer is three steps, so that a caller can fold the dedup lookup into the one
+/// it makes for the crawl's records ([`crate::settle_crawl`]): [`DiscoverySink::admit`]
+/// filters, the caller [`Dedup::reserve`]s the admission's keys, and
+/// [`DiscoverySink::enqueue`] queues the unseen hosts, marks what it queued and
+/// releases the rest. [`DiscoverySink::offer`] does all three.
 pub trait DiscoverySink: Send + Sync + fmt::Debug {
+    /// The dedup store the sink marks queued hosts in.
+    fn dedup(&self) -> &dyn Dedup;
+
+    /// Hosts enqueued and dropped since the start.
+    fn totals(&self) -> SinkResult;
+
+    /// The candidates worth a lookup: valid, outside `exclude_tlds`, passing the name
+    /// rule, once each, not the crawled host. `Err` is the whole (already counted)
+    /// result when none is left or `max_domains` is reached.
+    fn admit(
+        &self,
+        crawled: &HostName,
+        candidates: Vec<HostName>,
+        settings: &SinkSettings,
+    ) -> Result<Admission, SinkResult>;
+
+    /// Queues the admitted hosts whose flag in `seen` (from [`Dedup::reserve`] of
+    /// [`Admission::keys`]) is false.
+    fn enqueue<'a>(
+        &'a self,
+        admission: Admission,
+        seen: Vec<bool>,
+        settings: &'a SinkSettings,
+    ) -> BoxFuture<'a, SinkResult>;
+
     /// Filters `candidates` found while crawling `crawled` and queues the new ones.
     fn offer<'a>(
         &'a self,
         crawled: &'a HostName,
         candidates: Vec<HostName>,
         settings: &'a SinkSettings,
-    ) -> BoxFuture<'a, SinkResult>;
+    ) -> BoxFuture<'a, SinkResult> {
+        Box::pin(async move {
+            let admission = match self.admit(crawled, candidates, settings) {
+                Ok(admission) => admission,
+                Err(result) => return result,
+            };
+            let seen = self.dedup().reserve(admission.keys()).await;
+            self.enqueue(admission, seen, settings).await
+        })
+    }
 }
 
 /// The file-mode sink: queues discoveries behind the file input of a [`MemoryQueue`].
 ///
 /// A candidate is queued when it is a valid input host (strict rules), lies outside
 /// `exclude_tlds`, is not `localhost`/`*.localhost` (unless `allow_private`), and is
-/// not yet marked `queued|<host>`; checking marks it, in one [`Dedup`] call per offer.
+/// not yet marked `queued|<host>`, in one [`Dedup`] lookup per offer; a queued host is
+/// marked.
 /// A candidate that does not fit (queue full, or `max_domains` reached) is dropped,
 /// counted, and unmarked again. Reaching `max_domains` logs once:
 /// `max_domains reached (N); further discoveries are not queued`.
@@ -77,33 +133,24 @@ impl ChannelSink {
         self.tally.totals()
     }
 
-    async fn offer_now(
+    async fn enqueue_now(
         &self,
-        crawled: &HostName,
-        candidates: Vec<HostName>,
+        admission: Admission,
+        seen: Vec<bool>,
         settings: &SinkSettings,
     ) -> SinkResult {
-        let (wanted, keys) = match self.tally.admit(crawled, candidates, settings) {
-            Ok(admitted) => admitted,
-            Err(result) => return result,
-        };
         let cap = settings.max_domains;
-        let mut result = SinkResult::default();
-        let seen = self.dedup.check_and_mark(&keys).await;
-        let mut not_queued = Vec::new();
-        for ((host, key), seen) in wanted.into_iter().zip(keys).zip(seen) {
-            if seen {
-                continue;
-            }
-            if !self.tally.reserve(cap) {
-                self.tally.log_cap_reached(cap);
-                result.dropped += 1;
-                not_queued.push(key);
-                continue;
-            }
+        let Selection {
+            wanted,
+            mut not_queued,
+            mut result,
+        } = self.tally.select(admission, seen, cap);
+        let mut queued = Vec::new();
+        for (host, key) in wanted {
             match self.queue.try_push_discovered(host) {
                 Ok(()) => {
                     result.enqueued += 1;
+                    queued.push(key);
                     if self.tally.cap_reached(cap) {
                         self.tally.log_cap_reached(cap);
                     }
@@ -115,12 +162,25 @@ impl ChannelSink {
                 }
             }
         }
+        if !queued.is_empty() {
+            self.dedup.mark(&queued).await;
+        }
         if !not_queued.is_empty() {
-            self.dedup.unmark(&not_queued).await;
+            self.dedup.release(&not_queued).await;
         }
         self.tally.settle(result);
         result
     }
+}
+
+/// What [`SinkTally::select`] made of an admission.
+pub(crate) struct Selection {
+    /// Unseen hosts, each with one enqueue reserved.
+    pub wanted: Vec<(HostName, KeyDigest)>,
+    /// Keys of unseen hosts dropped at the cap: to release.
+    pub not_queued: Vec<KeyDigest>,
+    /// Dropped so far.
+    pub result: SinkResult,
 }
 
 /// The accounting every sink shares: totals, the `max_domains` budget, the cap log
@@ -161,7 +221,7 @@ impl SinkTally {
         crawled: &HostName,
         candidates: Vec<HostName>,
         settings: &SinkSettings,
-    ) -> Result<(Vec<HostName>, Vec<KeyDigest>), SinkResult> {
+    ) -> Result<Admission, SinkResult> {
         let mut unique = HashSet::new();
         let wanted: Vec<HostName> = candidates
             .into_iter()
@@ -185,7 +245,35 @@ impl SinkTally {
             .iter()
             .map(|h| DedupKey::Queued(h.as_str()).digest())
             .collect();
-        Ok((wanted, keys))
+        Ok(Admission {
+            hosts: wanted,
+            keys,
+        })
+    }
+
+    /// The admitted hosts whose `seen` flag is false, each holding one enqueue of the
+    /// `cap` budget; those over the cap are dropped (counted, their keys returned so
+    /// the caller releases them).
+    pub(crate) fn select(&self, admission: Admission, seen: Vec<bool>, cap: u64) -> Selection {
+        let mut selection = Selection {
+            wanted: Vec::new(),
+            not_queued: Vec::new(),
+            result: SinkResult::default(),
+        };
+        let flags = seen.into_iter().chain(std::iter::repeat(false));
+        for ((host, key), seen) in admission.hosts.into_iter().zip(admission.keys).zip(flags) {
+            if seen {
+                continue;
+            }
+            if self.reserve(cap) {
+                selection.wanted.push((host, key));
+            } else {
+                self.log_cap_reached(cap);
+                selection.result.dropped += 1;
+                selection.not_queued.push(key);
+            }
+        }
+        selection
     }
 
     /// True when `cap` (0 = unlimited) enqueues have been made.
@@ -228,13 +316,30 @@ impl SinkTally {
 }
 
 impl DiscoverySink for ChannelSink {
-    fn offer<'a>(
-        &'a self,
-        crawled: &'a HostName,
+    fn dedup(&self) -> &dyn Dedup {
+        self.dedup.as_ref()
+    }
+
+    fn totals(&self) -> SinkResult {
+        self.tally.totals()
+    }
+
+    fn admit(
+        &self,
+        crawled: &HostName,
         candidates: Vec<HostName>,
+        settings: &SinkSettings,
+    ) -> Result<Admission, SinkResult> {
+        self.tally.admit(crawled, candidates, settings)
+    }
+
+    fn enqueue<'a>(
+        &'a self,
+        admission: Admission,
+        seen: Vec<bool>,
         settings: &'a SinkSettings,
     ) -> BoxFuture<'a, SinkResult> {
-        Box::pin(self.offer_now(crawled, candidates, settings))
+        Box::pin(self.enqueue_now(admission, seen, settings))
     }
 }
 

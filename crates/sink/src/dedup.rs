@@ -6,6 +6,7 @@ use std::pin::Pin;
 
 use spyder_model::{HostName, Records};
 
+use crate::channel::{DiscoverySink, SinkResult, SinkSettings};
 use crate::keys::{DedupKey, KeyDigest};
 
 /// A boxed, `Send` future, so that [`Dedup`] and the sinks work as trait objects.
@@ -13,6 +14,13 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// A dedup store of hashed keys ([`crate::keys`]), shared by every task of a probe
 /// (and, for Redis, by every probe).
+///
+/// Two ways to use it. [`Dedup::check_and_mark`] marks at once (file mode: nothing is
+/// durable anyway). Queue mode must not mark a record shared by all probes before the
+/// record is safe, or a probe killed before its flush would make the re-crawl drop
+/// records nobody delivered: it [`Dedup::reserve`]s keys (seen flags; new keys marked
+/// in this process only), then [`Dedup::mark`]s them once delivered, or
+/// [`Dedup::release`]s them when the work did not happen.
 pub trait Dedup: Send + Sync + fmt::Debug {
     /// The backend's name in metrics labels: `memory` or `redis`.
     fn backend(&self) -> &'static str;
@@ -23,13 +31,32 @@ pub trait Dedup: Send + Sync + fmt::Debug {
     /// trip. Never fails: on a backend error keys count as new (duplicates, never loss).
     fn check_and_mark<'a>(&'a self, keys: &'a [KeyDigest]) -> BoxFuture<'a, Vec<bool>>;
 
-    /// For each key, whether it is marked seen, marking nothing: for a caller that
-    /// marks only once its work is done (the RedisSink marks after its push).
-    /// The default checks and marks, then takes the new marks back; backends override
-    /// it with a pure lookup where they can.
+    /// Like [`Dedup::check_and_mark`], but new keys are marked only in this process
+    /// until [`Dedup::mark`] makes them visible to other probes. Backends without a
+    /// shared store mark at once.
+    fn reserve<'a>(&'a self, keys: &'a [KeyDigest]) -> BoxFuture<'a, Vec<bool>> {
+        self.check_and_mark(keys)
+    }
+
+    /// Marks `keys` seen everywhere: the work they stand for is done. The Redis
+    /// backend sends these marks with its next call (or within 100 ms when idle), so
+    /// marking costs no round trip of its own.
+    fn mark<'a>(&'a self, keys: &'a [KeyDigest]) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            self.check_and_mark(keys).await;
+        })
+    }
+
+    /// Takes back marks that [`Dedup::reserve`] or [`Dedup::check_and_mark`] set in
+    /// this process when the work they stood for did not happen (a discovery that did
+    /// not fit the queue, records that could not be made safe). Best effort.
+    fn release<'a>(&'a self, keys: &'a [KeyDigest]) -> BoxFuture<'a, ()>;
+
+    /// For each key, whether it is marked seen, marking nothing.
+    /// The default reserves, then releases the new keys.
     fn check<'a>(&'a self, keys: &'a [KeyDigest]) -> BoxFuture<'a, Vec<bool>> {
         Box::pin(async move {
-            let seen = self.check_and_mark(keys).await;
+            let seen = self.reserve(keys).await;
             let new: Vec<KeyDigest> = keys
                 .iter()
                 .zip(&seen)
@@ -37,47 +64,49 @@ pub trait Dedup: Send + Sync + fmt::Debug {
                 .map(|(key, _)| *key)
                 .collect();
             if !new.is_empty() {
-                self.unmark(&new).await;
+                self.release(&new).await;
             }
             seen
         })
     }
 
-    /// Takes back marks that [`Dedup::check_and_mark`] just set when the work they
-    /// stood for did not happen (a discovery that did not fit the queue). Best effort.
-    fn unmark<'a>(&'a self, keys: &'a [KeyDigest]) -> BoxFuture<'a, ()>;
+    /// Sends marks still waiting in this process (shutdown). Best effort.
+    fn flush(&self) -> BoxFuture<'_, ()> {
+        Box::pin(std::future::ready(()))
+    }
 }
 
-/// Step 11 of SPEC §1: drops every record of one crawl already seen in this run (or
-/// within the TTL), in one [`Dedup::check_and_mark`] call for the whole domain.
-///
-/// The crawled host's own NodeDomain is always kept (it is emitted on every crawl,
-/// SPEC §1 step 2) and marked, so a later link to the host adds no second one (B-09).
-/// The same call marks `queued|<crawled>` (SPEC §3.10: crawled hosts are marked too),
-/// so a caller of this function needs no separate [`mark_crawled`].
-pub async fn dedup_records(dedup: &dyn Dedup, crawled: &HostName, records: Records) -> Records {
-    let Records {
-        mut nodes_domain,
-        mut nodes_ip,
-        mut nodes_cert,
-        mut edges,
-    } = records;
+/// The keys of one crawl: `queued|<host>` and `crawled|<host>`, then one per record
+/// in record order (domain, IP and cert nodes, edges).
+fn crawl_keys(crawled: &HostName, records: &Records) -> Vec<KeyDigest> {
     let mut keys = Vec::with_capacity(
-        1 + nodes_domain.len() + nodes_ip.len() + nodes_cert.len() + edges.len(),
+        HOST_KEYS
+            + records.nodes_domain.len()
+            + records.nodes_ip.len()
+            + records.nodes_cert.len()
+            + records.edges.len(),
     );
     keys.push(DedupKey::Queued(crawled.as_str()).digest());
+    keys.push(DedupKey::Crawled(crawled.as_str()).digest());
     keys.extend(
-        nodes_domain
+        records
+            .nodes_domain
             .iter()
             .map(|n| DedupKey::Domain(&n.host).digest()),
     );
-    keys.extend(nodes_ip.iter().map(|n| DedupKey::NodeIp(n.ip).digest()));
     keys.extend(
-        nodes_cert
+        records
+            .nodes_ip
+            .iter()
+            .map(|n| DedupKey::NodeIp(n.ip).digest()),
+    );
+    keys.extend(
+        records
+            .nodes_cert
             .iter()
             .map(|n| DedupKey::Cert(&n.spki_sha256).digest()),
     );
-    keys.extend(edges.iter().map(|e| {
+    keys.extend(records.edges.iter().map(|e| {
         DedupKey::Edge {
             source: &e.source,
             kind: e.kind,
@@ -85,34 +114,177 @@ pub async fn dedup_records(dedup: &dyn Dedup, crawled: &HostName, records: Recor
         }
         .digest()
     }));
+    keys
+}
 
-    let seen = dedup.check_and_mark(&keys).await;
+/// The host keys [`crawl_keys`] puts first.
+const HOST_KEYS: usize = 2;
+
+/// Keeps the records whose flag in `seen` (aligned with [`crawl_keys`]) is false, and
+/// always the crawled host's own NodeDomain. Returns the kept records and their keys,
+/// plus the host keys.
+fn keep_unseen(
+    crawled: &HostName,
+    records: Records,
+    keys: &[KeyDigest],
+    seen: &[bool],
+) -> (Records, Vec<KeyDigest>) {
+    let Records {
+        mut nodes_domain,
+        mut nodes_ip,
+        mut nodes_cert,
+        mut edges,
+    } = records;
     // A backend answering short counts the rest as new: duplicates, never loss.
-    let mut seen = seen.into_iter().skip(1).chain(std::iter::repeat(false));
-
+    let mut flags = seen
+        .iter()
+        .copied()
+        .skip(HOST_KEYS)
+        .chain(std::iter::repeat(false));
+    let mut record_keys = keys.iter().skip(HOST_KEYS);
+    // `crawled|<host>` waits with the records; `queued|<host>` is marked at once by
+    // `settle_crawl` (and by `check_and_mark` in `dedup_records`).
+    let mut new_keys: Vec<KeyDigest> = keys.get(1).copied().into_iter().collect();
+    let mut keep = |always: bool| {
+        let was_seen = flags.next().unwrap_or(false);
+        let key = record_keys.next();
+        if !was_seen && let Some(key) = key {
+            new_keys.push(*key);
+        }
+        always || !was_seen
+    };
     let mut self_node_kept = false;
     nodes_domain.retain(|n| {
-        let was_seen = seen.next().unwrap_or(false);
-        if !self_node_kept && n.host == crawled.as_str() {
-            self_node_kept = true;
-            return true;
-        }
-        !was_seen
+        let own = !self_node_kept && n.host == crawled.as_str();
+        self_node_kept |= own;
+        keep(own)
     });
-    nodes_ip.retain(|_| !seen.next().unwrap_or(false));
-    nodes_cert.retain(|_| !seen.next().unwrap_or(false));
-    edges.retain(|_| !seen.next().unwrap_or(false));
-    Records {
+    nodes_ip.retain(|_| keep(false));
+    nodes_cert.retain(|_| keep(false));
+    edges.retain(|_| keep(false));
+    let records = Records {
         nodes_domain,
         nodes_ip,
         nodes_cert,
         edges,
+    };
+    (records, new_keys)
+}
+
+/// Step 11 of SPEC §1 in file mode: drops every record of one crawl already seen in
+/// this run (or within the TTL), in one [`Dedup::check_and_mark`] call for the whole
+/// domain, marking the new ones at once.
+///
+/// The crawled host's own NodeDomain is always kept (it is emitted on every crawl,
+/// SPEC §1 step 2) and marked, so a later link to the host adds no second one (B-09).
+/// The same call marks `queued|<crawled>` and `crawled|<crawled>` (SPEC §3.10: crawled
+/// hosts are marked too), so a caller needs no separate [`mark_crawled`].
+pub async fn dedup_records(dedup: &dyn Dedup, crawled: &HostName, records: Records) -> Records {
+    let keys = crawl_keys(crawled, &records);
+    let seen = dedup.check_and_mark(&keys).await;
+    keep_unseen(crawled, records, &keys, &seen).0
+}
+
+/// What [`settle_crawl`] made of one crawl.
+#[derive(Debug)]
+pub struct Settled {
+    /// The records to emit: those not seen before, and the crawled host's own node.
+    pub records: Records,
+    /// Marks to make once `records` are safe (delivered, written or spooled).
+    pub pending: PendingMarks,
+    /// What the sink did with the crawl's discoveries.
+    pub discoveries: SinkResult,
+}
+
+/// Dedup marks waiting for a crawl's records to be safe. Drop it only through
+/// [`PendingMarks::mark`] or [`PendingMarks::release`].
+#[derive(Debug)]
+#[must_use = "pending marks must be marked or released"]
+pub struct PendingMarks(Vec<KeyDigest>);
+
+impl PendingMarks {
+    /// The records are safe: mark their keys (and the crawled host) for every probe.
+    pub async fn mark(self, dedup: &dyn Dedup) {
+        dedup.mark(&self.0).await;
+    }
+
+    /// The records were lost: take the reservations back, so a re-crawl emits them.
+    pub async fn release(self, dedup: &dyn Dedup) {
+        dedup.release(&self.0).await;
+    }
+
+    /// How many keys wait.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// True when no key waits.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 }
 
-/// Marks `queued|<host>` for a crawled host, so a later discovery does not queue it
-/// again (SPEC §3.10). [`dedup_records`] already does this in its own call.
+/// A crawl's discoveries on their way to a sink.
+#[derive(Debug)]
+pub struct Discoveries<'a> {
+    pub sink: &'a dyn DiscoverySink,
+    pub candidates: Vec<HostName>,
+    pub settings: &'a SinkSettings,
+}
+
+/// Steps 11 and 12 of SPEC §1 for one crawl, with ONE dedup call for the records and
+/// the discoveries together (SPEC §3.9: one round trip per domain).
+///
+/// `queued|<host>` is marked at once. Records (and `crawled|<host>`) are only
+/// reserved: the returned [`PendingMarks`] make them visible to other probes once
+/// the caller knows they are safe, so a probe killed before its
+/// flush leaves nothing marked that a re-crawl would then drop. Discoveries not yet
+/// `queued|…` are handed to the sink, which marks what it queued and releases the rest.
+pub async fn settle_crawl(
+    dedup: &dyn Dedup,
+    crawled: &HostName,
+    records: Records,
+    discoveries: Option<Discoveries<'_>>,
+) -> Settled {
+    let mut keys = crawl_keys(crawled, &records);
+    let record_count = keys.len();
+    // A refused admission was already counted by the sink.
+    let admitted = discoveries.and_then(|d| {
+        let admission = d.sink.admit(crawled, d.candidates, d.settings).ok()?;
+        Some((d.sink, admission, d.settings))
+    });
+    if let Some((_, admission, _)) = &admitted {
+        keys.extend_from_slice(admission.keys());
+    }
+    // `queued|<host>` only stops discoveries from queueing the host again: mark it at
+    // once (it rides with the lookup below), so that a probe dying before its flush
+    // does not let others queue yet another copy while its item waits to be reaped.
+    dedup.mark(&keys[..1]).await;
+    let seen = dedup.reserve(&keys).await;
+    let (records, new_keys) = keep_unseen(crawled, records, &keys[..record_count], &seen);
+    let discoveries = match admitted {
+        Some((sink, admission, settings)) => {
+            let flags: Vec<bool> = (record_count..keys.len())
+                .map(|i| seen.get(i).copied().unwrap_or(false))
+                .collect();
+            sink.enqueue(admission, flags, settings).await
+        }
+        None => SinkResult::default(),
+    };
+    Settled {
+        records,
+        pending: PendingMarks(new_keys),
+        discoveries,
+    }
+}
+
+/// Marks `queued|<host>` and `crawled|<host>` for a crawled host, so a later discovery
+/// does not queue it again (SPEC §3.10). [`dedup_records`] and [`settle_crawl`]
+/// already do this in their own call.
 pub async fn mark_crawled(dedup: &dyn Dedup, host: &HostName) {
-    let key = [DedupKey::Queued(host.as_str()).digest()];
-    dedup.check_and_mark(&key).await;
+    let keys = [
+        DedupKey::Queued(host.as_str()).digest(),
+        DedupKey::Crawled(host.as_str()).digest(),
+    ];
+    dedup.check_and_mark(&keys).await;
 }

@@ -11,7 +11,7 @@ pub type KeyDigest = [u8; 16];
 
 /// One dedup key. Its `Display` is the key string of the original Go SPYDER
 /// (`nodeip|<ip>`, `domain|<host>`, `cert|<spki>`, `edge|<source>|<TYPE>|<target>`)
-/// or spyder's added `queued|<host>`.
+/// or spyder's added `queued|<host>`, `crawled|<host>` and `crawling|<host>`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum DedupKey<'a> {
     /// `nodeip|<ip>`: an address node (IPv6 per RFC 5952).
@@ -28,6 +28,14 @@ pub enum DedupKey<'a> {
     },
     /// `queued|<host>`: a host already queued or crawled (SPEC §3.10).
     Queued(&'a str),
+    /// `crawled|<host>` (added): a host whose crawl's records are safe; a discovered
+    /// queue item for it is skipped instead of crawled again (SPEC §3.6: a host is
+    /// crawled once per run).
+    Crawled(&'a str),
+    /// `crawling|<host>` (added): some probe took an item for the host; a discovered
+    /// copy that arrives meanwhile is skipped (the taken item is crawled, or comes
+    /// back from its expired lease).
+    Crawling(&'a str),
 }
 
 impl DedupKey<'_> {
@@ -55,6 +63,8 @@ impl fmt::Display for DedupKey<'_> {
                 target,
             } => write!(f, "edge|{source}|{kind}|{target}"),
             Self::Queued(host) => write!(f, "queued|{host}"),
+            Self::Crawled(host) => write!(f, "crawled|{host}"),
+            Self::Crawling(host) => write!(f, "crawling|{host}"),
         }
     }
 }

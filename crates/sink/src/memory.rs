@@ -129,7 +129,7 @@ impl Dedup for MemoryDedup {
         Box::pin(std::future::ready(seen))
     }
 
-    fn unmark<'a>(&'a self, keys: &'a [KeyDigest]) -> BoxFuture<'a, ()> {
+    fn release<'a>(&'a self, keys: &'a [KeyDigest]) -> BoxFuture<'a, ()> {
         let mut g = self.lock();
         for key in keys {
             g.current.remove(key);

@@ -105,7 +105,7 @@ async fn check_and_mark_reports_seen_and_marks_new_keys() {
     assert_eq!(dedup.check_and_mark(&[a, b, a]).await, [false, false, true]);
     assert_eq!(dedup.check_and_mark(&[b, a]).await, [true, true]);
     assert_eq!(dedup.len(), 2);
-    dedup.unmark(&[a]).await;
+    dedup.release(&[a]).await;
     assert_eq!(dedup.check_and_mark(&[a, b]).await, [false, true]);
 }
 

@@ -255,3 +255,57 @@ async fn unreachable_redis_fails_startup_naming_the_setting() {
         "{message}"
     );
 }
+
+#[tokio::test]
+async fn reserved_keys_reach_other_probes_only_once_marked_and_marks_ride_along() {
+    let server = RedisServer::start().expect("redis-server");
+    let crawler = connect(&server).await;
+    let other = connect(&server).await;
+    let first = keys("first", 5);
+    let second = keys("second", 5);
+
+    // Reserved: new to everyone, and held back from other probes.
+    assert!(crawler.reserve(&first).await.iter().all(|s| !s));
+    assert!(
+        crawler.reserve(&first).await.iter().all(|s| *s),
+        "seen here"
+    );
+    assert!(
+        other.check(&first).await.iter().all(|s| !s),
+        "not shared yet"
+    );
+
+    // Released reservations are new again here.
+    crawler.release(&first[..2]).await;
+    assert_eq!(
+        crawler.reserve(&first[..3]).await,
+        [false, false, true],
+        "released keys are new again"
+    );
+
+    // Marked: the marks travel with the next call, costing no call of their own.
+    let before = command_calls(&server, "evalsha");
+    crawler.mark(&first).await;
+    assert!(crawler.reserve(&second).await.iter().all(|s| !s));
+    assert_eq!(command_calls(&server, "evalsha") - before, 1);
+    assert!(other.check(&first).await.iter().all(|s| *s), "shared now");
+    assert!(other.check(&second).await.iter().all(|s| !s));
+
+    // With no call to ride on, marks go out on their own within a bounded time.
+    crawler.mark(&second).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !other.check(&second).await.iter().all(|s| *s) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "idle marks never reached Redis"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Both windows, in case the test straddles a window boundary.
+    let n = unix_now() / TTL.as_secs();
+    let stored: i64 = [n - 1, n]
+        .iter()
+        .map(|w| integer(&server, &["SCARD", &format!("spyder:seen:{w}")]))
+        .sum();
+    assert_eq!(stored, 10);
+}

@@ -88,7 +88,8 @@ async fn pushes_each_new_host_once_with_an_id() {
     let fields: Vec<&String> = item.as_object().expect("object").keys().collect();
     assert!(line.starts_with(r#"{"host":"a.example","ts":"#), "{line}");
     assert!(line.contains(r#","attempt":0,"id":""#), "{line}");
-    assert_eq!(fields.len(), 4);
+    assert!(line.ends_with(r#","via":"discovery"}"#), "{line}");
+    assert_eq!(fields.len(), 5);
     let id = item["id"].as_str().expect("id");
     assert!(
         id.len() == 16 && id.chars().all(|c| c.is_ascii_hexdigit()),
@@ -106,6 +107,8 @@ async fn pushes_each_new_host_once_with_an_id() {
             dropped: 0
         }
     );
+    // Marks reach Redis with the dedup's next call, or within 100 ms; flush now.
+    sink.dedup().flush().await;
     let other_probe = RedisSink::connect(&queue.addr(), KEY, redis_dedup(&dedup_server).await)
         .await
         .expect("connect second sink");

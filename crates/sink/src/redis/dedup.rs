@@ -3,9 +3,10 @@
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use fred::prelude::{ClientLike, Error as FredError, SetsInterface};
+use fred::prelude::{ClientLike, Error as FredError};
 use fred::types::Value;
 use fred::types::scripts::Script;
 
@@ -16,32 +17,67 @@ use crate::memory::MemoryDedup;
 
 const BACKEND: &str = "redis";
 
-/// One call per domain: for each digest, seen in window `n` or `n − 1`? With `mark`,
-/// new digests are added to window `n`, whose set gets its one EXPIRE when created.
+/// One call per domain. First the marks waiting in this probe are added to window
+/// `n` (whose set gets its one EXPIRE when created); then, for each checked digest:
+/// seen in window `n` or `n − 1`? With `mark`, new checked digests are added too.
 ///
-/// ARGV: `n`, the EXPIRE in seconds, `1` to mark (`0` to only check), the digests.
-/// Returns one flag per digest: 1 seen, 0 new. A digest repeated in one call is new
-/// only the first time (SADD answers 0 the second time).
+/// ARGV: `n`, the EXPIRE in seconds, `1` to mark checked digests (`0` to only check),
+/// the number of waiting marks `m`, the `m` marks, then the checked digests.
+/// Returns one flag per checked digest: 1 seen, 0 new. A digest repeated in one call
+/// is new only the first time (SADD answers 0 the second time).
 const CHECK_SCRIPT: &str = r"
 local current = 'spyder:seen:' .. ARGV[1]
 local previous = 'spyder:seen:' .. (tonumber(ARGV[1]) - 1)
 local mark = ARGV[3] == '1'
+local m = tonumber(ARGV[4])
+local added = false
+for i = 5, 4 + m, 1000 do
+  redis.call('SADD', current, unpack(ARGV, i, math.min(i + 999, 4 + m)))
+  added = true
+end
 local seen = {}
-for i = 4, #ARGV do
+for i = 5 + m, #ARGV do
   local key = ARGV[i]
   if redis.call('SISMEMBER', previous, key) == 1 then
     seen[#seen + 1] = 1
   elseif mark then
     seen[#seen + 1] = 1 - redis.call('SADD', current, key)
+    added = true
   else
     seen[#seen + 1] = redis.call('SISMEMBER', current, key)
   end
 end
-if mark and redis.call('TTL', current) == -1 then
+if added and redis.call('TTL', current) == -1 then
   redis.call('EXPIRE', current, ARGV[2])
 end
 return seen
 ";
+
+/// Marks waiting longer than this go out on their own call.
+const MARK_DELAY: Duration = Duration::from_millis(100);
+
+/// Marks kept while Redis is down; beyond this the oldest are dropped (they cost
+/// duplicates later, never loss).
+const MAX_WAITING_MARKS: usize = 1_000_000;
+
+/// How a lookup treats new keys.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    /// Mark in memory and in Redis.
+    CheckAndMark,
+    /// Mark in memory only; [`Dedup::mark`] tells Redis later.
+    Reserve,
+    /// Mark nothing.
+    Check,
+}
+
+/// Marks waiting for the next call to Redis.
+#[derive(Debug, Default)]
+struct WaitingMarks {
+    keys: Vec<KeyDigest>,
+    /// When the oldest waiting mark arrived.
+    since: Option<tokio::time::Instant>,
+}
 
 /// Where "now" comes from; injectable so that window rollover can be tested.
 type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
@@ -54,17 +90,25 @@ type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
 /// original's `seen:<key>` keys are neither read nor written.
 ///
 /// A local [`MemoryDedup`] sits in front: keys it already holds are answered without
-/// Redis, the rest go to Redis in one `EVALSHA` per call. On a Redis error those keys
+/// Redis, the rest go to Redis in one `EVALSHA` per call. [`Dedup::mark`] costs no
+/// call of its own: its keys ride along with the next `EVALSHA`, or go out on their
+/// own after 100 ms without one (and at [`Dedup::flush`]). On a Redis error those keys
 /// count as new (duplicates, never loss), `spyder_dedup_errors_total{backend="redis"}`
 /// grows and [`RedisDedup::healthy`] turns false until a later call succeeds.
 /// Metrics: `spyder_dedup_{hits,misses,errors}_total{backend="redis"}`.
 pub struct RedisDedup {
+    inner: Arc<Inner>,
+    flusher: tokio::task::JoinHandle<()>,
+}
+
+struct Inner {
     connection: Connection,
     script: Script,
     memory: MemoryDedup,
     ttl_secs: u64,
     healthy: AtomicBool,
-    clock: Clock,
+    clock: std::sync::RwLock<Clock>,
+    waiting: Mutex<WaitingMarks>,
 }
 
 impl RedisDedup {
@@ -87,52 +131,142 @@ impl RedisDedup {
                 setting: "redis.addr",
                 error: describe(&error),
             })?;
-        Ok(Self {
+        let inner = Arc::new(Inner {
             connection,
             script,
             memory: MemoryDedup::new(ttl, memory_max_entries),
             ttl_secs: ttl.as_secs().max(1),
             healthy: AtomicBool::new(true),
-            clock: Arc::new(SystemTime::now),
-        })
+            clock: std::sync::RwLock::new(Arc::new(SystemTime::now)),
+            waiting: Mutex::new(WaitingMarks::default()),
+        });
+        let flusher = tokio::spawn(flush_late_marks(Arc::downgrade(&inner)));
+        Ok(Self { inner, flusher })
     }
 
     /// Replaces the wall clock that picks the window `n` (tests, simulations).
-    pub fn with_clock(mut self, clock: impl Fn() -> SystemTime + Send + Sync + 'static) -> Self {
-        self.clock = Arc::new(clock);
+    pub fn with_clock(self, clock: impl Fn() -> SystemTime + Send + Sync + 'static) -> Self {
+        *self
+            .inner
+            .clock
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Arc::new(clock);
         self
     }
 
     /// False from a failed Redis call until a later one succeeds.
     pub fn healthy(&self) -> bool {
-        self.healthy.load(Ordering::Relaxed)
+        self.inner.healthy.load(Ordering::Relaxed)
     }
 
-    /// One `PING`, for the health check; the error text is Redis's.
+    /// One `PING`, for the health check; the error text is Redis's. A PING that
+    /// gets through makes [`RedisDedup::healthy`] true again.
     pub async fn ping(&self) -> Result<(), String> {
-        self.connection
+        let result = self
+            .inner
+            .connection
             .client
             .ping::<String>(None)
             .await
             .map(|_| ())
-            .map_err(|error| describe(&error))
+            .map_err(|error| describe(&error));
+        if result.is_ok() {
+            self.inner.healthy.store(true, Ordering::Relaxed);
+        }
+        result
+    }
+}
+
+/// Sends marks that waited [`MARK_DELAY`] without another call taking them along.
+async fn flush_late_marks(inner: std::sync::Weak<Inner>) {
+    let mut tick = tokio::time::interval(MARK_DELAY / 2);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(inner) = inner.upgrade() else { return };
+        if inner.marks_waited(MARK_DELAY) {
+            inner.lookup(&[], Mode::Check).await;
+        }
+    }
+}
+
+impl Inner {
+    /// True when the oldest waiting mark is at least `delay` old.
+    fn marks_waited(&self, delay: Duration) -> bool {
+        self.lock_waiting()
+            .since
+            .is_some_and(|since| since.elapsed() >= delay)
+    }
+
+    fn lock_waiting(&self) -> std::sync::MutexGuard<'_, WaitingMarks> {
+        self.waiting.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Queues marks for the next call.
+    fn add_marks(&self, keys: &[KeyDigest]) {
+        let mut waiting = self.lock_waiting();
+        waiting.keys.extend_from_slice(keys);
+        waiting.since.get_or_insert_with(tokio::time::Instant::now);
+        if waiting.keys.len() > MAX_WAITING_MARKS {
+            let excess = waiting.keys.len() - MAX_WAITING_MARKS;
+            waiting.keys.drain(..excess);
+        }
+    }
+
+    fn take_marks(&self) -> Vec<KeyDigest> {
+        let mut waiting = self.lock_waiting();
+        waiting.since = None;
+        std::mem::take(&mut waiting.keys)
+    }
+
+    /// Puts marks back after a failed call; they go out with a later one.
+    fn restore_marks(&self, mut keys: Vec<KeyDigest>) {
+        if keys.is_empty() {
+            return;
+        }
+        let mut waiting = self.lock_waiting();
+        keys.append(&mut waiting.keys);
+        waiting.keys = keys;
+        waiting.since.get_or_insert_with(tokio::time::Instant::now);
+        if waiting.keys.len() > MAX_WAITING_MARKS {
+            let excess = waiting.keys.len() - MAX_WAITING_MARKS;
+            waiting.keys.drain(..excess);
+        }
     }
 
     /// The current window: ⌊unix_s / ttl_s⌋.
     fn window(&self) -> u64 {
-        let unix_s = (self.clock)()
+        let clock = Arc::clone(&self.clock.read().unwrap_or_else(PoisonError::into_inner));
+        let unix_s = clock()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         unix_s / self.ttl_secs
     }
 
-    /// Asks Redis about `keys` in one `EVALSHA` (reloading the script after NOSCRIPT).
+    /// Asks Redis about `keys` in one `EVALSHA` (reloading the script after NOSCRIPT),
+    /// sending the waiting marks along; they are put back if the call fails.
     async fn ask_redis(&self, keys: &[KeyDigest], mark: bool) -> Result<Vec<bool>, FredError> {
+        let marks = self.take_marks();
+        let answer = self.evaluate(&marks, keys, mark).await;
+        if answer.is_err() {
+            self.restore_marks(marks);
+        }
+        answer
+    }
+
+    async fn evaluate(
+        &self,
+        marks: &[KeyDigest],
+        keys: &[KeyDigest],
+        mark: bool,
+    ) -> Result<Vec<bool>, FredError> {
         let expire = self.ttl_secs * 2 + 60;
-        let mut args: Vec<Value> = Vec::with_capacity(keys.len() + 3);
+        let mut args: Vec<Value> = Vec::with_capacity(marks.len() + keys.len() + 4);
         args.push(Value::from(self.window().to_string()));
         args.push(Value::from(expire.to_string()));
         args.push(Value::from(if mark { "1" } else { "0" }));
+        args.push(Value::from(marks.len().to_string()));
+        args.extend(marks.iter().map(|k| Value::from(&k[..])));
         args.extend(keys.iter().map(|k| Value::from(&k[..])));
         let flags: Vec<i64> = self
             .script
@@ -151,23 +285,25 @@ impl RedisDedup {
         Ok(flags.into_iter().map(|flag| flag == 1).collect())
     }
 
-    /// Answers `keys` from the memory layer, then Redis for the keys it lacks.
-    async fn lookup(&self, keys: &[KeyDigest], mark: bool) -> Vec<bool> {
+    /// Answers `keys` from the memory layer, then Redis for the keys it lacks (one
+    /// call, which also carries the waiting marks; with no keys, only those).
+    async fn lookup(&self, keys: &[KeyDigest], mode: Mode) -> Vec<bool> {
         // The memory layer marks what it did not know; a check takes those marks back
         // below unless Redis says the key is seen.
         let mut seen = self.memory.check_and_mark(keys).await;
         let unknown: Vec<usize> = (0..keys.len()).filter(|&i| !seen[i]).collect();
-        if unknown.is_empty() {
+        if unknown.is_empty() && (!keys.is_empty() || self.lock_waiting().keys.is_empty()) {
             return seen;
         }
         let asked: Vec<KeyDigest> = unknown.iter().map(|&i| keys[i]).collect();
         let mut unmark = Vec::new();
-        match self.ask_redis(&asked, mark).await {
+        let check_only = mode == Mode::Check;
+        match self.ask_redis(&asked, mode == Mode::CheckAndMark).await {
             Ok(answers) => {
                 self.healthy.store(true, Ordering::Relaxed);
                 for (&i, was_seen) in unknown.iter().zip(answers) {
                     seen[i] = was_seen;
-                    if !mark && !was_seen {
+                    if check_only && !was_seen {
                         unmark.push(keys[i]);
                     }
                 }
@@ -177,15 +313,23 @@ impl RedisDedup {
                     tracing::warn!(error = %describe(&error), "redis dedup failed; keys count as new");
                 }
                 metrics::counter!("spyder_dedup_errors_total", "backend" => BACKEND).increment(1);
-                if !mark {
+                if check_only {
                     unmark = asked;
                 }
             }
         }
         if !unmark.is_empty() {
-            self.memory.unmark(&unmark).await;
+            self.memory.release(&unmark).await;
         }
         seen
+    }
+
+    /// Counts hits and misses of a lookup that marks.
+    fn count(seen: &[bool]) {
+        let hits = seen.iter().filter(|&&s| s).count() as u64;
+        metrics::counter!("spyder_dedup_hits_total", "backend" => BACKEND).increment(hits);
+        metrics::counter!("spyder_dedup_misses_total", "backend" => BACKEND)
+            .increment(seen.len() as u64 - hits);
     }
 }
 
@@ -196,49 +340,60 @@ impl Dedup for RedisDedup {
 
     fn check_and_mark<'a>(&'a self, keys: &'a [KeyDigest]) -> BoxFuture<'a, Vec<bool>> {
         Box::pin(async move {
-            let seen = self.lookup(keys, true).await;
-            let hits = seen.iter().filter(|&&s| s).count() as u64;
-            metrics::counter!("spyder_dedup_hits_total", "backend" => BACKEND).increment(hits);
-            metrics::counter!("spyder_dedup_misses_total", "backend" => BACKEND)
-                .increment(keys.len() as u64 - hits);
+            let seen = self.inner.lookup(keys, Mode::CheckAndMark).await;
+            Inner::count(&seen);
             seen
         })
     }
 
-    fn check<'a>(&'a self, keys: &'a [KeyDigest]) -> BoxFuture<'a, Vec<bool>> {
-        Box::pin(self.lookup(keys, false))
+    fn reserve<'a>(&'a self, keys: &'a [KeyDigest]) -> BoxFuture<'a, Vec<bool>> {
+        Box::pin(async move {
+            let seen = self.inner.lookup(keys, Mode::Reserve).await;
+            Inner::count(&seen);
+            seen
+        })
     }
 
-    fn unmark<'a>(&'a self, keys: &'a [KeyDigest]) -> BoxFuture<'a, ()> {
+    fn mark<'a>(&'a self, keys: &'a [KeyDigest]) -> BoxFuture<'a, ()> {
         Box::pin(async move {
-            self.memory.unmark(keys).await;
-            let n = self.window();
-            let members: Vec<Value> = keys.iter().map(|k| Value::from(&k[..])).collect();
-            let pipeline = self.connection.client.pipeline();
-            let queued = async {
-                pipeline
-                    .srem::<(), _, _>(format!("spyder:seen:{n}"), members.clone())
-                    .await?;
-                pipeline
-                    .srem::<(), _, _>(format!("spyder:seen:{}", n.saturating_sub(1)), members)
-                    .await?;
-                pipeline.all::<Vec<Value>>().await
-            };
-            if let Err(error) = queued.await {
-                // Best effort: the keys stay marked in Redis until their window
-                // expires, so a later offer skips them until then; never fail.
-                tracing::warn!(error = %describe(&error), "redis dedup unmark failed");
+            // Already marked in memory by `reserve` (or marked now); Redis hears of
+            // them with the next call.
+            self.inner.memory.check_and_mark(keys).await;
+            self.inner.add_marks(keys);
+        })
+    }
+
+    fn check<'a>(&'a self, keys: &'a [KeyDigest]) -> BoxFuture<'a, Vec<bool>> {
+        Box::pin(self.inner.lookup(keys, Mode::Check))
+    }
+
+    fn release<'a>(&'a self, keys: &'a [KeyDigest]) -> BoxFuture<'a, ()> {
+        // Only reservations are taken back: Redis holds a key only once it was marked
+        // for good, which is never undone.
+        self.inner.memory.release(keys)
+    }
+
+    fn flush(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            if !self.inner.lock_waiting().keys.is_empty() {
+                self.inner.lookup(&[], Mode::Check).await;
             }
         })
+    }
+}
+
+impl Drop for RedisDedup {
+    fn drop(&mut self) {
+        self.flusher.abort();
     }
 }
 
 impl fmt::Debug for RedisDedup {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisDedup")
-            .field("ttl_secs", &self.ttl_secs)
+            .field("ttl_secs", &self.inner.ttl_secs)
             .field("healthy", &self.healthy())
-            .field("memory", &self.memory)
+            .field("memory", &self.inner.memory)
             .finish_non_exhaustive()
     }
 }

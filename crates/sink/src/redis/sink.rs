@@ -8,7 +8,7 @@ use spyder_model::HostName;
 use spyder_queue::QueueItem;
 
 use super::{Connection, RedisError, describe};
-use crate::channel::{DiscoverySink, SinkResult, SinkSettings, SinkTally};
+use crate::channel::{Admission, DiscoverySink, Selection, SinkResult, SinkSettings, SinkTally};
 use crate::dedup::{BoxFuture, Dedup};
 
 const SINK: &str = "redis";
@@ -33,13 +33,14 @@ pub fn warn_without_shared_dedup() {
 ///
 /// A candidate passes the same filters as in the ChannelSink (valid input host,
 /// outside `exclude_tlds`, not `localhost`/`*.localhost` unless `allow_private`).
-/// Then, per offer: one [`Dedup::check`] of `queued|<host>` that marks nothing, one
-/// LPUSH of every new item (`{"host","ts","attempt":0,"id"}`), and only once the push
-/// succeeded one [`Dedup::check_and_mark`] of the pushed hosts. A failed push marks
-/// nothing: it is retried with backoff (3 tries in all), then its
+/// Then, per offer: one lookup of `queued|<host>` (folded into the crawl's own dedup
+/// call by [`crate::settle_crawl`]), one LPUSH of every new item
+/// (`{"host","ts","attempt":0,"id","via":"discovery"}`), and only once the push
+/// succeeded a [`Dedup::mark`] of the pushed hosts (sent with the dedup's next call).
+/// A failed push marks nothing: it is retried with backoff (3 tries in all), then its
 /// hosts are counted as dropped with an error log, and a later offer may queue them.
-/// The check and the push cannot share a pipeline: the dedup and the queue may live
-/// in different Redis servers, and the push depends on the check's answer.
+/// The lookup and the push cannot share a pipeline: the dedup and the queue may live
+/// in different Redis servers, and the push depends on the lookup's answer.
 ///
 /// `max_domains` caps this probe's enqueues; reaching it logs once:
 /// `max_domains reached (N); further discoveries are not queued`.
@@ -75,66 +76,54 @@ impl RedisSink {
         self.tally.totals()
     }
 
-    async fn offer_now(
+    async fn enqueue_now(
         &self,
-        crawled: &HostName,
-        candidates: Vec<HostName>,
+        admission: Admission,
+        seen: Vec<bool>,
         settings: &SinkSettings,
     ) -> SinkResult {
-        let (wanted, keys) = match self.tally.admit(crawled, candidates, settings) {
-            Ok(admitted) => admitted,
-            Err(result) => return result,
-        };
         let cap = settings.max_domains;
-        let mut result = SinkResult::default();
-        let seen = self.dedup.check(&keys).await;
-        let mut to_push = Vec::new();
-        for ((host, key), seen) in wanted.into_iter().zip(keys).zip(seen) {
-            if seen {
-                continue;
+        let Selection {
+            wanted: to_push,
+            mut not_queued,
+            mut result,
+        } = self.tally.select(admission, seen, cap);
+        if !to_push.is_empty() {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            let now = i64::try_from(now).unwrap_or(i64::MAX);
+            let count = to_push.len() as u64;
+            let mut pushed_keys = Vec::with_capacity(to_push.len());
+            let mut items = Vec::with_capacity(to_push.len());
+            for (host, key) in to_push {
+                items.push(QueueItem::discovered(host, now).raw().to_owned());
+                pushed_keys.push(key);
             }
-            if !self.tally.reserve(cap) {
-                self.tally.log_cap_reached(cap);
-                result.dropped += 1;
-                continue;
-            }
-            to_push.push((host, key));
-        }
-        if to_push.is_empty() {
-            self.tally.settle(result);
-            return result;
-        }
-
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        let now = i64::try_from(now).unwrap_or(i64::MAX);
-        let count = to_push.len() as u64;
-        let mut pushed_keys = Vec::with_capacity(to_push.len());
-        let mut items = Vec::with_capacity(to_push.len());
-        for (host, key) in to_push {
-            items.push(QueueItem::new(host, now).raw().to_owned());
-            pushed_keys.push(key);
-        }
-        match self.push(items).await {
-            Ok(()) => {
-                self.dedup.check_and_mark(&pushed_keys).await;
-                result.enqueued = count;
-                if self.tally.cap_reached(cap) {
-                    self.tally.log_cap_reached(cap);
+            match self.push(items).await {
+                Ok(()) => {
+                    self.dedup.mark(&pushed_keys).await;
+                    result.enqueued = count;
+                    if self.tally.cap_reached(cap) {
+                        self.tally.log_cap_reached(cap);
+                    }
+                }
+                Err(error) => {
+                    self.tally.release(count);
+                    result.dropped += count;
+                    not_queued.extend(pushed_keys);
+                    tracing::error!(
+                        key = %self.queue_key,
+                        hosts = count,
+                        %error,
+                        "discoveries not queued: push to Redis failed {PUSH_ATTEMPTS} times; \
+                         they stay unmarked"
+                    );
                 }
             }
-            Err(error) => {
-                self.tally.release(count);
-                result.dropped += count;
-                tracing::error!(
-                    key = %self.queue_key,
-                    hosts = count,
-                    %error,
-                    "discoveries not queued: push to Redis failed {PUSH_ATTEMPTS} times; \
-                     they stay unmarked"
-                );
-            }
+        }
+        if !not_queued.is_empty() {
+            self.dedup.release(&not_queued).await;
         }
         self.tally.settle(result);
         result
@@ -167,12 +156,29 @@ impl RedisSink {
 }
 
 impl DiscoverySink for RedisSink {
-    fn offer<'a>(
-        &'a self,
-        crawled: &'a HostName,
+    fn dedup(&self) -> &dyn Dedup {
+        self.dedup.as_ref()
+    }
+
+    fn totals(&self) -> SinkResult {
+        self.tally.totals()
+    }
+
+    fn admit(
+        &self,
+        crawled: &HostName,
         candidates: Vec<HostName>,
+        settings: &SinkSettings,
+    ) -> Result<Admission, SinkResult> {
+        self.tally.admit(crawled, candidates, settings)
+    }
+
+    fn enqueue<'a>(
+        &'a self,
+        admission: Admission,
+        seen: Vec<bool>,
         settings: &'a SinkSettings,
     ) -> BoxFuture<'a, SinkResult> {
-        Box::pin(self.offer_now(crawled, candidates, settings))
+        Box::pin(self.enqueue_now(admission, seen, settings))
     }
 }

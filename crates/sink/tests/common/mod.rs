@@ -76,9 +76,14 @@ impl Dedup for CountingDedup {
         self.inner.check_and_mark(keys)
     }
 
-    fn unmark<'a>(&'a self, keys: &'a [KeyDigest]) -> BoxFuture<'a, ()> {
+    /// Marks after a queue push are not lookups: not counted.
+    fn mark<'a>(&'a self, keys: &'a [KeyDigest]) -> BoxFuture<'a, ()> {
+        self.inner.mark(keys)
+    }
+
+    fn release<'a>(&'a self, keys: &'a [KeyDigest]) -> BoxFuture<'a, ()> {
         self.unmark_calls.fetch_add(1, Ordering::SeqCst);
-        self.inner.unmark(keys)
+        self.inner.release(keys)
     }
 }
 

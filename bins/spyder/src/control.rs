@@ -1,0 +1,135 @@
+//! The run loop as the REST API sees it (SPEC §3.12): config, stats, domains, pause,
+//! resume and stop act on the real run.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use futures_util::future::BoxFuture;
+use http::StatusCode;
+use serde_json::{Value, json};
+use spyder_health::{ApiError, Control, EnqueueError, PatchOutcome};
+use spyder_model::HostName;
+use spyder_queue::QueueItem;
+use tokio_util::sync::CancellationToken;
+
+use crate::run::{Shared, WorkQueue, set_paused};
+
+/// [`Control`] over one run.
+pub(crate) struct RunControl {
+    pub(crate) shared: Arc<Shared>,
+    /// Cancelled to start the SIGTERM path.
+    pub(crate) stop: CancellationToken,
+}
+
+impl Control for RunControl {
+    fn config(&self) -> Value {
+        self.shared.live.current().redacted()
+    }
+
+    fn patch_config(&self, changes: Value) -> Result<PatchOutcome, ApiError> {
+        match self.shared.live.patch(&changes) {
+            Ok(applied) => {
+                let changed: Vec<&str> = applied.changed.iter().map(|k| k.path).collect();
+                tracing::info!(changed = ?changed, "config changed through the API");
+                for warning in &applied.warnings {
+                    tracing::warn!("{warning}");
+                }
+                Ok(PatchOutcome {
+                    config: applied.config.redacted(),
+                    warnings: applied.warnings,
+                })
+            }
+            Err(e) => Err(ApiError::new(
+                StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::BAD_REQUEST),
+                e.code(),
+                e.message(),
+            )),
+        }
+    }
+
+    fn stats(&self) -> Value {
+        let shared = &self.shared;
+        let config = shared.live.current();
+        let tasks = shared.stats.snapshot();
+        let records = shared.stats.record_counts();
+        let edges: serde_json::Map<String, Value> = records
+            .edges
+            .iter()
+            .map(|(kind, n)| (kind.as_str().to_owned(), json!(n)))
+            .collect();
+        let depth = shared.depth.lock().map(|d| *d).unwrap_or_default();
+        let mode = match shared.queue {
+            WorkQueue::Memory(_) => "memory",
+            WorkQueue::Redis(_) => "redis",
+        };
+        let emitter = shared.emitter.status();
+        let discovery = shared.sink.as_ref().map(|s| s.totals()).unwrap_or_default();
+        json!({
+            "probe": config.probe,
+            "run": config.run,
+            "version": env!("CARGO_PKG_VERSION"),
+            "uptime_seconds": shared.started.elapsed().as_secs(),
+            "paused": shared.pool.paused(),
+            "workers": {"target": shared.pool.target(), "active": shared.pool.active()},
+            "tasks": {"ok": tasks.ok, "error": tasks.error},
+            "edges": edges,
+            "nodes": {
+                "domain": records.domain_nodes,
+                "ip": records.ip_nodes,
+                "cert": records.cert_nodes,
+            },
+            "robots_blocked": records.robots_blocked,
+            "queue": {
+                "mode": mode,
+                "pending": depth.pending,
+                "processing": depth.processing,
+                "dead": depth.dead,
+                "held": shared.queue.held(),
+            },
+            "emitter": {
+                "batches_delivered": emitter.batches_delivered,
+                "batches_spooled": emitter.batches_spooled,
+                "spool_files": emitter.spool_files,
+            },
+            "discovery": {"enqueued": discovery.enqueued, "dropped": discovery.dropped},
+        })
+    }
+
+    fn enqueue(&self, host: HostName) -> BoxFuture<'_, Result<(), EnqueueError>> {
+        Box::pin(async move {
+            if self.stop.is_cancelled() {
+                return Err(EnqueueError::Unavailable("stopping".to_owned()));
+            }
+            match &self.shared.queue {
+                WorkQueue::Memory(q) => q.try_push_api(host).map_err(|e| match e {
+                    spyder_queue::PushError::Full => EnqueueError::QueueFull,
+                    other => EnqueueError::Unavailable(other.to_string()),
+                }),
+                WorkQueue::Redis(q) => {
+                    let now = SystemTime::now()
+                        .duration_since(UNIX_EPOCH)
+                        .map_or(0, |d| d.as_secs());
+                    let item = QueueItem::new(host, i64::try_from(now).unwrap_or(i64::MAX));
+                    q.push(&[item]).await.map_err(|e| {
+                        EnqueueError::Unavailable(format!("queue Redis unavailable: {e}"))
+                    })
+                }
+            }
+        })
+    }
+
+    fn pause(&self) {
+        set_paused(&self.shared, true);
+        tracing::info!("workers paused");
+    }
+
+    fn resume(&self) {
+        set_paused(&self.shared, false);
+        tracing::info!("workers resumed");
+    }
+
+    fn stop(&self) {
+        tracing::info!("stop requested through the API; shutting down");
+        self.stop.cancel();
+    }
+}

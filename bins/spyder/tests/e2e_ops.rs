@@ -1,0 +1,469 @@
+//! Live operations against the real binary (SPEC §2.7, §2.10, §3.12): the worker pool
+//! follows PATCHed concurrency, Tier 3 and invalid PATCHes change nothing, SIGHUP
+//! applies a good file and refuses a broken one, logging changes live, /health
+//! follows the dedup Redis, /ready turns 503 at shutdown, and a busy port exits 1.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use spyder_testkit::redis::RedisServer;
+use support::Harness;
+use tokio::io::AsyncReadExt;
+use tokio::process::Child;
+
+const ADMIN: &str = "admin-key-0123456789";
+const WAIT: Duration = Duration::from_secs(60);
+
+/// A free loopback port (bound, read, released).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// One HTTP/1.1 request; (status, body). `None` while nothing listens.
+fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+    body: Option<&str>,
+) -> Option<(u16, String)> {
+    let mut stream = TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], port))).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n");
+    if let Some(key) = key {
+        request.push_str(&format!("Authorization: Bearer {key}\r\n"));
+    }
+    let body = body.unwrap_or("");
+    request.push_str(&format!(
+        "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    ));
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).ok()?;
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text.split(' ').nth(1)?.parse().ok()?;
+    let (head, rest) = text.split_once("\r\n\r\n")?;
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(rest)
+    } else {
+        rest.to_owned()
+    };
+    Some((status, body))
+}
+
+fn dechunk(mut text: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = text.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        text = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// Polls `f` every 50 ms until it returns `Some`, for at most [`WAIT`].
+async fn until<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The value of an unlabelled gauge in `/metrics`.
+fn gauge(port: u16, name: &str) -> Option<f64> {
+    let (_, text) = http(port, "GET", "/metrics", None, None)?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+struct Running {
+    child: Child,
+    stderr: tokio::task::JoinHandle<String>,
+    port: u16,
+}
+
+impl Running {
+    fn start(mut cmd: tokio::process::Command, port: u16) -> Self {
+        cmd.stdout(Stdio::null()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spyder starts");
+        let mut pipe = child.stderr.take().expect("stderr");
+        let stderr = tokio::spawn(async move {
+            let mut text = Vec::new();
+            let _ = pipe.read_to_end(&mut text).await;
+            String::from_utf8_lossy(&text).into_owned()
+        });
+        Self {
+            child,
+            stderr,
+            port,
+        }
+    }
+
+    fn signal(&self, sig: &str) {
+        let pid = self.child.id().expect("pid").to_string();
+        let ok = std::process::Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .expect("kill");
+        assert!(ok.success());
+    }
+
+    async fn stop(mut self) -> (Option<i32>, String) {
+        self.signal("-TERM");
+        let status = tokio::time::timeout(WAIT, self.child.wait())
+            .await
+            .expect("exits")
+            .expect("status");
+        (status.code(), self.stderr.await.expect("stderr"))
+    }
+
+    fn get(&self, path: &str) -> Option<(u16, String)> {
+        http(self.port, "GET", path, Some(ADMIN), None)
+    }
+
+    fn patch(&self, body: &str) -> (u16, String) {
+        http(
+            self.port,
+            "PATCH",
+            "/api/v1/config",
+            Some(ADMIN),
+            Some(body),
+        )
+        .expect("PATCH answered")
+    }
+}
+
+/// A config file with an admin key; `extra` is appended (YAML).
+fn config_file(h: &Harness, extra: &str) -> std::path::PathBuf {
+    let path = h.path("spyder.yaml");
+    std::fs::write(
+        &path,
+        format!("api:\n  keys:\n    - key: {ADMIN}\n      name: ops\n      scope: admin\n{extra}"),
+    )
+    .expect("config file");
+    path
+}
+
+/// A file-mode probe on `h`'s world with the ops listener on `port`.
+fn probe(h: &Harness, port: u16, config: &std::path::Path, extra: &[&str]) -> Running {
+    let mut cmd = h.spyder();
+    cmd.arg(format!("-config={}", config.display()))
+        .arg(format!("-metrics_addr=127.0.0.1:{port}"))
+        .arg("-continuous")
+        .args(extra);
+    Running::start(cmd, port)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrency_follows_patches_and_bad_patches_change_nothing() {
+    // Slow sites: every root page takes a while, so busy workers stay busy.
+    let h = Harness::new(0x5eed_0b01, 400).await;
+    let config = config_file(&h, "");
+    let port = free_port();
+    // The world flags set -concurrency=64; this later flag wins.
+    let run = probe(
+        &h,
+        port,
+        &config,
+        &[
+            "-concurrency=4",
+            "-set=crawling.rate_per_host=0.2",
+            "-set=crawling.rate_burst=1",
+        ],
+    );
+    until("the API", || run.get("/api/v1/stats")).await;
+    let active = until("4 busy workers", || {
+        gauge(port, "spyder_active_workers").filter(|n| *n >= 1.0)
+    })
+    .await;
+    assert!(active <= 4.0, "{active} active with concurrency 4");
+
+    let (status, body) = run.patch(r#"{"crawling":{"concurrency":64}}"#);
+    assert_eq!(status, 200, "{body}");
+    until("more than 4 busy workers", || {
+        gauge(port, "spyder_active_workers").filter(|n| *n > 4.0)
+    })
+    .await;
+    let (status, body) = run.patch(r#"{"concurrency":4}"#);
+    assert_eq!(status, 200, "alias accepted: {body}");
+    until("back to at most 4 busy workers", || {
+        gauge(port, "spyder_active_workers").filter(|n| *n <= 4.0)
+    })
+    .await;
+    let stats: serde_json::Value =
+        serde_json::from_str(&run.get("/api/v1/stats").expect("stats").1).expect("json");
+    assert_eq!(stats["workers"]["target"], 4);
+
+    // Tier 3: 409 with the exact body, and nothing changes.
+    let before = run.get("/api/v1/config").expect("config");
+    let (status, body) = run.patch(
+        r#"{"dedup":{"ttl":"1h"},"redis":{"addr":"127.0.0.1:1"},"crawling":{"concurrency":8}}"#,
+    );
+    assert_eq!(status, 409);
+    let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(
+        v,
+        serde_json::json!({"code":"APPLY_ERROR","error":"fields require restart: redis.addr, dedup.ttl"})
+    );
+    assert_eq!(run.get("/api/v1/config").expect("config"), before);
+    // Invalid: 400, nothing changes.
+    let (status, body) = run.patch(r#"{"crawling":{"concurrency":0,"rate_burst":5}}"#);
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("INVALID_CONFIG"), "{body}");
+    assert_eq!(run.get("/api/v1/config").expect("config"), before);
+    // Secrets never shown.
+    assert!(!before.1.contains(ADMIN), "{}", before.1);
+    // No key: 401.
+    let (status, _) = http(port, "GET", "/api/v1/config", None, None).expect("answer");
+    assert_eq!(status, 401);
+    promtool_accepts(
+        &http(port, "GET", "/metrics", None, None)
+            .expect("metrics")
+            .1,
+    );
+
+    let (code, stderr) = run.stop().await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(!stderr.contains(ADMIN), "the key was logged");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_applies_a_good_file_refuses_a_broken_one_and_logging_changes_live() {
+    let h = Harness::new(0x5eed_0b02, 60).await;
+    let config = config_file(&h, "");
+    let port = free_port();
+    // Paused at once through the API, so the run stays alive while we reconfigure.
+    let run = probe(&h, port, &config, &["-concurrency=2"]);
+    until("the API", || run.get("/api/v1/stats")).await;
+    let (status, _) =
+        http(port, "POST", "/api/v1/control/pause", Some(ADMIN), Some("")).expect("pause answered");
+    assert_eq!(status, 200);
+
+    let ua = |run: &Running| -> String {
+        let v: serde_json::Value =
+            serde_json::from_str(&run.get("/api/v1/config").expect("config").1).expect("json");
+        v["config"]["ua"].as_str().unwrap_or_default().to_owned()
+    };
+    // A broken file: nothing changes, the error is logged.
+    std::fs::write(&config, "api: [unclosed\n").expect("write");
+    run.signal("-HUP");
+    until("the failed reload counted", || {
+        let (_, text) = http(port, "GET", "/metrics", None, None)?;
+        text.lines()
+            .any(|l| l.starts_with(r#"spyder_config_reloads_total{result="failure"} 1"#))
+            .then_some(())
+    })
+    .await;
+    assert_eq!(
+        ua(&run),
+        "SPYDERProbe/1.0 (+https://github.com/gustycube/spyder)"
+    );
+    // A good file: applied.
+    config_file(&h, "ua: ReloadedUA/2.0\nlogging:\n  level: debug\n");
+    run.signal("-HUP");
+    until("the reloaded ua", || {
+        (ua(&run) == "ReloadedUA/2.0").then_some(())
+    })
+    .await;
+
+    // logging.level is live: debug lines appear once resumed.
+    let (status, _) = http(
+        port,
+        "POST",
+        "/api/v1/control/resume",
+        Some(ADMIN),
+        Some(""),
+    )
+    .expect("resume answered");
+    assert_eq!(status, 200);
+    until("a finished task", || {
+        let v: serde_json::Value = serde_json::from_str(&run.get("/api/v1/stats")?.1).ok()?;
+        (v["tasks"]["ok"].as_u64()? > 0).then_some(())
+    })
+    .await;
+    let (code, stderr) = run.stop().await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains("config reload failed, nothing changed") && stderr.contains("spyder.yaml"),
+        "broken file not reported:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("\"level\":\"DEBUG\""),
+        "no debug line after the reload"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_follows_the_dedup_redis_and_ready_turns_503_at_shutdown() {
+    // Black holes: every task hangs until tls_timeout, so the run (2 workers) lasts
+    // and a shutdown has tasks to wait for.
+    let h = Harness::with_options(
+        0x5eed_0b03,
+        200,
+        spyder_testkit::world::WorldOptions { black_holes: 1.0 },
+    )
+    .await;
+    let mut redis = RedisServer::start().expect("redis");
+    let config = config_file(&h, "");
+    let port = free_port();
+    let mut cmd = h.spyder();
+    cmd.arg(format!("-config={}", config.display()))
+        .arg(format!("-metrics_addr=127.0.0.1:{port}"))
+        .arg("-concurrency=2")
+        .arg("-set=crawling.tls_timeout=10s")
+        .env("REDIS_ADDR", redis.addr());
+    let run = Running::start(cmd, port);
+    let health = |want: u16| {
+        move || {
+            let (status, body) = http(port, "GET", "/health", None, None)?;
+            (status == want).then_some(body)
+        }
+    };
+    let body = until("healthy", health(200)).await;
+    assert!(body.contains("Redis connection OK"), "{body}");
+    let (status, _) = http(port, "GET", "/ready", None, None).expect("ready");
+    assert_eq!(status, 200);
+
+    redis.kill().expect("kill redis");
+    let body = until("unhealthy", health(503)).await;
+    assert!(body.contains("Redis connection failed"), "{body}");
+    redis.restart().expect("redis back");
+    until("healthy again", health(200)).await;
+
+    // Shutdown: /ready is 503 from its start (the listener lives until the end).
+    run.signal("-TERM");
+    let (status, body) = until("ready to answer 503", || {
+        http(port, "GET", "/ready", None, None).filter(|(status, _)| *status != 200)
+    })
+    .await;
+    assert_eq!(status, 503, "{body}");
+    let (code, stderr) = run.stop_after_signal().await;
+    assert_eq!(code, Some(0), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_metrics_port_exits_1() {
+    let h = Harness::new(0x5eed_0b04, 1).await;
+    let busy = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = busy.local_addr().expect("addr").port();
+    let mut cmd = h.spyder();
+    cmd.arg(format!("-metrics_addr=127.0.0.1:{port}"));
+    let run = support::finish(cmd, WAIT).await;
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("telemetry.metrics_addr"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// `promtool check metrics` on a scrape, when promtool is installed (`.ci/run`
+/// installs it); every exported metric must pass its lint.
+fn promtool_accepts(scrape: &str) {
+    assert!(scrape.contains("spyder_tasks_total"), "{scrape}");
+    let child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let Ok(mut child) = child else {
+        eprintln!("promtool not on PATH: `promtool check metrics` skipped");
+        return;
+    };
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(scrape.as_bytes())
+        .expect("write scrape");
+    let out = child.wait_with_output().expect("promtool runs");
+    assert!(
+        out.status.success(),
+        "promtool check metrics failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl Running {
+    async fn stop_after_signal(mut self) -> (Option<i32>, String) {
+        let status = tokio::time::timeout(WAIT, self.child.wait())
+            .await
+            .expect("exits")
+            .expect("status");
+        (status.code(), self.stderr.await.expect("stderr"))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_format_and_file_switch_mid_run_without_losing_a_record() {
+    let h = Harness::new(0x5eed_0b05, 60).await;
+    let config = config_file(&h, "");
+    let port = free_port();
+    let (a, b) = (h.path("a.json"), h.path("b.jsonl"));
+    let mut cmd = h.spyder();
+    cmd.arg(format!("-config={}", config.display()))
+        .arg(format!("-metrics_addr=127.0.0.1:{port}"))
+        .arg("-concurrency=2")
+        .arg(format!("-output={}", a.display()));
+    let run = Running::start(cmd, port);
+    until("a finished task", || {
+        let v: serde_json::Value = serde_json::from_str(&run.get("/api/v1/stats")?.1).ok()?;
+        (v["tasks"]["ok"].as_u64()? > 0).then_some(())
+    })
+    .await;
+    let post = |path: &str| http(port, "POST", path, Some(ADMIN), Some("")).map(|r| r.0);
+    assert_eq!(post("/api/v1/control/pause"), Some(200));
+    let (status, body) = run.patch(&format!(
+        r#"{{"output":{{"format":"jsonl","file":"{}"}}}}"#,
+        b.display()
+    ));
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+    let warnings: Vec<&str> = v["warnings"]
+        .as_array()
+        .expect("warnings")
+        .iter()
+        .filter_map(|w| w.as_str())
+        .collect();
+    assert_eq!(
+        warnings,
+        [
+            "changing output format mid-run may cause mixed format output",
+            "changing output file mid-run splits output across files"
+        ]
+    );
+    assert_eq!(post("/api/v1/control/resume"), Some(200));
+    let (code, stderr) = run.stop_after_signal().await;
+    assert_eq!(code, Some(0), "{stderr}");
+
+    let mut edges = support::batch_edges(&support::json_batches(&std::fs::read(&a).expect("a")));
+    let before = edges.len();
+    edges.extend(support::jsonl_edges(&std::fs::read(&b).expect("b")));
+    assert!(before > 0 && edges.len() > before, "both files hold edges");
+    support::assert_same_edges(&edges, &h.world.expected_edges());
+}

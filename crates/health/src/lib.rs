@@ -1,0 +1,64 @@
+//! spyder's ops HTTP surface (SPEC §2.7–§2.9, §3.12–§3.14): one listener on
+//! `telemetry.metrics_addr` serving
+//!
+//! - the health endpoints `GET /live`, `/ready`, `/health` (no key, not rate limited);
+//!   checks run in the background and `/health` serves their cached results;
+//! - `GET /metrics`, the Prometheus text of the global recorder [`install_metrics`]
+//!   installs (every metric of [`METRICS`] described);
+//! - the REST API under `/api/v1/`: global token bucket, bearer key compared in
+//!   constant time, scope, body size, then the endpoint.
+//!
+//! The crate knows nothing of probes, queues or Redis: the binary plugs its run loop
+//! in through [`Control`] and its checks through [`HealthCheck`] (or [`FnCheck`]).
+//!
+//! ```no_run
+//! # async fn run(control: std::sync::Arc<dyn spyder_health::Control>) -> Result<(), spyder_health::HealthError> {
+//! use spyder_health::{KeyStore, Metadata, OpsServer, OpsState, RateLimiter, Readiness, install_metrics};
+//! let metrics = install_metrics()?;
+//! let readiness = Readiness::new();
+//! let state = OpsState::builder(
+//!     Metadata { probe: "local-1".into(), run: "run-1".into(), version: "0.1.0".into() },
+//!     control,
+//! )
+//! .metrics(metrics)
+//! .readiness(readiness.clone())
+//! .keys(KeyStore::new(Vec::new()))
+//! .rate_limiter(RateLimiter::new(100.0, 20))
+//! .build();
+//! let server = OpsServer::bind(":9090").await?;
+//! let stop = tokio_util::sync::CancellationToken::new();
+//! let task = server.serve(state, stop.clone());
+//! readiness.mark_ready();
+//! // … on SIGTERM: readiness.begin_shutdown(); drain; then
+//! stop.cancel();
+//! let _ = task.await;
+//! # Ok(()) }
+//! ```
+//!
+//! While stopping ([`Readiness::begin_shutdown`]), `/ready` answers 503 and the API's
+//! changing endpoints answer `503 UNAVAILABLE`; `GET /api/v1/config`, `/stats` and
+//! `/keys` keep answering so the shutdown can be watched.
+
+mod api;
+mod checks;
+mod control;
+mod error;
+mod keys;
+mod metrics;
+mod rate;
+mod readiness;
+mod server;
+
+pub use api::{BODY_LIMIT, BULK_BODY_LIMIT};
+pub use checks::{CheckOutcome, CheckReport, CheckStatus, FnCheck, HealthCheck};
+pub use control::{Control, EnqueueError, PatchOutcome};
+pub use error::{ApiError, HealthError, NO_API_KEYS_MESSAGE};
+pub use keys::{KeyIdentity, KeyInfo, KeyStore, KeyStoreError};
+pub use metrics::{
+    DURATION_BUCKETS, METRICS, MetricKind, MetricSpec, MetricsHandle, install_metrics,
+};
+pub use rate::RateLimiter;
+pub use readiness::Readiness;
+pub use server::{
+    DEFAULT_CHECK_INTERVAL, DEFAULT_CHECK_TIMEOUT, Metadata, OpsServer, OpsState, OpsStateBuilder,
+};
