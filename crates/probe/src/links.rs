@@ -14,9 +14,17 @@
 //! Links resolve against the document base: the first `<base href>` (wherever it
 //! appears, as in a browser), else the page URL. Content of `script`, `style`,
 //! `title`, `textarea` and the other raw-text elements is never read as markup.
+//!
+//! Most links never reach the URL parser: a relative link has the base's host,
+//! and `https://host/…` or `//host/…` with a plain ASCII host names it in its
+//! text (`link_form`). Only the rest (IDNs, percent-escapes, IP addresses,
+//! stray tabs, odd slashes …) is resolved with `Url::join`, the reference the
+//! shortcut is tested against.
 
-use std::cell::{Cell, RefCell};
+use std::borrow::Borrow;
+use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::HashSet;
+use std::hash::{Hash, Hasher};
 use std::net::{IpAddr, Ipv6Addr};
 
 use encoding_rs::Encoding;
@@ -96,8 +104,9 @@ enum Slot {
 #[derive(Debug)]
 struct LinkSink<'a> {
     page_url: &'a Url,
-    /// `page_url` with its host replaced by [`PENDING_BASE`].
-    pending_base_url: Option<Url>,
+    /// `page_url` with its host replaced by [`PENDING_BASE`], made when a link
+    /// first needs the URL parser before the base is known.
+    pending_base_url: OnceCell<Option<Url>>,
     max_hosts: usize,
     /// Open `<svg>`/`<math>` elements: inside them a self-closing `<script/>` or
     /// `<style/>` is an empty element, not the start of raw text.
@@ -105,51 +114,130 @@ struct LinkSink<'a> {
     state: RefCell<LinkState>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct LinkState {
     /// Set once the first `<base href>` was seen; `None` inside means the base
     /// could not be used and the page URL serves.
     base: Option<Option<Url>>,
+    /// What a relative link resolves to under the current base.
+    base_host: BaseHost,
+    hosts: HostList,
+}
+
+/// The host of the current document base, as a relative link sees it.
+#[derive(Debug)]
+enum BaseHost {
+    /// Not known yet: the pending slot stands for it.
+    Pending,
+    /// An http(s) base with this domain, as the URL parser wrote it; `held` once
+    /// it is known to name a host in the list.
+    Domain { domain: Box<str>, held: bool },
+    /// An http(s) base whose host is an IP address: relative links yield nothing.
+    NotDomain,
+    /// Not an http(s) base: links resolve through the URL parser.
+    OtherScheme,
+}
+
+impl BaseHost {
+    fn of(base: &Url) -> Self {
+        if !is_http(base) {
+            return Self::OtherScheme;
+        }
+        match base.host() {
+            Some(Host::Domain(domain)) => Self::Domain {
+                domain: domain.into(),
+                held: false,
+            },
+            _ => Self::NotDomain,
+        }
+    }
+}
+
+/// Up to this many hosts, [`HostList`] looks a name up by scanning its slots,
+/// which is cheaper than hashing it; past it, a hash set indexes them.
+const SCANNED_HOSTS: usize = 32;
+
+/// A host of the list, found in a set by its name.
+#[derive(Debug, PartialEq, Eq)]
+struct Known(HostName);
+
+impl Hash for Known {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // As `str` hashes, so that `Borrow<str>` look-ups work.
+        self.0.as_str().hash(state);
+    }
+}
+
+impl Borrow<str> for Known {
+    fn borrow(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+/// The hosts found so far, in first-seen order.
+#[derive(Debug, Default)]
+struct HostList {
     slots: Vec<Slot>,
     /// Index of the [`Slot::PendingBase`] entry, if any.
     pending: Option<usize>,
-    /// Hosts in `slots`.
-    known: HashSet<HostName>,
-    /// URL host strings already found to map to a host in `known`.
-    seen_raw: HashSet<Box<str>>,
+    /// Hosts in `slots` by name, once there are more than [`SCANNED_HOSTS`];
+    /// empty until then.
+    known: HashSet<Known>,
+    /// The last host string looked up and found good: pages link to the same
+    /// host many times in a row.
+    last_raw: String,
+    /// [`WrittenHost::prefix`] of the last link written with an authority
+    /// whose host is in the list.
+    last_authority: String,
+    /// Scratch space for lower-casing a host as a link wrote it.
+    lower: String,
 }
 
 impl<'a> LinkSink<'a> {
     fn new(page_url: &'a Url, max_hosts: usize) -> Self {
-        let mut pending_base_url = page_url.clone();
-        let pending_base_url = pending_base_url
-            .set_ip_host(IpAddr::V6(PENDING_BASE))
-            .ok()
-            .map(|()| pending_base_url);
+        // An http(s) URL always takes the stand-in host.
+        let base_host = if is_http(page_url) {
+            BaseHost::Pending
+        } else {
+            BaseHost::OtherScheme
+        };
         Self {
             page_url,
-            pending_base_url,
+            pending_base_url: OnceCell::new(),
             max_hosts,
             foreign_depth: Cell::new(0),
-            state: RefCell::new(LinkState::default()),
+            state: RefCell::new(LinkState {
+                base: None,
+                base_host,
+                hosts: HostList::default(),
+            }),
         }
+    }
+
+    /// `page_url` with its host replaced by [`PENDING_BASE`].
+    fn pending_base_url(&self) -> Option<&Url> {
+        self.pending_base_url
+            .get_or_init(|| {
+                let mut url = self.page_url.clone();
+                url.set_ip_host(IpAddr::V6(PENDING_BASE)).ok().map(|()| url)
+            })
+            .as_ref()
     }
 
     /// True when no later token can change the result.
     fn is_full(&self) -> bool {
-        let state = self.state.borrow();
-        state.pending.is_none() && state.slots.len() >= self.max_hosts
+        let hosts = &self.state.borrow().hosts;
+        hosts.pending.is_none() && hosts.slots.len() >= self.max_hosts
     }
 
     /// Resolves what is still pending and returns the hosts.
     fn finish(self) -> Vec<HostName> {
         let page_url = self.page_url;
-        let mut state = self.state.into_inner();
-        if state.pending.is_some() {
-            let host = domain_of(page_url);
-            state.resolve_pending(host);
+        let mut hosts = self.state.into_inner().hosts;
+        if hosts.pending.is_some() {
+            hosts.resolve_pending(domain_of(page_url));
         }
-        let mut hosts: Vec<HostName> = state
+        let mut hosts: Vec<HostName> = hosts
             .slots
             .into_iter()
             .filter_map(|slot| match slot {
@@ -161,6 +249,9 @@ impl<'a> LinkSink<'a> {
         hosts
     }
 
+    // Kept out of `process_token`, which then stays small for the text tokens
+    // that make up most of a page.
+    #[inline(never)]
     fn start_tag(&self, tag: &Tag) -> TokenSinkResult<()> {
         let name = &tag.name;
         if *name == local_name!("a") || *name == local_name!("link") || *name == local_name!("area")
@@ -168,9 +259,7 @@ impl<'a> LinkSink<'a> {
             self.add_attr(tag, &local_name!("href"));
         } else if *name == local_name!("img") || *name == local_name!("source") {
             self.add_attr(tag, &local_name!("src"));
-            if let Some(srcset) = attr(tag, &local_name!("srcset")) {
-                for_each_srcset_url(srcset, |url| self.add(url));
-            }
+            self.add_srcset(tag);
         } else if *name == local_name!("script") {
             self.add_attr(tag, &local_name!("src"));
             return self.raw_text(tag, RawKind::ScriptData);
@@ -180,13 +269,7 @@ impl<'a> LinkSink<'a> {
         } else if *name == local_name!("form") {
             self.add_attr(tag, &local_name!("action"));
         } else if *name == local_name!("meta") {
-            let refresh = attr(tag, &local_name!("http-equiv")).is_some_and(|v| {
-                v.trim_matches(is_html_space)
-                    .eq_ignore_ascii_case("refresh")
-            });
-            if refresh && let Some(url) = attr(tag, &local_name!("content")).and_then(refresh_url) {
-                self.add(url);
-            }
+            self.add_refresh(tag);
         } else if *name == local_name!("base") {
             if let Some(href) = attr(tag, &local_name!("href")) {
                 self.set_base(href);
@@ -234,7 +317,29 @@ impl<'a> LinkSink<'a> {
         }
     }
 
+    // The handlers beyond one attribute stay out of `start_tag`, which runs for
+    // every start tag and is cheaper small.
+    #[inline(never)]
+    fn add_srcset(&self, tag: &Tag) {
+        if let Some(srcset) = attr(tag, &local_name!("srcset")) {
+            for_each_srcset_url(srcset, |url| self.add(url));
+        }
+    }
+
+    /// The URL of `<meta http-equiv="refresh" content="…; url=…">`.
+    #[inline(never)]
+    fn add_refresh(&self, tag: &Tag) {
+        let refresh = attr(tag, &local_name!("http-equiv")).is_some_and(|v| {
+            v.trim_matches(is_html_space)
+                .eq_ignore_ascii_case("refresh")
+        });
+        if refresh && let Some(url) = attr(tag, &local_name!("content")).and_then(refresh_url) {
+            self.add(url);
+        }
+    }
+
     /// The first `<base href>` fixes the document base; later ones are ignored.
+    #[inline(never)]
     fn set_base(&self, href: &str) {
         let mut state = self.state.borrow_mut();
         if state.base.is_some() {
@@ -247,59 +352,159 @@ impl<'a> LinkSink<'a> {
             .join(href)
             .ok()
             .filter(|url| !matches!(url.scheme(), "data" | "javascript"));
-        if state.pending.is_some() {
-            let host = domain_of(base.as_ref().unwrap_or(self.page_url));
-            state.resolve_pending(host);
+        let base_url = base.as_ref().unwrap_or(self.page_url);
+        if state.hosts.pending.is_some() {
+            state.hosts.resolve_pending(domain_of(base_url));
         }
+        state.base_host = BaseHost::of(base_url);
         state.base = Some(base);
     }
 
     /// Adds the host of one raw link, if it yields one.
+    ///
+    /// Most links are read without the URL parser (see [`link_form`]); the rest
+    /// are resolved against the base in full.
     fn add(&self, raw: &str) {
-        if has_other_scheme(raw) {
+        let max_hosts = self.max_hosts;
+        let mut state = self.state.borrow_mut();
+        let LinkState {
+            base,
+            base_host,
+            hosts,
+        } = &mut *state;
+        if hosts.same_authority_as_last(raw) {
             return;
         }
-        let mut state = self.state.borrow_mut();
-        let base = match &state.base {
+        let http_base = !matches!(base_host, BaseHost::OtherScheme);
+        match link_form(raw) {
+            LinkForm::OtherScheme => return,
+            LinkForm::Absolute(host) => return hosts.add_written_domain(host, max_hosts),
+            LinkForm::SchemeRelative(host) if http_base => {
+                return hosts.add_written_domain(host, max_hosts);
+            }
+            LinkForm::Relative => match base_host {
+                BaseHost::Pending => return hosts.add_pending(max_hosts),
+                BaseHost::Domain { held: true, .. } | BaseHost::NotDomain => return,
+                BaseHost::Domain { domain, held } => {
+                    *held = hosts.add_domain(domain, max_hosts);
+                    return;
+                }
+                BaseHost::OtherScheme => {}
+            },
+            LinkForm::SchemeRelative(_) | LinkForm::NeedsParse => {}
+        }
+        let base_url = match base {
             Some(base) => base.as_ref().unwrap_or(self.page_url),
-            None => self.pending_base_url.as_ref().unwrap_or(self.page_url),
+            None => self.pending_base_url().unwrap_or(self.page_url),
         };
-        let Ok(url) = base.join(raw) else {
+        let Ok(url) = base_url.join(raw) else {
             return;
         };
-        if !matches!(url.scheme(), "http" | "https") {
+        if !is_http(&url) {
             return;
         }
         match url.host() {
-            Some(Host::Domain(domain)) => state.add_domain(domain, self.max_hosts),
-            Some(Host::Ipv6(ip)) if ip == PENDING_BASE && state.base.is_none() => {
-                state.add_pending(self.max_hosts);
+            Some(Host::Domain(domain)) => {
+                hosts.add_domain(domain, max_hosts);
+            }
+            Some(Host::Ipv6(ip)) if ip == PENDING_BASE && base.is_none() => {
+                hosts.add_pending(max_hosts);
             }
             _ => {}
         }
     }
 }
 
-impl LinkState {
+impl HostList {
     /// Room for real hosts: `max_hosts`, plus the pending slot while it is open.
     fn has_room(&self, max_hosts: usize) -> bool {
         self.slots.len() < max_hosts + usize::from(self.pending.is_some())
     }
 
-    fn add_domain(&mut self, domain: &str, max_hosts: usize) {
-        if !self.has_room(max_hosts) || self.seen_raw.contains(domain) {
-            return;
-        }
-        let Ok(host) = HostName::parse(domain, NameKind::Strict) else {
-            return;
+    /// True when `raw` plainly names the same host as the last link with an
+    /// authority, so it adds nothing: pages link to one host many times in a row.
+    /// The base does not matter: it can only change the scheme of `//host` links,
+    /// and a link that is not http(s) adds nothing either.
+    fn same_authority_as_last(&self, raw: &str) -> bool {
+        let prefix = self.last_authority.as_str();
+        !prefix.is_empty()
+            && raw.starts_with(prefix)
+            && raw
+                .as_bytes()
+                .get(prefix.len())
+                .is_none_or(|b| matches!(b, b'/' | b'\\' | b'?' | b'#'))
+    }
+
+    /// Adds a host as a link wrote it.
+    fn add_written_domain(&mut self, host: WrittenHost<'_>, max_hosts: usize) {
+        let held = if host.has_upper {
+            let mut lower = std::mem::take(&mut self.lower);
+            lower.clear();
+            lower.push_str(host.text);
+            lower.make_ascii_lowercase();
+            let held = self.add_domain(&lower, max_hosts);
+            self.lower = lower;
+            held
+        } else {
+            self.add_domain(host.text, max_hosts)
         };
-        // Bounded: every entry maps to one of at most `max_hosts + 1` known hosts,
-        // and one host has few spellings once the URL parser normalised it.
-        if self.seen_raw.len() < 4 * (max_hosts + 1) {
-            self.seen_raw.insert(domain.into());
+        if held {
+            self.last_authority.clear();
+            self.last_authority.push_str(host.prefix);
         }
-        if self.known.insert(host.clone()) {
-            self.slots.push(Slot::Host(host));
+    }
+
+    /// Adds a domain as the URL parser writes it (lower-case ASCII, IDNs in
+    /// punycode, a trailing dot kept). Returns true when the domain is, from now
+    /// on, known to name a host in the list.
+    fn add_domain(&mut self, domain: &str, max_hosts: usize) -> bool {
+        if domain == self.last_raw {
+            return true;
+        }
+        // Such a domain is its host name, but for the trailing dot.
+        let name = domain.strip_suffix('.').unwrap_or(domain);
+        if !self.holds(name) {
+            if !self.has_room(max_hosts) {
+                return false;
+            }
+            let Ok(host) = HostName::parse(domain, NameKind::Strict) else {
+                return false;
+            };
+            if host.as_str() == name || !self.holds(host.as_str()) {
+                self.push_host(host);
+            }
+        }
+        self.last_raw.clear();
+        self.last_raw.push_str(domain);
+        true
+    }
+
+    /// True when the list holds the host `name`.
+    fn holds(&self, name: &str) -> bool {
+        if self.known.is_empty() {
+            self.slots
+                .iter()
+                .any(|slot| matches!(slot, Slot::Host(host) if host.as_str() == name))
+        } else {
+            self.known.contains(name)
+        }
+    }
+
+    /// Appends a host the list does not hold.
+    fn push_host(&mut self, host: HostName) {
+        if !self.known.is_empty() {
+            self.known.insert(Known(host.clone()));
+        }
+        self.slots.push(Slot::Host(host));
+        if self.known.is_empty() && self.slots.len() > SCANNED_HOSTS {
+            self.known = self
+                .slots
+                .iter()
+                .filter_map(|slot| match slot {
+                    Slot::Host(host) => Some(Known(host.clone())),
+                    Slot::PendingBase => None,
+                })
+                .collect();
         }
     }
 
@@ -319,8 +524,10 @@ impl LinkState {
             return;
         };
         match host {
-            Some(host) if !self.known.contains(&host) => {
-                self.known.insert(host.clone());
+            Some(host) if !self.holds(host.as_str()) => {
+                if !self.known.is_empty() {
+                    self.known.insert(Known(host.clone()));
+                }
                 self.slots[index] = Slot::Host(host);
             }
             Some(host) => {
@@ -330,10 +537,11 @@ impl LinkState {
                 if earlier {
                     self.slots.remove(index);
                 } else {
-                    // Seen later: the pending slot is its first appearance.
+                    // Seen later: the pending slot is its first appearance. (The
+                    // later one is past `index`, which therefore stays put.)
                     self.slots
                         .retain(|slot| !matches!(slot, Slot::Host(h) if *h == host));
-                    self.slots.insert(index, Slot::Host(host));
+                    self.slots[index] = Slot::Host(host);
                 }
             }
             None => {
@@ -346,6 +554,7 @@ impl LinkState {
 impl TokenSink for LinkSink<'_> {
     type Handle = ();
 
+    #[inline]
     fn process_token(&self, token: Token, _line_number: u64) -> TokenSinkResult<()> {
         match token {
             Token::TagToken(tag) => match tag.kind {
@@ -370,7 +579,7 @@ fn attr<'t>(tag: &'t Tag, name: &LocalName) -> Option<&'t str> {
 
 /// The validated host of an http(s) URL with a domain host.
 fn domain_of(url: &Url) -> Option<HostName> {
-    if !matches!(url.scheme(), "http" | "https") {
+    if !is_http(url) {
         return None;
     }
     match url.host() {
@@ -379,24 +588,215 @@ fn domain_of(url: &Url) -> Option<HostName> {
     }
 }
 
-/// Cheap pre-filter: true when `raw` plainly starts with a scheme other than
-/// http(s) (`javascript:`, `mailto:`, `data:` …), so it need not be parsed. The
-/// URL parser's verdict after resolution is what counts; this only saves work.
-fn has_other_scheme(raw: &str) -> bool {
-    let s = raw.trim_start_matches(|c: char| c <= ' ');
+/// True for an http or https URL.
+fn is_http(url: &Url) -> bool {
+    matches!(url.scheme(), "http" | "https")
+}
+
+/// What the text of a link says about its host, read the way the URL parser
+/// reads it but without building a URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LinkForm<'s> {
+    /// A scheme other than http(s) (`javascript:`, `mailto:`, `data:` …): no host.
+    OtherScheme,
+    /// No scheme and no authority: the host is the document base's.
+    Relative,
+    /// `//host…` (slashes or backslashes): `host` if the base is http(s).
+    SchemeRelative(WrittenHost<'s>),
+    /// `http://host…` or `https://host…`, any case.
+    Absolute(WrittenHost<'s>),
+    /// Anything else (tabs or newlines where they matter, percent-escapes or
+    /// non-ASCII in the host, IP addresses, `xn--` labels, `http:x` …): only the
+    /// URL parser can tell.
+    NeedsParse,
+}
+
+/// Reads `raw` as the URL parser would, as far as its host goes. A host it
+/// returns is plain ASCII (`[A-Za-z0-9.-]`), and the URL parser would give
+/// the same host lower-cased.
+fn link_form(raw: &str) -> LinkForm<'_> {
+    // The URL parser trims C0 controls and spaces, and drops tabs and newlines
+    // anywhere; those inside what decides the form are left to it.
+    let s = raw.trim_matches(|c: char| c <= ' ');
     let bytes = s.as_bytes();
-    if !bytes.first().is_some_and(u8::is_ascii_alphabetic) {
-        return false;
+    for (i, &b) in bytes.iter().enumerate() {
+        match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'+' | b'-' | b'.' => {}
+            b'\t' | b'\n' | b'\r' => return LinkForm::NeedsParse,
+            b':' if i > 0 && bytes[0].is_ascii_alphabetic() => {
+                let scheme = &s[..i];
+                if !(scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https")) {
+                    return LinkForm::OtherScheme;
+                }
+                // `http:` then two slashes starts the authority, whatever the
+                // base; `http:x` and `http:/x` depend on it.
+                return match bytes[i + 1..] {
+                    [b'/' | b'\\', b'/' | b'\\', ..] => {
+                        plain_host(s, i + 3).map_or(LinkForm::NeedsParse, LinkForm::Absolute)
+                    }
+                    _ => LinkForm::NeedsParse,
+                };
+            }
+            _ => break,
+        }
     }
-    let end = bytes
+    match bytes {
+        [b'/' | b'\\', b'\t' | b'\n' | b'\r', ..] => LinkForm::NeedsParse,
+        [b'/' | b'\\', b'/' | b'\\', ..] => {
+            plain_host(s, 2).map_or(LinkForm::NeedsParse, LinkForm::SchemeRelative)
+        }
+        _ => LinkForm::Relative,
+    }
+}
+
+/// A host as a link wrote it, known to be plain ASCII (see [`plain_host`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct WrittenHost<'s> {
+    text: &'s str,
+    /// True when `text` holds upper-case letters.
+    has_upper: bool,
+    /// The link up to the end of its authority (`https://user@Host:443`): any
+    /// link starting with it and then `/`, `\`, `?`, `#` or nothing has this host.
+    prefix: &'s str,
+}
+
+/// How [`plain_host`] treats each byte of an authority.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AuthorityByte {
+    /// `a-z`, `0-9`, `.`
+    Lower,
+    /// `A-Z`
+    Upper,
+    Hyphen,
+    /// `/`, `\`, `?`, `#`: the authority ends.
+    End,
+    At,
+    Colon,
+    /// Anything the fast path leaves to the URL parser.
+    Other,
+}
+
+const AUTHORITY_BYTES: [AuthorityByte; 256] = {
+    let mut table = [AuthorityByte::Other; 256];
+    let mut i = 0;
+    while i < table.len() {
+        table[i] = match i as u8 {
+            b'a'..=b'z' | b'0'..=b'9' | b'.' => AuthorityByte::Lower,
+            b'A'..=b'Z' => AuthorityByte::Upper,
+            b'-' => AuthorityByte::Hyphen,
+            b'/' | b'\\' | b'?' | b'#' => AuthorityByte::End,
+            b'@' => AuthorityByte::At,
+            b':' => AuthorityByte::Colon,
+            _ => AuthorityByte::Other,
+        };
+        i += 1;
+    }
+    table
+};
+
+/// The host of the http(s) authority of `link` that starts at `authority_start`,
+/// after the two slashes (`user:pass@host:port/…`), when the URL parser would
+/// keep it as written but lower-cased: `[A-Za-z0-9.-]` only, no `xn--` label,
+/// not an IPv4 address by the URL standard, and a valid port. `None` leaves the
+/// link to the URL parser.
+fn plain_host(link: &str, authority_start: usize) -> Option<WrittenHost<'_>> {
+    let after_slashes = link.get(authority_start..)?;
+    let bytes = after_slashes.as_bytes();
+    let mut end = bytes.len();
+    let mut host_start = 0;
+    let mut colon = None;
+    let mut plain = true;
+    let mut has_upper = false;
+    let mut double_hyphen = false;
+    let mut i = 0;
+    loop {
+        // Runs of lower-case host bytes are the common case.
+        while i < bytes.len() && AUTHORITY_BYTES[usize::from(bytes[i])] == AuthorityByte::Lower {
+            i += 1;
+        }
+        let Some(&b) = bytes.get(i) else {
+            break;
+        };
+        match AUTHORITY_BYTES[usize::from(b)] {
+            AuthorityByte::Lower => {}
+            AuthorityByte::Upper => has_upper = true,
+            AuthorityByte::Hyphen => double_hyphen |= i > 0 && bytes[i - 1] == b'-',
+            // `\` ends it too: it counts as `/` in http(s) URLs.
+            AuthorityByte::End => {
+                end = i;
+                break;
+            }
+            // Everything so far was user info; the host starts after the last `@`.
+            AuthorityByte::At => {
+                host_start = i + 1;
+                colon = None;
+                plain = true;
+                has_upper = false;
+                double_hyphen = false;
+            }
+            AuthorityByte::Colon if colon.is_none() => colon = Some(i),
+            AuthorityByte::Colon | AuthorityByte::Other => plain = false,
+        }
+        i += 1;
+    }
+    let host_end = colon.unwrap_or(end);
+    if !plain || host_start == host_end {
+        return None;
+    }
+    if let Some(colon) = colon
+        && !valid_port(&bytes[colon + 1..end])
+    {
+        return None;
+    }
+    let host = &bytes[host_start..host_end];
+    if (double_hyphen && has_ace_label(host)) || ends_in_a_number(host) {
+        return None;
+    }
+    Some(WrittenHost {
+        text: after_slashes.get(host_start..host_end)?,
+        has_upper,
+        prefix: link.get(..authority_start + end)?,
+    })
+}
+
+/// A port the URL parser accepts: empty, or digits worth at most 65,535.
+fn valid_port(port: &[u8]) -> bool {
+    let mut value: u32 = 0;
+    for &b in port {
+        if !b.is_ascii_digit() {
+            return false;
+        }
+        value = value * 10 + u32::from(b - b'0');
+        if value > u32::from(u16::MAX) {
+            return false;
+        }
+    }
+    true
+}
+
+/// True when a label starts with `xn--` (any case): the URL parser checks its
+/// punycode.
+fn has_ace_label(host: &[u8]) -> bool {
+    host.split(|&b| b == b'.').any(|label| {
+        label
+            .get(..4)
+            .is_some_and(|p| p.eq_ignore_ascii_case(b"xn--"))
+    })
+}
+
+/// The URL standard's "ends in a number": the last label (a trailing dot aside)
+/// is all digits, or `0x` and hex digits, so the host is read as IPv4.
+fn ends_in_a_number(host: &[u8]) -> bool {
+    let host = host.strip_suffix(b".").unwrap_or(host);
+    let last = host
         .iter()
-        .position(|&b| !(b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.')))
-        .unwrap_or(bytes.len());
-    if bytes.get(end) != Some(&b':') {
-        return false;
+        .rposition(|&b| b == b'.')
+        .map_or(host, |dot| &host[dot + 1..]);
+    match last {
+        [] => false,
+        [b'0', b'x' | b'X', hex @ ..] => hex.iter().all(u8::is_ascii_hexdigit),
+        digits => digits.iter().all(u8::is_ascii_digit),
     }
-    let scheme = &s[..end];
-    !(scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https"))
 }
 
 /// ASCII white space as HTML defines it.
@@ -404,38 +804,69 @@ fn is_html_space(c: char) -> bool {
     matches!(c, '\t' | '\n' | '\x0c' | '\r' | ' ')
 }
 
+/// [`is_html_space`] for one byte of UTF-8.
+fn is_html_space_byte(b: u8) -> bool {
+    matches!(b, b'\t' | b'\n' | b'\x0c' | b'\r' | b' ')
+}
+
+/// Index of the first HTML space in `bytes` at or after `from`, else `bytes.len()`.
+/// Skips eight bytes at a time while none of them is `<= b' '`.
+fn find_html_space(bytes: &[u8], from: usize) -> usize {
+    const ONES: u64 = u64::from_ne_bytes([1; 8]);
+    let mut i = from;
+    while let Some(chunk) = bytes.get(i..i + 8) {
+        let Ok(chunk) = <[u8; 8]>::try_from(chunk) else {
+            break;
+        };
+        let word = u64::from_ne_bytes(chunk);
+        // Non-zero when some byte is below 0x21 (a classic SWAR test).
+        if word.wrapping_sub(ONES * 0x21) & !word & (ONES * 0x80) != 0 {
+            break;
+        }
+        i += 8;
+    }
+    while i < bytes.len() && !is_html_space_byte(bytes[i]) {
+        i += 1;
+    }
+    i
+}
+
 /// Calls `f` with the URL of every candidate of a `srcset` attribute.
+///
+/// Works on bytes: every delimiter is ASCII, so each cut falls between characters.
 fn for_each_srcset_url<'s>(srcset: &'s str, mut f: impl FnMut(&'s str)) {
-    let mut rest = srcset;
+    let bytes = srcset.as_bytes();
+    let mut i = 0;
     loop {
-        rest = rest.trim_start_matches(|c: char| is_html_space(c) || c == ',');
-        if rest.is_empty() {
+        while i < bytes.len() && (is_html_space_byte(bytes[i]) || bytes[i] == b',') {
+            i += 1;
+        }
+        if i == bytes.len() {
             return;
         }
-        let end = rest.find(is_html_space).unwrap_or(rest.len());
-        let (url, tail) = rest.split_at(end);
+        let start = i;
+        i = find_html_space(bytes, i);
+        let url = &srcset[start..i];
         if url.ends_with(',') {
             // "a.png," : a candidate without descriptors.
             f(url.trim_end_matches(','));
-            rest = tail;
             continue;
         }
         f(url);
         // Skip descriptors up to the next comma outside parentheses.
         let mut depth = 0usize;
-        let mut next = tail.len();
-        for (i, c) in tail.char_indices() {
-            match c {
-                '(' => depth += 1,
-                ')' => depth = depth.saturating_sub(1),
-                ',' if depth == 0 => {
-                    next = i + 1;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'(' => depth += 1,
+                b')' => depth = depth.saturating_sub(1),
+                b',' if depth == 0 => {
+                    i += 1;
                     break;
                 }
                 _ => {}
             }
+            i += 1;
         }
-        rest = &tail[next..];
     }
 }
 
@@ -802,6 +1233,58 @@ mod tests {
     }
 
     #[test]
+    fn link_forms() {
+        let written = |text, has_upper, prefix| WrittenHost {
+            text,
+            has_upper,
+            prefix,
+        };
+        assert_eq!(
+            link_form(" HTTPS://u:p@Host.example.org:8443/x "),
+            LinkForm::Absolute(written(
+                "Host.example.org",
+                true,
+                "HTTPS://u:p@Host.example.org:8443"
+            ))
+        );
+        assert_eq!(
+            link_form("\\\\cdn.example.org?x"),
+            LinkForm::SchemeRelative(written("cdn.example.org", false, "\\\\cdn.example.org"))
+        );
+        for relative in [
+            "", "x", "/x", "../x:y", "?q", "#f", "1a:b", ":x", "/\u{0}/x",
+        ] {
+            assert_eq!(link_form(relative), LinkForm::Relative, "{relative:?}");
+        }
+        for other in [
+            "mailto:a@b.example",
+            "JavaScript:x",
+            "ftp://f.example/",
+            "a+b:c",
+        ] {
+            assert_eq!(link_form(other), LinkForm::OtherScheme, "{other:?}");
+        }
+        for parse in [
+            "http:x.example",
+            "https:/x.example",
+            "http:///x.example",
+            "ht\ttp://x.example",
+            "/\t/x.example",
+            "http://b%C3%BC.example/",
+            "http://bü.example/",
+            "http://xn--bcher-kva.de/",
+            "http://1.0x7f/",
+            "http://example.09./",
+            "http://x.example:65536/",
+            "http://x.example:8a/",
+            "http://[::1]/",
+            "http://@/",
+        ] {
+            assert_eq!(link_form(parse), LinkForm::NeedsParse, "{parse:?}");
+        }
+    }
+
+    #[test]
     fn srcset_candidates() {
         let mut urls = Vec::new();
         for_each_srcset_url(
@@ -945,6 +1428,12 @@ mod tests {
         );
         // It resolves to a host already held: the next new host takes the freed place.
         let html = r#"<a href=x></a><a href=https://a.example.org/></a><a href=https://b.example.org/></a><base href=https://a.example.org/>"#;
+        assert_eq!(
+            hosts_with(html.as_bytes(), None, &page(), 2),
+            ["a.example.org", "b.example.org"]
+        ); // The same, with the new host after the base: the resolved slot leaves
+        // no stale entry behind to take up room.
+        let html = r#"<a href=x></a><a href=https://a.example.org/></a><base href=https://a.example.org/><a href=https://b.example.org/></a>"#;
         assert_eq!(
             hosts_with(html.as_bytes(), None, &page(), 2),
             ["a.example.org", "b.example.org"]
