@@ -23,8 +23,8 @@ use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{
-    AlertDescription, CertificateError, DigitallySignedStruct, InvalidMessage, PeerIncompatible,
-    RootCertStore, SignatureScheme,
+    AlertDescription, CertificateError, CipherSuite, DigitallySignedStruct, InvalidMessage,
+    PeerIncompatible, RootCertStore, SignatureScheme,
 };
 use sha2::{Digest, Sha256};
 use spyder_model::{HostName, NodeCert, Timestamp, VerifyError};
@@ -195,7 +195,7 @@ impl TlsConnector {
     /// usable trust anchor; errors name the file or "inline PEM" and the reason).
     pub fn new(roots: &TlsRoots) -> Result<Self, TlsSetupError> {
         let store = load_roots(roots)?;
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let provider = Arc::new(provider());
         let count = store.len();
         let verifier =
             WebPkiServerVerifier::builder_with_provider(Arc::new(store), provider.clone())
@@ -314,6 +314,29 @@ impl TlsConnector {
             }
         }
         Some(cert)
+    }
+}
+
+/// ring's provider with AES-128-GCM suites offered first, as browsers do. rustls
+/// offers AES-256-GCM-SHA384 first, and servers that honour the client's order then
+/// hash the handshake with SHA-384, which has no hardware help on x86: ~4 % of the
+/// probe's CPU went to SHA-512 blocks (docs/performance.md).
+fn provider() -> CryptoProvider {
+    let mut provider = rustls::crypto::ring::default_provider();
+    // Stable: suites of equal rank keep rustls's order.
+    provider
+        .cipher_suites
+        .sort_by_key(|suite| suite_rank(suite.suite()));
+    provider
+}
+
+/// 0 for the AES-128-GCM suites (TLS 1.3 and 1.2), 1 for the rest.
+fn suite_rank(suite: CipherSuite) -> u8 {
+    match suite {
+        CipherSuite::TLS13_AES_128_GCM_SHA256
+        | CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
+        | CipherSuite::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 => 0,
+        _ => 1,
     }
 }
 
@@ -649,5 +672,20 @@ mod tests {
         assert_eq!(connector.describe(&[garbage], &host), None);
         let text = CertificateDer::from(b"HTTP/1.1 400 Bad Request\r\n\r\n".to_vec());
         assert_eq!(connector.describe(&[text], &host), None);
+    }
+    #[test]
+    fn aes_128_gcm_suites_are_offered_first() {
+        let suites: Vec<CipherSuite> = provider().cipher_suites.iter().map(|s| s.suite()).collect();
+        assert_eq!(suites.first(), Some(&CipherSuite::TLS13_AES_128_GCM_SHA256));
+        assert!(
+            suites
+                .windows(2)
+                .all(|w| suite_rank(w[0]) <= suite_rank(w[1])),
+            "{suites:?}"
+        );
+        assert_eq!(
+            suites.len(),
+            rustls::crypto::ring::default_provider().cipher_suites.len()
+        );
     }
 }
