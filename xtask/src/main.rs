@@ -10,7 +10,13 @@
 //!   each, drain N (default 2,000) seeded items of a testkit world through one
 //!   `redis-server`; compares wall time and CPU, then checks B-02 (a probe's CPU over
 //!   a 5 s Redis outage). See [`coordination`].
+//! - `bench [N] [--concurrency C] [--strict] [--compare FILE] [-- spyder flags]`:
+//!   issue #6. spyder against a world of N sites (default 10,000) served by a separate,
+//!   pinned process: throughput, CPU and memory, DNS queries and TLS handshakes per
+//!   domain, and the world's own ceiling. See [`bench`]. (`world-serve` is the hidden
+//!   subcommand that process runs.)
 
+mod bench;
 mod coordination;
 mod proc_stat;
 mod release;
@@ -25,9 +31,11 @@ fn main() -> ExitCode {
         Some("demo") => demo(args.get(1).map(String::as_str)),
         Some("bench-memory") => bench_memory(args.get(1).map(String::as_str)),
         Some("bench-coordination") => coordination::bench_coordination(&args[1..]),
+        Some("bench") => bench::bench(&args[1..]),
+        Some("world-serve") => bench::world_serve(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask demo [SITES] [-- extra spyder flags]\n       cargo xtask bench-memory [LINES]\n       cargo xtask bench-coordination [SITES] [--aof] [-- extra spyder flags]"
+                "usage: cargo xtask demo [SITES] [-- extra spyder flags]\n       cargo xtask bench-memory [LINES]\n       cargo xtask bench-coordination [SITES] [--aof] [-- extra spyder flags]\n       cargo xtask bench [SITES] [--concurrency C] [--strict] [--compare FILE] [-- extra spyder flags]"
             );
             ExitCode::from(2)
         }
@@ -205,7 +213,7 @@ async fn run_memory_bench(
     });
     let mut peak = 0;
     let status = loop {
-        if let Some(kib) = peak_rss_kib(pid) {
+        if let Ok(kib) = proc_stat::peak_rss_kib(pid) {
             peak = peak.max(kib);
         }
         tokio::select! {
@@ -224,13 +232,4 @@ async fn run_memory_bench(
         return Err(format!("the run did not process every line:\n{stderr}"));
     }
     Ok((peak, elapsed))
-}
-
-/// `VmHWM` (peak resident set) of a live process, in KiB.
-fn peak_rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }

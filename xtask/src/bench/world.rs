@@ -1,0 +1,533 @@
+//! The world as a separate process: `xtask world-serve` and the handle that drives it.
+//!
+//! `xtask world-serve --sites N --seed S --dir D` generates `World::generate(S, N)`,
+//! writes `D/domains.txt` (the names to crawl), `D/ca.pem` (the roots to trust) and
+//! `D/https_sites.txt` (`host ip` of every site that completes a TLS handshake), prints
+//! one [`Hello`] JSON line on stdout and then answers commands read from stdin, one
+//! per line: `stats` answers one [`WorldStats`] JSON line. EOF on stdin ends it.
+//! Progress and warnings go to stderr.
+//!
+//! Running the world in its own process lets it be pinned to its own core and its
+//! CPU and memory be measured apart from the probe's.
+
+use std::io::{BufRead, Write};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::{ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use spyder_model::EdgeType;
+use spyder_testkit::world::World;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStdin, ChildStdout};
+
+use super::Result;
+use super::pinning::Pinning;
+
+/// The names to crawl, one per line.
+pub(super) const DOMAINS_FILE: &str = "domains.txt";
+/// The world CA's root certificate.
+pub(super) const ROOTS_FILE: &str = "ca.pem";
+/// `host ip` per site whose HTTPS port completes a handshake.
+pub(super) const HTTPS_SITES_FILE: &str = "https_sites.txt";
+/// File descriptors asked for beyond two listeners per site: room for the
+/// connections of spyder at high concurrency and of the ceiling clients.
+const FD_MARGIN: u64 = 4_096;
+
+/// The first line `world-serve` prints: where the world listens and what it holds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(super) struct Hello {
+    /// The DNS server (UDP and TCP).
+    pub(super) dns: SocketAddr,
+    /// The HTTPS port every site shares.
+    pub(super) https_port: u16,
+    /// The plain-HTTP port every site shares.
+    pub(super) http_port: u16,
+    /// Distinct edges a correct crawl of every site emits.
+    pub(super) expected_edges: usize,
+    /// Sites in the world.
+    pub(super) sites: usize,
+    /// Lines of `https_sites.txt`.
+    pub(super) https_sites: usize,
+    /// The world process's open-file limit (soft) after any raise.
+    pub(super) fd_limit: u64,
+    /// Descriptors the world holds once it serves (listeners, sockets, stdio): the
+    /// limit minus this is the room left for connections.
+    pub(super) open_fds: u64,
+    /// Seconds spent generating and starting the world.
+    pub(super) generate_s: f64,
+}
+
+/// The answer to `stats`: the world's counters and the process's own costs so far.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub(super) struct WorldStats {
+    /// DNS messages received, UDP and TCP.
+    pub(super) dns_queries: u64,
+    pub(super) dns_udp: u64,
+    pub(super) dns_tcp: u64,
+    /// Completed TLS handshakes on every site's HTTPS port.
+    pub(super) handshakes: u64,
+    /// HTTP requests received (both ports).
+    pub(super) requests: u64,
+    /// `utime + stime` of the world process.
+    pub(super) cpu_s: f64,
+    /// `VmHWM` of the world process.
+    pub(super) peak_rss_kib: u64,
+}
+
+impl Hello {
+    /// Connections the world can accept at once before running out of descriptors.
+    pub(super) fn connection_room(&self) -> u64 {
+        self.fd_limit.saturating_sub(self.open_fds)
+    }
+}
+
+impl WorldStats {
+    /// The counters of `self` minus those of `before`; CPU as a difference, the peak
+    /// as `self`'s (a high-water mark has no difference).
+    pub(super) fn since(&self, before: &Self) -> Self {
+        Self {
+            dns_queries: self.dns_queries.saturating_sub(before.dns_queries),
+            dns_udp: self.dns_udp.saturating_sub(before.dns_udp),
+            dns_tcp: self.dns_tcp.saturating_sub(before.dns_tcp),
+            handshakes: self.handshakes.saturating_sub(before.handshakes),
+            requests: self.requests.saturating_sub(before.requests),
+            cpu_s: (self.cpu_s - before.cpu_s).max(0.0),
+            peak_rss_kib: self.peak_rss_kib,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// The server side: `xtask world-serve`.
+
+/// What `world-serve` is asked for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct ServeOptions {
+    sites: usize,
+    seed: u64,
+    dir: PathBuf,
+}
+
+impl ServeOptions {
+    fn parse(args: &[String]) -> Result<Self> {
+        let (mut sites, mut seed, mut dir) = (None, None, None);
+        let mut args = args.iter();
+        while let Some(flag) = args.next() {
+            let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
+            match flag.as_str() {
+                "--sites" => {
+                    sites = Some(value.parse().map_err(|e| format!("--sites {value}: {e}"))?);
+                }
+                "--seed" => {
+                    seed = Some(value.parse().map_err(|e| format!("--seed {value}: {e}"))?);
+                }
+                "--dir" => dir = Some(PathBuf::from(value)),
+                other => return Err(format!("unknown argument {other:?}")),
+            }
+        }
+        Ok(Self {
+            sites: sites.ok_or("--sites is required")?,
+            seed: seed.ok_or("--seed is required")?,
+            dir: dir.ok_or("--dir is required")?,
+        })
+    }
+}
+
+/// Entry point of the hidden `xtask world-serve --sites N --seed S --dir D`.
+pub fn world_serve(args: &[String]) -> ExitCode {
+    match ServeOptions::parse(args).and_then(serve) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask world-serve: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(options: ServeOptions) -> Result<()> {
+    let fd_limit = raise_fd_limit(2 * options.sites as u64 + FD_MARGIN);
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| format!("tokio runtime: {e}"))?;
+    eprintln!(
+        "xtask world-serve: generating a world of {} sites (seed {:#x})",
+        options.sites, options.seed
+    );
+    let started = Instant::now();
+    let world = runtime
+        .block_on(World::generate(options.seed, options.sites))
+        .map_err(|e| format!("cannot start the world: {e}"))?;
+    let generate_s = started.elapsed().as_secs_f64();
+    eprintln!(
+        "xtask world-serve: {} sites up in {generate_s:.1} s; writing {}",
+        options.sites,
+        options.dir.display()
+    );
+    let https_sites = write_files(&world, &options.dir)?;
+    let hello = Hello {
+        dns: world.dns_addr(),
+        https_port: world.web.https_port(),
+        http_port: world.web.http_port(),
+        expected_edges: world.expected_edges().len(),
+        sites: options.sites,
+        https_sites,
+        fd_limit,
+        open_fds: open_fds(),
+        generate_s,
+    };
+    answer(&hello)?;
+    // The runtime's workers serve the world; this thread only reads commands.
+    for line in std::io::stdin().lock().lines() {
+        let line = line.map_err(|e| format!("stdin: {e}"))?;
+        match line.trim() {
+            "stats" => answer(&stats(&world)?)?,
+            "" => {}
+            other => answer(&serde_json::json!({ "error": format!("unknown command {other:?}") }))?,
+        }
+    }
+    {
+        let _runtime = runtime.enter();
+        drop(world);
+    }
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    Ok(())
+}
+
+/// One JSON line on stdout, flushed.
+fn answer<T: Serialize>(value: &T) -> Result<()> {
+    let text = serde_json::to_string(value).map_err(|e| format!("JSON: {e}"))?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{text}")
+        .and_then(|()| out.flush())
+        .map_err(|e| format!("stdout: {e}"))
+}
+
+fn stats(world: &World) -> Result<WorldStats> {
+    // The peak first: `requests()` copies the request log for a moment.
+    let peak_rss_kib = crate::proc_stat::own_peak_rss_kib()?;
+    let cpu_s = crate::proc_stat::own_cpu_seconds()?;
+    Ok(WorldStats {
+        dns_queries: world.dns.query_count(),
+        dns_udp: world.dns.udp_query_count(),
+        dns_tcp: world.dns.tcp_query_count(),
+        handshakes: world.web.handshakes(),
+        requests: world.web.requests().len() as u64,
+        cpu_s,
+        peak_rss_kib,
+    })
+}
+
+/// Writes the domains, the roots and the HTTPS sites; returns the number of the latter.
+fn write_files(world: &World, dir: &Path) -> Result<usize> {
+    let write = |name: &str, text: String| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+    };
+    write(DOMAINS_FILE, world.hosts().join("\n") + "\n")?;
+    write(ROOTS_FILE, world.ca.root_pem())?;
+    let https: Vec<String> = world
+        .sites
+        .iter()
+        .filter(|site| {
+            site.edges
+                .iter()
+                .any(|(kind, _, _)| *kind == EdgeType::UsesCert)
+        })
+        .filter_map(|site| {
+            site.edges.iter().find_map(|(kind, _, target)| {
+                let ip = target.parse::<Ipv4Addr>().ok()?;
+                (*kind == EdgeType::ResolvesTo).then(|| format!("{} {ip}", site.host))
+            })
+        })
+        .collect();
+    write(HTTPS_SITES_FILE, https.join("\n") + "\n")?;
+    Ok(https.len())
+}
+
+/// Raises the soft open-file limit of this process to `need` (and the hard one when
+/// allowed) with `prlimit`: every site holds two listening sockets. Returns the soft
+/// limit in force afterwards; says so on stderr when it stays below `need` (the
+/// benchmark then checks the room actually left, see [`Hello::connection_room`]).
+fn raise_fd_limit(need: u64) -> u64 {
+    let Some((soft, hard)) = fd_limits() else {
+        eprintln!("xtask world-serve: cannot read the open-file limit; leaving it");
+        return 0;
+    };
+    if soft >= need {
+        return soft;
+    }
+    let pid = std::process::id().to_string();
+    let attempts = [(need, hard.max(need)), (hard.min(need), hard)];
+    for (want_soft, want_hard) in attempts {
+        let _ = std::process::Command::new("prlimit")
+            .args(["--pid", &pid, &format!("--nofile={want_soft}:{want_hard}")])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        if fd_limits().is_some_and(|(soft, _)| soft >= need) {
+            break;
+        }
+    }
+    let soft = fd_limits().map_or(soft, |(soft, _)| soft);
+    if soft < need {
+        eprintln!(
+            "xtask world-serve: open-file limit stays {soft} (asked for {need}; raising it needs CAP_SYS_RESOURCE or a higher hard limit)"
+        );
+    }
+    soft
+}
+
+/// Entries of `/proc/self/fd` (0 when unreadable).
+fn open_fds() -> u64 {
+    std::fs::read_dir("/proc/self/fd").map_or(0, |dir| dir.count() as u64)
+}
+
+/// `(soft, hard)` of `Max open files` in `/proc/self/limits`.
+fn fd_limits() -> Option<(u64, u64)> {
+    let text = std::fs::read_to_string("/proc/self/limits").ok()?;
+    parse_fd_limits(&text)
+}
+
+fn parse_fd_limits(limits: &str) -> Option<(u64, u64)> {
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    let mut values = line["Max open files".len()..].split_whitespace().map(|v| {
+        if v == "unlimited" {
+            Some(u64::MAX)
+        } else {
+            v.parse().ok()
+        }
+    });
+    Some((values.next()??, values.next()??))
+}
+
+// ---------------------------------------------------------------------------------
+// The client side: the benchmark's handle on the world process.
+
+/// A running `world-serve` process. Killed when dropped.
+#[derive(Debug)]
+pub(super) struct WorldProcess {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: BufReader<ChildStdout>,
+}
+
+/// Bound on one `stats` answer.
+const ANSWER_LIMIT: Duration = Duration::from_secs(30);
+/// Bound on the process's exit after EOF.
+const EXIT_LIMIT: Duration = Duration::from_secs(30);
+
+impl WorldProcess {
+    /// Starts `xtask world-serve` (this very executable) under the world's pinning and
+    /// waits up to `ready_limit` for its [`Hello`].
+    pub(super) async fn start(
+        pinning: &Pinning,
+        sites: usize,
+        seed: u64,
+        dir: &Path,
+        ready_limit: Duration,
+    ) -> Result<(Self, Hello)> {
+        let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
+        let mut child = pinning
+            .world_command(&exe)
+            .arg("world-serve")
+            .args(["--sites", &sites.to_string()])
+            .args(["--seed", &seed.to_string()])
+            .arg("--dir")
+            .arg(dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("cannot start {} world-serve: {e}", exe.display()))?;
+        let stdin = child.stdin.take().ok_or("no stdin for the world process")?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or("no stdout for the world process")?;
+        let mut world = Self {
+            child,
+            stdin: Some(stdin),
+            stdout: BufReader::new(stdout),
+        };
+        let line = world
+            .read_line(ready_limit)
+            .await
+            .map_err(|e| format!("world of {sites} sites not ready: {e}"))?;
+        let hello =
+            serde_json::from_str(&line).map_err(|e| format!("world hello {line:?}: {e}"))?;
+        Ok((world, hello))
+    }
+
+    /// The world's counters and costs now.
+    pub(super) async fn stats(&mut self) -> Result<WorldStats> {
+        let stdin = self.stdin.as_mut().ok_or("the world's stdin is closed")?;
+        stdin
+            .write_all(b"stats\n")
+            .await
+            .and(stdin.flush().await)
+            .map_err(|e| format!("world stdin: {e}"))?;
+        let line = self.read_line(ANSWER_LIMIT).await?;
+        serde_json::from_str(&line).map_err(|e| format!("world stats {line:?}: {e}"))
+    }
+
+    /// Closes stdin and waits for a clean exit.
+    pub(super) async fn stop(mut self) -> Result<()> {
+        drop(self.stdin.take());
+        match tokio::time::timeout(EXIT_LIMIT, self.child.wait()).await {
+            Ok(Ok(status)) if status.success() => Ok(()),
+            Ok(Ok(status)) => Err(format!("the world process exited with {status}")),
+            Ok(Err(e)) => Err(format!("world process: {e}")),
+            Err(_) => Err(format!(
+                "the world process did not exit within {EXIT_LIMIT:?} of EOF (killed)"
+            )),
+        }
+    }
+
+    async fn read_line(&mut self, limit: Duration) -> Result<String> {
+        let mut line = String::new();
+        let read = tokio::time::timeout(limit, self.stdout.read_line(&mut line))
+            .await
+            .map_err(|_| format!("no answer within {limit:?}"))?
+            .map_err(|e| format!("world stdout: {e}"))?;
+        if read == 0 {
+            let status = self.child.try_wait().ok().flatten();
+            return Err(format!(
+                "the world process closed its stdout (exit status: {status:?}); see its stderr above"
+            ));
+        }
+        Ok(line.trim_end().to_owned())
+    }
+}
+
+/// `host ip` lines of `https_sites.txt`.
+pub(super) fn read_https_sites(dir: &Path) -> Result<Vec<(String, Ipv4Addr)>> {
+    let path = dir.join(HTTPS_SITES_FILE);
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| {
+            let (host, ip) = line
+                .split_once(' ')
+                .ok_or_else(|| format!("{}: bad line {line:?}", path.display()))?;
+            let ip = ip
+                .trim()
+                .parse()
+                .map_err(|e| format!("{}: bad address in {line:?}: {e}", path.display()))?;
+            Ok((host.to_owned(), ip))
+        })
+        .collect()
+}
+
+/// The names of `domains.txt`, in order.
+pub(super) fn read_domains(dir: &Path) -> Result<Vec<String>> {
+    let path = dir.join(DOMAINS_FILE);
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    Ok(text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|a| (*a).to_owned()).collect()
+    }
+
+    #[test]
+    fn serve_options_need_all_three() {
+        assert_eq!(
+            ServeOptions::parse(&args(&["--seed", "7", "--sites", "10", "--dir", "/tmp/w"])),
+            Ok(ServeOptions {
+                sites: 10,
+                seed: 7,
+                dir: PathBuf::from("/tmp/w"),
+            })
+        );
+        assert!(ServeOptions::parse(&args(&["--sites", "10", "--dir", "/tmp/w"])).is_err());
+        assert!(ServeOptions::parse(&args(&["--sites"])).is_err());
+        assert!(
+            ServeOptions::parse(&args(&["--sites", "x", "--seed", "1", "--dir", "d"])).is_err()
+        );
+        assert!(ServeOptions::parse(&args(&["--what", "1"])).is_err());
+    }
+
+    #[test]
+    fn reads_the_open_file_limit() {
+        let limits = "Limit                     Soft Limit           Hard Limit           Units     \n\
+                      Max cpu time              unlimited            unlimited            seconds   \n\
+                      Max open files            1024                 524288               files     \n";
+        assert_eq!(parse_fd_limits(limits), Some((1024, 524_288)));
+        let unlimited =
+            "Max open files            unlimited            unlimited            files\n";
+        assert_eq!(parse_fd_limits(unlimited), Some((u64::MAX, u64::MAX)));
+        assert_eq!(parse_fd_limits("Max processes 1 2 processes\n"), None);
+        assert!(fd_limits().is_some(), "/proc/self/limits");
+    }
+
+    #[test]
+    fn stats_since_subtracts_counters_and_keeps_the_peak() {
+        let before = WorldStats {
+            dns_queries: 100,
+            dns_udp: 90,
+            dns_tcp: 10,
+            handshakes: 5,
+            requests: 12,
+            cpu_s: 1.5,
+            peak_rss_kib: 1_000,
+        };
+        let after = WorldStats {
+            dns_queries: 160,
+            dns_udp: 140,
+            dns_tcp: 20,
+            handshakes: 8,
+            requests: 20,
+            cpu_s: 2.0,
+            peak_rss_kib: 1_200,
+        };
+        let delta = after.since(&before);
+        assert_eq!(
+            (delta.dns_queries, delta.dns_udp, delta.dns_tcp),
+            (60, 50, 10)
+        );
+        assert_eq!((delta.handshakes, delta.requests), (3, 8));
+        assert!((delta.cpu_s - 0.5).abs() < 1e-9);
+        assert_eq!(delta.peak_rss_kib, 1_200);
+    }
+
+    #[test]
+    fn hello_and_stats_round_trip_as_json_lines() {
+        let hello = Hello {
+            dns: "127.0.0.1:5353".parse().expect("address"),
+            https_port: 4433,
+            http_port: 8080,
+            expected_edges: 1234,
+            sites: 100,
+            https_sites: 90,
+            fd_limit: 20_000,
+            open_fds: 19_500,
+            generate_s: 0.5,
+        };
+        let line = serde_json::to_string(&hello).expect("serialises");
+        assert!(line.contains(r#""dns":"127.0.0.1:5353""#), "{line}");
+        assert_eq!(serde_json::from_str::<Hello>(&line).expect("parses"), hello);
+        assert_eq!(hello.connection_room(), 500);
+        let stats = WorldStats {
+            dns_queries: 3,
+            ..WorldStats::default()
+        };
+        let line = serde_json::to_string(&stats).expect("serialises");
+        assert_eq!(
+            serde_json::from_str::<WorldStats>(&line).expect("parses"),
+            stats
+        );
+    }
+}
