@@ -62,11 +62,13 @@ impl HostName {
         if is_ip_literal(name) {
             return Err(HostError::IpLiteral);
         }
-        let ascii: Cow<'_, str> = if name.is_ascii() && !has_ace_label(name) {
-            Cow::Owned(name.to_ascii_lowercase())
-        } else {
-            to_ascii_uts46(name)?
-        };
+        if name.is_ascii() && !has_ace_label(name) {
+            // The common case: plain ASCII, lower-cased once, no IDNA pass.
+            let ascii = name.to_ascii_lowercase();
+            validate(&ascii, kind)?;
+            return Ok(Self(ascii));
+        }
+        let ascii = to_ascii_uts46(name)?;
         validate(&ascii, kind)?;
         let mut s = ascii.into_owned();
         s.make_ascii_lowercase();
@@ -188,7 +190,10 @@ fn host_of_url(s: &str) -> Option<&str> {
 
 fn is_ip_literal(name: &str) -> bool {
     let bare = name.trim_start_matches('[').trim_end_matches(']');
-    bare.parse::<IpAddr>().is_ok()
+    // Only digits and dots can make an IPv4 literal, and IPv6 needs a colon: most names
+    // are neither and skip the parse.
+    let maybe_ip = bare.contains(':') || bare.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+    maybe_ip && bare.parse::<IpAddr>().is_ok()
 }
 
 fn has_ace_label(name: &str) -> bool {
