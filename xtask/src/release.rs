@@ -32,6 +32,24 @@ pub fn build_spyder() -> Result<PathBuf, String> {
         .ok_or_else(|| "cargo build named no spyder executable".to_owned())
 }
 
+/// Environment variables spyder reads that would leak a developer's own setup (their
+/// Redis, log level or API keys) into a benchmark run.
+const SPYDER_ENV: [&str; 5] = [
+    "REDIS_ADDR",
+    "REDIS_QUEUE_ADDR",
+    "REDIS_QUEUE_KEY",
+    "LOG_LEVEL",
+    "SPYDER_API_KEYS",
+];
+
+/// Clears [`SPYDER_ENV`] from a spyder command; the caller sets what the run needs.
+pub fn without_spyder_env(cmd: &mut tokio::process::Command) -> &mut tokio::process::Command {
+    for var in SPYDER_ENV {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
 /// The `executable` of the `compiler-artifact` message for binary target `name`.
 fn executable_of(messages: &str, name: &str) -> Option<PathBuf> {
     messages

@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use divan::{Bencher, black_box};
 use spyder_model::{Edge, EdgeType, HostName, NodeDomain, NodeIp, Records, Timestamp};
-use spyder_sink::{Dedup, DedupKey, KeyDigest, MemoryDedup, dedup_records, settle_crawl};
+use spyder_sink::{Dedup, KeyDigest, MemoryDedup, crawl_keys, dedup_records, settle_crawl};
 
 fn main() {
     divan::main();
@@ -102,26 +102,7 @@ impl Crawl {
     /// The crawl's 12 keys, in `settle_crawl`'s order: `queued|`, `crawled|`, then one
     /// per record.
     fn keys(&self) -> Vec<KeyDigest> {
-        let r = &self.records;
-        let mut keys = vec![
-            DedupKey::Queued(self.host.as_str()).digest(),
-            DedupKey::Crawled(self.host.as_str()).digest(),
-        ];
-        keys.extend(
-            r.nodes_domain
-                .iter()
-                .map(|n| DedupKey::Domain(&n.host).digest()),
-        );
-        keys.extend(r.nodes_ip.iter().map(|n| DedupKey::NodeIp(n.ip).digest()));
-        keys.extend(r.edges.iter().map(|e| {
-            DedupKey::Edge {
-                source: &e.source,
-                kind: e.kind,
-                target: &e.target,
-            }
-            .digest()
-        }));
-        keys
+        crawl_keys(&self.host, &self.records)
     }
 }
 

@@ -77,8 +77,9 @@ pub trait Dedup: Send + Sync + fmt::Debug {
 }
 
 /// The keys of one crawl: `queued|<host>` and `crawled|<host>`, then one per record
-/// in record order (domain, IP and cert nodes, edges).
-fn crawl_keys(crawled: &HostName, records: &Records) -> Vec<KeyDigest> {
+/// in record order (domain, IP and cert nodes, edges). These are what
+/// [`settle_crawl`] checks in one dedup call.
+pub fn crawl_keys(crawled: &HostName, records: &Records) -> Vec<KeyDigest> {
     let mut keys = Vec::with_capacity(
         HOST_KEYS
             + records.nodes_domain.len()

@@ -147,15 +147,7 @@ pub(super) async fn run(
     let log_path = dir.join(LOG_FILE);
     let log = File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
     let mut cmd = pinning.client_command(binary);
-    for var in [
-        "REDIS_ADDR",
-        "REDIS_QUEUE_ADDR",
-        "REDIS_QUEUE_KEY",
-        "LOG_LEVEL",
-        "SPYDER_API_KEYS",
-    ] {
-        cmd.env_remove(var);
-    }
+    crate::release::without_spyder_env(&mut cmd);
     cmd.args(&args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())

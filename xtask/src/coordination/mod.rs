@@ -296,15 +296,7 @@ impl Bench {
         let log = self.dir.path().join(format!("{name}.log"));
         let stderr = File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
         let mut cmd = Command::new(&self.binary);
-        for var in [
-            "REDIS_ADDR",
-            "REDIS_QUEUE_ADDR",
-            "REDIS_QUEUE_KEY",
-            "LOG_LEVEL",
-            "SPYDER_API_KEYS",
-        ] {
-            cmd.env_remove(var);
-        }
+        crate::release::without_spyder_env(&mut cmd);
         cmd.env("REDIS_QUEUE_ADDR", self.redis.addr())
             .env("REDIS_ADDR", self.redis.addr())
             .args(world_flags(&self.world, &self.roots))
