@@ -11,9 +11,8 @@
 //! - `client::resolve_uncached`: step 3 of a crawl for a new host: A, AAAA, NS, CNAME
 //!   and MX concurrently.
 //!
-//! The client's query encoding lives in a crate-private type of the probe, so
-//! `message::*` repeats its few lines (see `encode_query`); keep them in step with
-//! `crates/probe/src/dns/transport.rs`.
+//! `message::*` uses the client's own `Question` (re-exported, hidden, for benchmarks).
+//! `decode_response` includes building the `Question` it matches against.
 //!
 //! ```sh
 //! cargo bench -p spyder-probe --bench dns
@@ -29,7 +28,7 @@ use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
 use hickory_proto::rr::rdata::{A, AAAA, CNAME, MX, NS};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use spyder_probe::DnsSettings;
-use spyder_probe::dns::{DnsClient, resolve};
+use spyder_probe::dns::{DnsClient, Question, resolve};
 use spyder_probe::model::HostName;
 use spyder_testkit::dns::{DnsServer, Zone};
 use tokio::runtime::Runtime;
@@ -115,35 +114,18 @@ mod client {
 /// The client's query for `name` as query `id` (the probe's `Question::new` and
 /// `Question::encode`).
 fn encode_query(name: &str, rtype: RecordType, id: u16) -> Vec<u8> {
-    let mut qname = Name::from_ascii(name).expect("the benchmark name is valid");
-    qname.set_fqdn(true);
-    let mut msg = Message::new(id, MessageType::Query, OpCode::Query);
-    msg.metadata.recursion_desired = true;
-    let mut query = Query::query(qname, rtype);
-    query.set_query_class(DNSClass::IN);
-    msg.add_query(query);
-    let mut edns = Edns::new();
-    edns.set_max_payload(EDNS_PAYLOAD).set_version(0);
-    msg.set_edns(edns);
-    msg.to_vec().expect("a query encodes")
+    Question::new(name, rtype)
+        .and_then(|q| q.encode(id))
+        .expect("a query encodes")
 }
 
-/// Decodes a reply and checks it answers `name`/`rtype` (the probe's receive task and
-/// `Question::answered_by`); the answer records.
+/// Decodes a reply and checks it answers `name`/`rtype`, as the probe's receive task
+/// does; the answer records.
 fn decode_answer(bytes: &[u8], name: &str, rtype: RecordType) -> Vec<Record> {
     let msg = Message::from_vec(bytes).expect("the reply decodes");
-    let answers_question = msg.metadata.message_type == MessageType::Response
-        && msg.queries.len() == 1
-        && msg.queries[0].query_type() == rtype
-        && msg.queries[0].query_class() == DNSClass::IN
-        && name_key(&msg.queries[0].name().to_ascii()) == name_key(name);
-    assert!(answers_question, "the reply answers the question");
+    let question = Question::new(name, rtype).expect("the benchmark name is valid");
+    assert!(question.answered_by(&msg), "the reply answers the question");
     msg.answers
-}
-
-/// Lower-case, no trailing dot (the probe's `name_key`).
-fn name_key(name: &str) -> String {
-    name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase()
 }
 
 fn fqdn(name: &str) -> Name {

@@ -42,9 +42,13 @@ use tokio::time::Instant;
 
 use crate::DnsSettings;
 use cache::{Cache, Key};
-use transport::{DropCounter, Question, Transport};
+use transport::{DropCounter, Transport};
 
 pub use resolve::{Resolution, ResolveStatus, resolve, resolve_addresses};
+/// The client's query encoding and reply matching, re-exported for the crate's own
+/// benchmarks (`benches/dns.rs`); not part of the API.
+#[doc(hidden)]
+pub use transport::Question;
 
 /// Most UDP sockets a client multiplexes over.
 pub const MAX_SOCKETS: usize = 64;

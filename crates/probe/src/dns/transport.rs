@@ -45,7 +45,7 @@ impl DropCounter {
 
 /// The question a reply must repeat: normalised name, type and class.
 #[derive(Clone, Debug)]
-pub(crate) struct Question {
+pub struct Question {
     name: Name,
     key: String,
     rtype: RecordType,
@@ -53,7 +53,7 @@ pub(crate) struct Question {
 
 impl Question {
     /// The question for an already-normalised name.
-    pub(crate) fn new(name: &str, rtype: RecordType) -> Result<Self, DnsError> {
+    pub fn new(name: &str, rtype: RecordType) -> Result<Self, DnsError> {
         let mut n = Name::from_ascii(name).map_err(|e| DnsError::InvalidName(e.to_string()))?;
         n.set_fqdn(true);
         Ok(Self {
@@ -64,7 +64,7 @@ impl Question {
     }
 
     /// True when `msg` is a response carrying exactly this question.
-    fn answered_by(&self, msg: &Message) -> bool {
+    pub fn answered_by(&self, msg: &Message) -> bool {
         msg.metadata.message_type == MessageType::Response
             && msg.queries.len() == 1
             && msg.queries[0].query_type() == self.rtype
@@ -73,7 +73,7 @@ impl Question {
     }
 
     /// The wire form of this question as query `id`: RD set, EDNS0 payload 1232.
-    fn encode(&self, id: u16) -> Result<Vec<u8>, DnsError> {
+    pub fn encode(&self, id: u16) -> Result<Vec<u8>, DnsError> {
         let mut msg = Message::new(id, MessageType::Query, OpCode::Query);
         msg.metadata.recursion_desired = true;
         let mut q = Query::query(self.name.clone(), self.rtype);
