@@ -105,16 +105,25 @@ impl Control for RunControl {
                     spyder_queue::PushError::Full => EnqueueError::QueueFull,
                     other => EnqueueError::Unavailable(other.to_string()),
                 }),
-                WorkQueue::Redis(q) => {
-                    let now = SystemTime::now()
-                        .duration_since(UNIX_EPOCH)
-                        .map_or(0, |d| d.as_secs());
-                    let item = QueueItem::new(host, i64::try_from(now).unwrap_or(i64::MAX));
-                    q.push(&[item]).await.map_err(|e| {
-                        EnqueueError::Unavailable(format!("queue Redis unavailable: {e}"))
-                    })
-                }
+                WorkQueue::Redis(q) => push_items(q, vec![host]).await,
             }
+        })
+    }
+
+    /// In queue mode the whole request is one `LPUSH`; the memory queue takes the
+    /// hosts one by one (its capacity decides per host).
+    fn enqueue_many(&self, hosts: Vec<HostName>) -> BoxFuture<'_, Vec<Result<(), EnqueueError>>> {
+        Box::pin(async move {
+            let WorkQueue::Redis(q) = &self.shared.queue else {
+                return spyder_health::enqueue_each(self, hosts).await;
+            };
+            let count = hosts.len();
+            let result = if self.stop.is_cancelled() {
+                Err(EnqueueError::Unavailable("stopping".to_owned()))
+            } else {
+                push_items(q, hosts).await
+            };
+            vec![result; count]
         })
     }
 
@@ -132,4 +141,20 @@ impl Control for RunControl {
         tracing::info!("stop requested through the API; shutting down");
         self.stop.cancel();
     }
+}
+
+/// Seeds `hosts` as fresh items (like `seed`) in one `LPUSH`.
+async fn push_items(
+    queue: &spyder_queue::RedisQueue,
+    hosts: Vec<HostName>,
+) -> Result<(), EnqueueError> {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let ts = i64::try_from(now).unwrap_or(i64::MAX);
+    let items: Vec<QueueItem> = hosts.into_iter().map(|h| QueueItem::new(h, ts)).collect();
+    queue
+        .push(&items)
+        .await
+        .map_err(|e| EnqueueError::Unavailable(format!("queue Redis unavailable: {e}")))
 }

@@ -41,23 +41,6 @@ fn seed(redis: &RedisServer, hosts: &[String]) {
     assert_eq!(int(redis, &args), hosts.len() as i64);
 }
 
-/// `calls` of one command in `INFO commandstats`.
-fn command_calls(redis: &RedisServer, command: &str) -> u64 {
-    let reply = redis
-        .command(&["INFO", "commandstats"])
-        .expect("INFO commandstats");
-    reply
-        .lines()
-        .find_map(|line| {
-            let stats = line.strip_prefix(&format!("cmdstat_{command}:"))?;
-            stats
-                .split(',')
-                .find_map(|kv| kv.strip_prefix("calls="))
-                .and_then(|n| n.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 /// One probe process writing its batches to its own file. Its stderr is read as it
 /// comes: a full pipe would block the probe's logging, and with it the probe.
 struct Probe {
@@ -134,7 +117,7 @@ async fn wait_drained(queue: &RedisServer, limit: Duration) -> Result<(), String
 /// measure: continuous probes push their discoveries onto it.
 async fn wait_progress(queue: &RedisServer, n: u64, limit: Duration) {
     let deadline = Instant::now() + limit;
-    while command_calls(queue, "evalsha") < n {
+    while support::command_calls(queue, "evalsha") < n {
         assert!(Instant::now() < deadline, "fewer than {n} scripts ran");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -261,7 +244,8 @@ async fn three_probes_survive_a_sigkill_and_drain_the_closure() {
     // Dedup: at most 2 commands per crawled domain, only windowed sets, no
     // per-entry keys with a TTL of their own and no old `seen:<key>` keys.
     let crawled: usize = counts.values().sum();
-    let dedup_calls = command_calls(&dedup, "evalsha") + command_calls(&dedup, "eval");
+    let dedup_calls =
+        support::command_calls(&dedup, "evalsha") + support::command_calls(&dedup, "eval");
     assert!(
         dedup_calls <= 2 * crawled as u64,
         "{dedup_calls} dedup commands for {crawled} crawls"

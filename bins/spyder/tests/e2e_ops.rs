@@ -467,3 +467,65 @@ async fn output_format_and_file_switch_mid_run_without_losing_a_record() {
     assert!(before > 0 && edges.len() > before, "both files hold edges");
     support::assert_same_edges(&edges, &h.world.expected_edges());
 }
+
+/// `POST /api/v1/domains/bulk` in queue mode: the whole request is one `LPUSH` of
+/// items as `seed` writes them, normalised, and a paused probe leaves them queued.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_domains_in_queue_mode_are_one_lpush_of_seed_items() {
+    let h = Harness::new(0x5eed_0b07, 3).await;
+    let redis = RedisServer::start().expect("redis");
+    let config = config_file(&h, "");
+    let port = free_port();
+    let mut cmd = support::spyder();
+    cmd.args(support::world_flags(&h.world, &h.roots))
+        .arg(format!("-config={}", config.display()))
+        .arg(format!("-metrics_addr=127.0.0.1:{port}"))
+        .env("REDIS_QUEUE_ADDR", redis.addr());
+    let run = Running::start(cmd, port);
+    until("the API to pause the probe", || {
+        http(port, "POST", "/api/v1/control/pause", Some(ADMIN), Some(""))
+            .filter(|(status, _)| *status == 200)
+    })
+    .await;
+
+    let lpush_before = support::command_calls(&redis, "lpush");
+    let body = r#"["bulk-a.example", "https://bulk-b.example/x", "BULK-C.example.", "not a host"]"#;
+    let (status, reply) = http(
+        port,
+        "POST",
+        "/api/v1/domains/bulk",
+        Some(ADMIN),
+        Some(body),
+    )
+    .expect("bulk answered");
+    assert!((200..300).contains(&status), "{status} {reply}");
+    let reply: serde_json::Value = serde_json::from_str(&reply).expect("JSON reply");
+    assert_eq!(reply["accepted"], 3, "{reply}");
+    assert_eq!(support::command_calls(&redis, "lpush") - lpush_before, 1);
+
+    // A BLMOVE already waiting when the pause came may have moved one item into
+    // :processing (its lease is given by the reaper later): look in both lists.
+    let mut hosts = Vec::new();
+    for list in ["spyder:queue", "spyder:queue:processing"] {
+        let items = redis.command(&["LRANGE", list, "0", "-1"]).expect("LRANGE");
+        // The raw RESP reply: `*n`, then `$len` and the item on its own line.
+        for line in items.lines().filter(|l| l.starts_with('{')) {
+            let item: serde_json::Value = serde_json::from_str(line).expect("a JSON item");
+            assert_eq!(item["attempt"], 0, "{line}");
+            assert!(item["ts"].as_i64().is_some_and(|ts| ts > 0), "{line}");
+            assert!(
+                item.get("via").is_none(),
+                "fresh items, not discoveries: {line}"
+            );
+            hosts.push(item["host"].as_str().expect("host").to_owned());
+        }
+    }
+    hosts.sort();
+    assert_eq!(
+        hosts,
+        ["bulk-a.example", "bulk-b.example", "bulk-c.example"],
+        "one item per accepted host"
+    );
+    let (code, stderr) = run.stop().await;
+    assert_eq!(code, Some(0), "{stderr}");
+}

@@ -49,22 +49,7 @@ pub trait Control: Send + Sync + 'static {
     /// after the first [`EnqueueError::Unavailable`], fails the rest with the same
     /// error without trying them. Override it to pipeline (e.g. one Redis round trip).
     fn enqueue_many(&self, hosts: Vec<HostName>) -> BoxFuture<'_, Vec<Result<(), EnqueueError>>> {
-        Box::pin(async move {
-            let mut results = Vec::with_capacity(hosts.len());
-            let mut unavailable: Option<EnqueueError> = None;
-            for host in hosts {
-                if let Some(err) = &unavailable {
-                    results.push(Err(err.clone()));
-                    continue;
-                }
-                let result = self.enqueue(host).await;
-                if let Err(err @ EnqueueError::Unavailable(_)) = &result {
-                    unavailable = Some(err.clone());
-                }
-                results.push(result);
-            }
-            results
-        })
+        Box::pin(enqueue_each(self, hosts))
     }
 
     /// Stops leasing new work; running tasks go on. Idempotent.
@@ -76,4 +61,27 @@ pub trait Control: Send + Sync + 'static {
     /// Starts the shutdown path of a first SIGTERM (SPEC §3.14). Called once per
     /// accepted `POST /api/v1/control/stop`.
     fn stop(&self);
+}
+
+/// [`Control::enqueue_many`]'s default: [`Control::enqueue`] one host after the other;
+/// after the first [`EnqueueError::Unavailable`] the rest fail with the same error
+/// without being tried. For overrides that pipeline only some of their queues.
+pub async fn enqueue_each<C: Control + ?Sized>(
+    control: &C,
+    hosts: Vec<HostName>,
+) -> Vec<Result<(), EnqueueError>> {
+    let mut results = Vec::with_capacity(hosts.len());
+    let mut unavailable: Option<EnqueueError> = None;
+    for host in hosts {
+        if let Some(err) = &unavailable {
+            results.push(Err(err.clone()));
+            continue;
+        }
+        let result = control.enqueue(host).await;
+        if let Err(err @ EnqueueError::Unavailable(_)) = &result {
+            unavailable = Some(err.clone());
+        }
+        results.push(result);
+    }
+    results
 }

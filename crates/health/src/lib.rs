@@ -51,7 +51,7 @@ mod server;
 
 pub use api::{BODY_LIMIT, BULK_BODY_LIMIT};
 pub use checks::{CheckOutcome, CheckReport, CheckStatus, FnCheck, HealthCheck};
-pub use control::{Control, EnqueueError, PatchOutcome};
+pub use control::{Control, EnqueueError, PatchOutcome, enqueue_each};
 pub use error::{ApiError, HealthError, NO_API_KEYS_MESSAGE};
 pub use keys::{KeyIdentity, KeyInfo, KeyStore, KeyStoreError};
 pub use metrics::{

@@ -217,3 +217,20 @@ pub fn assert_same_edges(got: &BTreeSet<ExpectedEdge>, want: &BTreeSet<ExpectedE
         extra.len()
     );
 }
+
+/// `calls` of one command in the Redis server's `INFO commandstats`.
+pub fn command_calls(redis: &spyder_testkit::redis::RedisServer, command: &str) -> u64 {
+    let reply = redis
+        .command(&["INFO", "commandstats"])
+        .expect("INFO commandstats");
+    reply
+        .lines()
+        .find_map(|line| {
+            let stats = line.strip_prefix(&format!("cmdstat_{command}:"))?;
+            stats
+                .split(',')
+                .find_map(|kv| kv.strip_prefix("calls="))
+                .and_then(|n| n.parse().ok())
+        })
+        .unwrap_or(0)
+}
