@@ -110,20 +110,28 @@ impl Control for RunControl {
         })
     }
 
-    /// In queue mode the whole request is one `LPUSH`; the memory queue takes the
-    /// hosts one by one (its capacity decides per host).
+    /// In queue mode one `LPUSH` per [`LPUSH_CHUNK`] hosts, as `seed` does; after a
+    /// failed push the rest fail with the same error untried. The memory queue takes
+    /// the hosts one by one (its capacity decides per host).
     fn enqueue_many(&self, hosts: Vec<HostName>) -> BoxFuture<'_, Vec<Result<(), EnqueueError>>> {
         Box::pin(async move {
             let WorkQueue::Redis(q) = &self.shared.queue else {
                 return spyder_health::enqueue_each(self, hosts).await;
             };
-            let count = hosts.len();
-            let result = if self.stop.is_cancelled() {
-                Err(EnqueueError::Unavailable("stopping".to_owned()))
-            } else {
-                push_items(q, hosts).await
-            };
-            vec![result; count]
+            let mut results = Vec::with_capacity(hosts.len());
+            if self.stop.is_cancelled() {
+                let stopping = EnqueueError::Unavailable("stopping".to_owned());
+                results.resize(hosts.len(), Err(stopping));
+                return results;
+            }
+            for chunk in hosts.chunks(LPUSH_CHUNK) {
+                if let Err(e) = push_items(q, chunk.to_vec()).await {
+                    results.resize(hosts.len(), Err(e));
+                    break;
+                }
+                results.resize(results.len() + chunk.len(), Ok(()));
+            }
+            results
         })
     }
 
@@ -142,6 +150,9 @@ impl Control for RunControl {
         self.stop.cancel();
     }
 }
+
+/// Hosts per `LPUSH` of the bulk endpoint (`seed` chunks the same way).
+const LPUSH_CHUNK: usize = 1_000;
 
 /// Seeds `hosts` as fresh items (like `seed`) in one `LPUSH`.
 async fn push_items(

@@ -468,8 +468,8 @@ async fn output_format_and_file_switch_mid_run_without_losing_a_record() {
     support::assert_same_edges(&edges, &h.world.expected_edges());
 }
 
-/// `POST /api/v1/domains/bulk` in queue mode: the whole request is one `LPUSH` of
-/// items as `seed` writes them, normalised, and a paused probe leaves them queued.
+/// `POST /api/v1/domains/bulk` in queue mode: one `LPUSH` per 1,000 hosts of items as
+/// `seed` writes them, normalised, and a paused probe leaves them queued.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bulk_domains_in_queue_mode_are_one_lpush_of_seed_items() {
     let h = Harness::new(0x5eed_0b07, 3).await;
@@ -488,20 +488,38 @@ async fn bulk_domains_in_queue_mode_are_one_lpush_of_seed_items() {
     })
     .await;
 
+    // 2,500 valid entries (three in odd forms) and one invalid: 1,000 hosts per LPUSH.
+    let mut entries: Vec<String> = vec![
+        "bulk-a.example".into(),
+        "https://bulk-b.example/x".into(),
+        "BULK-C.example.".into(),
+        "not a host".into(),
+    ];
+    let mut want: Vec<String> = vec![
+        "bulk-a.example".into(),
+        "bulk-b.example".into(),
+        "bulk-c.example".into(),
+    ];
+    for i in 0..2_497 {
+        entries.push(format!("h{i}.bulk.example"));
+        want.push(format!("h{i}.bulk.example"));
+    }
+    want.sort();
+    let body = serde_json::to_string(&entries).expect("JSON body");
     let lpush_before = support::command_calls(&redis, "lpush");
-    let body = r#"["bulk-a.example", "https://bulk-b.example/x", "BULK-C.example.", "not a host"]"#;
     let (status, reply) = http(
         port,
         "POST",
         "/api/v1/domains/bulk",
         Some(ADMIN),
-        Some(body),
+        Some(&body),
     )
     .expect("bulk answered");
     assert!((200..300).contains(&status), "{status} {reply}");
     let reply: serde_json::Value = serde_json::from_str(&reply).expect("JSON reply");
-    assert_eq!(reply["accepted"], 3, "{reply}");
-    assert_eq!(support::command_calls(&redis, "lpush") - lpush_before, 1);
+    assert_eq!(reply["accepted"], 2_500, "{reply}");
+    assert_eq!(reply["rejected"], 1, "{reply}");
+    assert_eq!(support::command_calls(&redis, "lpush") - lpush_before, 3);
 
     // A BLMOVE already waiting when the pause came may have moved one item into
     // :processing (its lease is given by the reaper later): look in both lists.
@@ -521,11 +539,7 @@ async fn bulk_domains_in_queue_mode_are_one_lpush_of_seed_items() {
         }
     }
     hosts.sort();
-    assert_eq!(
-        hosts,
-        ["bulk-a.example", "bulk-b.example", "bulk-c.example"],
-        "one item per accepted host"
-    );
+    assert_eq!(hosts, want, "one item per accepted host");
     let (code, stderr) = run.stop().await;
     assert_eq!(code, Some(0), "{stderr}");
 }

@@ -5,7 +5,7 @@
 //! and kills it when dropped. [`RedisServer::restart`] brings it back on the same
 //! port and directory, so with AOF on (the default here) the data survives.
 
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -179,10 +179,50 @@ fn free_port() -> io::Result<u16> {
 }
 
 /// Reads one RESP reply, enough for simple commands.
+/// Reads one complete RESP reply (however many reads it takes) and gives its raw text.
 fn read_reply(stream: &mut TcpStream) -> io::Result<String> {
-    let mut buf = vec![0u8; 64 * 1024];
-    let n = stream.read(&mut buf)?;
-    Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
+    let mut reader = io::BufReader::new(stream);
+    let mut raw = Vec::new();
+    read_value(&mut reader, &mut raw)?;
+    Ok(String::from_utf8_lossy(&raw).into_owned())
+}
+
+/// Appends one RESP value to `raw`: a line for `+ - :`, a line and its bytes for `$`,
+/// a line and its elements for `*`.
+fn read_value(reader: &mut impl BufRead, raw: &mut Vec<u8>) -> io::Result<()> {
+    let start = raw.len();
+    if reader.read_until(b'\n', raw)? == 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "connection closed mid-reply",
+        ));
+    }
+    let line = String::from_utf8_lossy(&raw[start..]).trim_end().to_owned();
+    let count = |text: &str| {
+        text.parse::<i64>().map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("bad RESP length {text:?}: {e}"),
+            )
+        })
+    };
+    match line.split_at_checked(1) {
+        Some(("$", len)) => {
+            let len = count(len)?;
+            if len >= 0 {
+                let mut body = vec![0u8; usize::try_from(len).unwrap_or(0) + 2];
+                reader.read_exact(&mut body)?;
+                raw.extend_from_slice(&body);
+            }
+        }
+        Some(("*", n)) => {
+            for _ in 0..count(n)?.max(0) {
+                read_value(reader, raw)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 #[cfg(test)]
