@@ -37,8 +37,8 @@
 //! client's and the server's µs per handshake (mean and median) and their ratios. A
 //! filter after `--` limits which benchmarks run after it.
 //!
-//! The client configuration repeats the probe's `tls::provider()` ordering; keep it in
-//! step with `crates/probe/src/tls.rs`.
+//! The client uses the probe's own `tls::crypto_provider()`; its versions, ALPN and
+//! disabled resumption repeat `crates/probe/src/tls.rs` (keep them in step).
 //!
 //! ```sh
 //! cargo bench -p spyder-probe --bench tls
@@ -207,7 +207,7 @@ impl Fixture {
         roots
             .add(ca.root_der())
             .expect("the testkit root is a usable trust anchor");
-        let provider = Arc::new(probe_provider());
+        let provider = Arc::new(spyder_probe::tls::crypto_provider());
         let verifier =
             WebPkiServerVerifier::builder_with_provider(Arc::new(roots), Arc::clone(&provider))
                 .build()
@@ -302,20 +302,6 @@ fn record_certificate_verify(
         "64 spaces, the server context string, a zero byte and a SHA-256 hash"
     );
     recorded
-}
-
-/// ring's provider with the AES-128-GCM suites first (the probe's `tls::provider()`).
-fn probe_provider() -> CryptoProvider {
-    let mut provider = rustls::crypto::ring::default_provider();
-    provider.cipher_suites.sort_by_key(|suite| {
-        u8::from(!matches!(
-            suite.suite(),
-            CipherSuite::TLS13_AES_128_GCM_SHA256
-                | CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
-                | CipherSuite::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256
-        ))
-    });
-    provider
 }
 
 /// The probe's client configuration with `verifier` judging the server.

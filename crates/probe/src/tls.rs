@@ -195,7 +195,7 @@ impl TlsConnector {
     /// usable trust anchor; errors name the file or "inline PEM" and the reason).
     pub fn new(roots: &TlsRoots) -> Result<Self, TlsSetupError> {
         let store = load_roots(roots)?;
-        let provider = Arc::new(provider());
+        let provider = Arc::new(crypto_provider());
         let count = store.len();
         let verifier =
             WebPkiServerVerifier::builder_with_provider(Arc::new(store), provider.clone())
@@ -317,11 +317,12 @@ impl TlsConnector {
     }
 }
 
-/// ring's provider with AES-128-GCM suites offered first, as browsers do. rustls
+/// The crypto provider of the probe's connections: ring's, with AES-128-GCM suites
+/// offered first, as browsers do. rustls
 /// offers AES-256-GCM-SHA384 first, and servers that honour the client's order then
 /// hash the handshake with SHA-384, which has no hardware help on x86: ~4 % of the
 /// probe's CPU went to SHA-512 blocks (docs/performance.md).
-fn provider() -> CryptoProvider {
+pub fn crypto_provider() -> CryptoProvider {
     let mut provider = rustls::crypto::ring::default_provider();
     // Stable: suites of equal rank keep rustls's order.
     provider
@@ -675,7 +676,11 @@ mod tests {
     }
     #[test]
     fn aes_128_gcm_suites_are_offered_first() {
-        let suites: Vec<CipherSuite> = provider().cipher_suites.iter().map(|s| s.suite()).collect();
+        let suites: Vec<CipherSuite> = crypto_provider()
+            .cipher_suites
+            .iter()
+            .map(|s| s.suite())
+            .collect();
         assert_eq!(suites.first(), Some(&CipherSuite::TLS13_AES_128_GCM_SHA256));
         assert!(
             suites
