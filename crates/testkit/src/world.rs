@@ -11,6 +11,7 @@
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::Path;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -102,6 +103,36 @@ impl World {
     pub fn dns_addr(&self) -> SocketAddr {
         self.dns.addr()
     }
+
+    /// `spyder` flags pointing a probe at this world; see [`probe_flags`].
+    pub fn probe_flags(&self, roots: &Path) -> Vec<String> {
+        probe_flags(
+            self.dns_addr(),
+            self.web.https_port(),
+            self.web.http_port(),
+            roots,
+        )
+    }
+}
+
+/// `spyder` flags pointing a probe at a world served at `dns` and the two ports, with
+/// its CA in the PEM file `roots`: loopback allowed, per-host politeness raised so it
+/// does not pace a crawl of many sites on few addresses, short DNS and task timeouts,
+/// no metrics listener, JSON logs. Tests and benchmarks add their own flags after.
+pub fn probe_flags(dns: SocketAddr, https_port: u16, http_port: u16, roots: &Path) -> Vec<String> {
+    vec![
+        format!("-dns_servers={dns}"),
+        "-allow_cidrs=127.0.0.0/8".into(),
+        format!("-set=crawling.https_port={https_port}"),
+        format!("-set=crawling.http_port={http_port}"),
+        format!("-set=crawling.tls_roots={}", roots.display()),
+        "-set=crawling.rate_per_host=1000".into(),
+        "-set=crawling.rate_burst=10".into(),
+        "-set=crawling.task_timeout=20s".into(),
+        "-set=dns.query_timeout=500ms".into(),
+        "-metrics_addr=".into(),
+        "-log_format=json".into(),
+    ]
 }
 
 /// Hazards a world can mix in beyond the defaults.

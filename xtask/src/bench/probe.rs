@@ -6,6 +6,7 @@
 //! cross-check. Peak RSS is the largest `VmHWM` polled. The world's counters are read
 //! before and after, so the DNS queries and handshakes are the run's own.
 
+use spyder_testkit::world::probe_flags;
 use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -108,27 +109,21 @@ impl ProbeRun {
 
 /// spyder's arguments for a run against the world described by `hello`.
 pub(super) fn spyder_args(options: &Options, hello: &Hello, dir: &Path) -> Vec<String> {
-    let mut args = vec![
-        format!("-domains={}", dir.join(DOMAINS_FILE).display()),
-        // The world flags of bins/spyder/tests/support (`world_flags`).
-        format!("-dns_servers={}", hello.dns),
-        "-allow_cidrs=127.0.0.0/8".to_owned(),
-        format!("-set=crawling.https_port={}", hello.https_port),
-        format!("-set=crawling.http_port={}", hello.http_port),
-        format!("-set=crawling.tls_roots={}", dir.join(ROOTS_FILE).display()),
-        "-set=crawling.rate_per_host=1000".to_owned(),
-        "-set=crawling.rate_burst=10".to_owned(),
-        "-set=crawling.task_timeout=20s".to_owned(),
-        "-set=dns.query_timeout=500ms".to_owned(),
-        "-metrics_addr=".to_owned(),
-        "-log_format=json".to_owned(),
-        // The benchmark's own.
+    let mut args = vec![format!("-domains={}", dir.join(DOMAINS_FILE).display())];
+    args.extend(probe_flags(
+        hello.dns,
+        hello.https_port,
+        hello.http_port,
+        &dir.join(ROOTS_FILE),
+    ));
+    // The benchmark's own.
+    args.extend([
         format!("-concurrency={}", options.concurrency),
         format!("-output={}", dir.join(OUTPUT_FILE).display()),
         "-output_format=jsonl".to_owned(),
         "-progress=false".to_owned(),
         "-set=logging.level=warn".to_owned(),
-    ];
+    ]);
     args.extend(options.spyder_flags.iter().cloned());
     args
 }

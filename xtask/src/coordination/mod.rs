@@ -20,7 +20,7 @@ mod redis_ops;
 mod report;
 
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
@@ -299,7 +299,7 @@ impl Bench {
         crate::release::without_spyder_env(&mut cmd);
         cmd.env("REDIS_QUEUE_ADDR", self.redis.addr())
             .env("REDIS_ADDR", self.redis.addr())
-            .args(world_flags(&self.world, &self.roots))
+            .args(self.world.probe_flags(&self.roots))
             .arg(format!("-probe={name}"))
             .arg(format!("-concurrency={concurrency}"))
             .arg("-output=/dev/null")
@@ -322,23 +322,6 @@ impl Bench {
             log,
         })
     }
-}
-
-/// Flags pointing a probe at `world` (as `bins/spyder/tests/support` does), metrics off.
-fn world_flags(world: &World, roots: &Path) -> Vec<String> {
-    vec![
-        format!("-dns_servers={}", world.dns_addr()),
-        "-allow_cidrs=127.0.0.0/8".into(),
-        format!("-set=crawling.https_port={}", world.web.https_port()),
-        format!("-set=crawling.http_port={}", world.web.http_port()),
-        format!("-set=crawling.tls_roots={}", roots.display()),
-        "-set=crawling.rate_per_host=1000".into(),
-        "-set=crawling.rate_burst=10".into(),
-        "-set=crawling.task_timeout=20s".into(),
-        "-set=dns.query_timeout=500ms".into(),
-        "-metrics_addr=".into(),
-        "-log_format=json".into(),
-    ]
 }
 
 /// One running probe.

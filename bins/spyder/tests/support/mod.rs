@@ -69,22 +69,12 @@ pub fn spyder() -> Command {
     cmd
 }
 
-/// Flags pointing a probe at `world` (DNS, ports, trust, loopback allowed).
+/// Flags pointing a probe at `world` (DNS, ports, trust, loopback allowed), at
+/// concurrency 64.
 pub fn world_flags(world: &World, roots: &Path) -> Vec<String> {
-    vec![
-        format!("-dns_servers={}", world.dns_addr()),
-        "-allow_cidrs=127.0.0.0/8".into(),
-        format!("-set=crawling.https_port={}", world.web.https_port()),
-        format!("-set=crawling.http_port={}", world.web.http_port()),
-        format!("-set=crawling.tls_roots={}", roots.display()),
-        "-set=crawling.rate_per_host=1000".into(),
-        "-set=crawling.rate_burst=10".into(),
-        "-set=crawling.task_timeout=20s".into(),
-        "-set=dns.query_timeout=500ms".into(),
-        "-metrics_addr=".into(),
-        "-concurrency=64".into(),
-        "-log_format=json".into(),
-    ]
+    let mut flags = world.probe_flags(roots);
+    flags.push("-concurrency=64".into());
+    flags
 }
 
 /// Output of a finished run.
