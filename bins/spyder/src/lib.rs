@@ -73,6 +73,15 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         tracing::warn!("{warning}");
     }
 
+    // A panic inside a task is caught, and logged once with its host by the run loop
+    // (outcome `internal`); the default hook would print it a second time, unstructured.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !spyder_probe::panic_is_contained() {
+            default_hook(info);
+        }
+    }));
+
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("spyder")
@@ -91,5 +100,13 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         logs,
         live,
     };
-    runtime.block_on(run::run(loaded, options))
+    let code = runtime.block_on(run::run(loaded, options));
+    // Dropping the runtime waits for its blocking threads, and a read of stdin or a
+    // FIFO whose writer never closes never returns. Everything that matters (spool
+    // writes, the output's last flush) was awaited by the run; leave the rest.
+    runtime.shutdown_timeout(RUNTIME_EXIT_BUDGET);
+    code
 }
+
+/// How long the exit waits for blocking threads still running (a stuck input read).
+const RUNTIME_EXIT_BUDGET: std::time::Duration = std::time::Duration::from_millis(500);

@@ -242,25 +242,29 @@ impl Pool {
 
 /// Sets the pool to `target` workers: spawns the missing ones; surplus ones leave
 /// after their current task.
+///
+/// Spawns at most the number missing when called: a worker that finds the queue
+/// done leaves at once, and refilling behind it would never end (with an empty
+/// input and a large `concurrency` this used to spin forever).
 fn resize(shared: &Arc<Shared>, target: usize) {
     let pool = &shared.pool;
     pool.target.store(target, Ordering::Relaxed);
-    loop {
-        let running = pool.running.load(Ordering::Acquire);
-        if running >= target {
-            return;
-        }
-        if pool
+    let missing = target.saturating_sub(pool.running.load(Ordering::Acquire));
+    let mut handles = Vec::with_capacity(missing);
+    for _ in 0..missing {
+        let claimed = pool
             .running
-            .compare_exchange(running, running + 1, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
-        {
-            let handle = pool.tasks.spawn(work(Arc::clone(shared)));
-            if let Ok(mut aborts) = pool.aborts.lock() {
-                aborts.retain(|a| !a.is_finished());
-                aborts.push(handle.abort_handle());
-            }
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |running| {
+                (running < pool.target()).then_some(running + 1)
+            });
+        if claimed.is_err() {
+            break;
         }
+        handles.push(pool.tasks.spawn(work(Arc::clone(shared))).abort_handle());
+    }
+    if let Ok(mut aborts) = pool.aborts.lock() {
+        aborts.retain(|a| !a.is_finished());
+        aborts.extend(handles);
     }
 }
 
@@ -625,7 +629,13 @@ async fn work(shared: Arc<Shared>) {
         }
         let active = shared.pool.active.fetch_add(1, Ordering::Relaxed) + 1;
         metrics::gauge!("spyder_active_workers").set(active as f64);
-        crawl_one(&shared, lease).await;
+        let host = lease.host().clone();
+        // A panic outside the probe's own containment (dedup, sink, emitter hand-off)
+        // ends this task as `internal`; the worker goes on with its next lease.
+        if let Err(panic) = spyder_probe::catch_panic(crawl_one(&shared, lease)).await {
+            tracing::error!(host = %host, outcome = "internal", reason = %format!("panic: {panic}"), "task failed");
+            shared.stats.task_done(Outcome::Internal, 0);
+        }
         let active = shared.pool.active.fetch_sub(1, Ordering::Relaxed) - 1;
         metrics::gauge!("spyder_active_workers").set(active as f64);
         if let Ok(mut m) = shared.in_flight.lock() {
@@ -682,6 +692,10 @@ async fn crawl_leased(shared: &Shared, host: HostName, lease: Work) {
     let report = shared.probe.crawl(host.as_str()).await;
     metrics::histogram!("spyder_task_duration_seconds").record(report.timings.total.as_secs_f64());
     tracing::debug!(host = %host, outcome = %report.outcome, "task done");
+    if report.outcome == Outcome::Internal {
+        let reason = report.detail.as_deref().unwrap_or("unknown");
+        tracing::error!(host = %host, outcome = "internal", reason, "task failed");
+    }
 
     // One dedup call for the records' keys, `queued|`/`crawled|<host>` and the
     // discoveries' `queued|` keys; the sink queues the new discoveries.

@@ -98,11 +98,17 @@ impl Probe {
             }
         };
         let mut task = Task::new(self, host, observed_at);
-        let outcome =
-            match tokio::time::timeout(settings.task_timeout, task.run(self, &settings)).await {
-                Ok(outcome) => outcome,
-                Err(_) => Outcome::Timeout,
-            };
+        // A panic inside the task (a bug) ends this task only: it is `internal`, with
+        // the panic message as its detail, and keeps the records found so far.
+        let run = crate::contain::catch_panic(task.run(self, &settings));
+        let outcome = match tokio::time::timeout(settings.task_timeout, run).await {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(panic)) => {
+                task.detail = Some(format!("panic: {panic}"));
+                Outcome::Internal
+            }
+            Err(_) => Outcome::Timeout,
+        };
         task.timings.total = started.elapsed();
         task.into_report(outcome)
     }
@@ -149,6 +155,8 @@ impl Task {
         let started = Instant::now();
         let resolution = dns::resolve(&probe.dns, &host, &s.dns, s.dns_timeout).await;
         self.timings.dns = Some(started.elapsed());
+        #[cfg(feature = "fault-injection")]
+        crate::fault::after_dns(&host);
         for ip in &resolution.addresses {
             self.ip(*ip);
             self.edge(EdgeType::ResolvesTo, host.as_str(), &ip.to_string());

@@ -19,7 +19,11 @@
 //! each task reads one snapshot of them, and [`Probe::update_settings`] swaps it.
 
 mod config;
+mod contain;
 mod engine;
+#[cfg(feature = "fault-injection")]
+#[doc(hidden)]
+pub mod fault;
 mod fetch;
 mod report;
 
@@ -34,6 +38,7 @@ pub mod robots;
 pub mod tls;
 
 pub use config::{DnsSettings, ProbeConfig, ProbeSettings, TlsRoots};
+pub use contain::{CatchPanic, catch_panic, panic_is_contained};
 pub use engine::{BuildError, Probe};
 pub use report::{CrawlReport, Outcome, PhaseTimings, Status};
 pub use spyder_model as model;

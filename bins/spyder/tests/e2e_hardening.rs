@@ -1,0 +1,216 @@
+//! Faults that must never take a worker or the process down (issue #10): a panic
+//! inside a task, a huge `-concurrency` with little input, an input whose writer never
+//! closes.
+
+mod support;
+
+use std::io::Write;
+use std::process::Stdio;
+use std::time::Duration;
+
+use support::{Harness, assert_same_edges, batch_edges, finish, json_batches};
+
+const LIMIT: Duration = Duration::from_secs(120);
+
+/// `(processed, successful, failed)` from the final summary line.
+fn summary_counts(stderr: &str) -> (u64, u64, u64) {
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("Final summary:"))
+        .unwrap_or_else(|| panic!("no summary in:\n{stderr}"));
+    let number_before = |word: &str| -> u64 {
+        let before = line
+            .split(word)
+            .next()
+            .unwrap_or_else(|| panic!("no {word:?} in {line}"));
+        before
+            .trim_end()
+            .rsplit(' ')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no number before {word:?} in {line}"))
+    };
+    (
+        number_before(" processed"),
+        number_before(" successful"),
+        number_before(" failed"),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_inside_a_task_ends_that_task_internal_and_the_run_goes_on() {
+    let h = Harness::new(0x5eed_1001, 20).await;
+    // Three hosts that panic inside their task (the test build's fault hook), with
+    // two workers: if a panicked worker were not replaced, the run would never end.
+    let panics = [
+        "spyder-fault-panic-1.example",
+        "spyder-fault-panic-2.example",
+        "spyder-fault-panic-3.example",
+    ];
+    let mut lines = h.world.hosts();
+    lines.splice(5..5, panics.iter().map(|s| s.to_string()));
+    std::fs::write(&h.domains, lines.join("\n") + "\n").expect("write domains");
+    let mut cmd = h.spyder();
+    cmd.arg("-concurrency=2");
+    let run = finish(cmd, LIMIT).await;
+    assert_eq!(run.code, Some(0), "stderr:\n{}", run.stderr);
+
+    let batches = json_batches(&run.stdout);
+    assert_same_edges(&batch_edges(&batches), &h.world.expected_edges());
+    let (processed, _, failed) = summary_counts(&run.stderr);
+    assert_eq!(processed, lines.len() as u64, "{}", run.stderr);
+    assert!(failed >= 3, "{}", run.stderr);
+    for host in panics {
+        let logged: Vec<&str> = run
+            .stderr
+            .lines()
+            .filter(|l| l.contains(host))
+            .filter(|l| l.contains("\"outcome\":\"internal\""))
+            .collect();
+        assert_eq!(
+            logged.len(),
+            1,
+            "one error line for {host}:\n{}",
+            run.stderr
+        );
+        assert!(
+            logged[0].contains("panic: injected fault for") && logged[0].contains("\"ERROR\""),
+            "{}",
+            logged[0]
+        );
+        // The crawled host's own node is still emitted (SPEC §1 step 2).
+        assert!(
+            batches
+                .iter()
+                .flat_map(|b| &b.nodes_domain)
+                .any(|d| d.host == host),
+            "no NodeDomain for {host}"
+        );
+    }
+    assert!(
+        !run.stderr.contains("panicked at"),
+        "a contained panic is logged once, by the run loop:\n{}",
+        run.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_concurrency_with_little_or_no_input_finishes() {
+    let h = Harness::new(0x5eed_1002, 3).await;
+    let empty = h.path("empty.txt");
+    std::fs::write(&empty, "").expect("write");
+    let few = h.path("few.txt");
+    std::fs::write(
+        &few,
+        "a.invalid-tld-x\nb.invalid-tld-x\n".to_owned() + &h.world.hosts().join("\n"),
+    )
+    .expect("write");
+    for (input, concurrency) in [(&empty, 65536), (&few, 4096), (&h.domains, 2048)] {
+        let mut cmd = support::spyder();
+        cmd.arg(format!("-domains={}", input.display()))
+            .args(support::world_flags(&h.world, &h.roots))
+            .arg(format!("-concurrency={concurrency}"));
+        let run = finish(cmd, LIMIT).await;
+        assert_eq!(
+            run.code,
+            Some(0),
+            "c={concurrency}: stderr:\n{}",
+            run.stderr
+        );
+        assert!(run.stderr.contains("shutdown complete"), "{}", run.stderr);
+        if input == &h.domains {
+            assert_same_edges(
+                &batch_edges(&json_batches(&run.stdout)),
+                &h.world.expected_edges(),
+            );
+        }
+    }
+}
+
+/// Waits until `path` holds at least one complete batch line.
+async fn wait_for_output(path: &std::path::Path) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if text.lines().next().is_some_and(|l| l.ends_with('}')) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no output within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Once `out` holds a batch, SIGTERM: the run must exit 0 although `input` is open.
+async fn stop_after_first_output(child: tokio::process::Child, out: &std::path::Path, input: &str) {
+    wait_for_output(out).await;
+    let pid = child.id().expect("pid");
+    let ok = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("kill runs")
+        .success();
+    assert!(ok, "kill -TERM {pid}");
+    let done = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("exits with {input} still open"))
+        .expect("wait");
+    assert_eq!(
+        done.status.code(),
+        Some(0),
+        "{input}: {}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_ends_the_run_while_a_fifo_or_stdin_writer_stays_open() {
+    let h = Harness::new(0x5eed_1003, 5).await;
+    let hosts = h.world.hosts().join("\n") + "\n";
+
+    // A FIFO whose writer never closes.
+    let fifo = h.path("input.fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo runs");
+    assert!(made.success(), "mkfifo");
+    // Read+write: opening does not wait for the reader, and the FIFO never sees EOF.
+    let mut writer = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&fifo)
+        .expect("open fifo");
+    writer.write_all(hosts.as_bytes()).expect("write fifo");
+    let out = h.path("fifo-out.json");
+    let mut cmd = support::spyder();
+    cmd.arg(format!("-domains={}", fifo.display()))
+        .args(support::world_flags(&h.world, &h.roots))
+        .arg(format!("-output={}", out.display()))
+        .arg("-set=batch.flush_interval=1s")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let child = cmd.spawn().expect("spyder starts");
+    stop_after_first_output(child, &out, "the FIFO").await;
+    drop(writer);
+
+    // stdin ('-') held open by the parent.
+    let out = h.path("stdin-out.json");
+    let mut cmd = support::spyder();
+    cmd.arg("-domains=-")
+        .args(support::world_flags(&h.world, &h.roots))
+        .arg(format!("-output={}", out.display()))
+        .arg("-set=batch.flush_interval=1s")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spyder starts");
+    let mut stdin = child.stdin.take().expect("stdin");
+    tokio::io::AsyncWriteExt::write_all(&mut stdin, hosts.as_bytes())
+        .await
+        .expect("write stdin");
+    stop_after_first_output(child, &out, "stdin").await;
+    drop(stdin);
+}
