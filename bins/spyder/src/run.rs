@@ -43,6 +43,44 @@ const EXTRA_HELD_LEASES: usize = 32;
 const DEPTH_EVERY_TICKS: u64 = 5;
 /// Budget for sending the last acks at shutdown (SPEC §3.14 step 4).
 const ACK_BUDGET: Duration = Duration::from_secs(10);
+/// What a shutdown may take beyond `shutdown_grace` (SPEC §3.14), less a margin for
+/// the process to exit.
+const SHUTDOWN_AFTER_GRACE: Duration = Duration::from_millis(14_000);
+/// Kept back from the emitter's share for acks, dedup marks and the ops listener.
+const AFTER_EMITTER_RESERVE: Duration = Duration::from_secs(2);
+/// Budget for the ops listener to stop.
+const OPS_STOP_BUDGET: Duration = Duration::from_secs(2);
+
+/// The one deadline of a shutdown: every step takes at most what is left of it.
+struct ShutdownClock {
+    deadline: tokio::time::Instant,
+}
+
+impl ShutdownClock {
+    fn start(shutdown_grace: Duration) -> Self {
+        let now = tokio::time::Instant::now();
+        let limit = shutdown_grace.saturating_add(SHUTDOWN_AFTER_GRACE);
+        Self {
+            // A grace too long for an Instant (it is bounded by validation) waits as
+            // long as the clock can count.
+            deadline: now.checked_add(limit).unwrap_or_else(|| {
+                now.checked_add(Duration::from_secs(365 * 24 * 3600))
+                    .unwrap_or(now)
+            }),
+        }
+    }
+
+    /// Time left until the deadline.
+    fn left(&self) -> Duration {
+        self.deadline
+            .saturating_duration_since(tokio::time::Instant::now())
+    }
+
+    /// What the steps after the emitter keep back: 2 s, or a quarter of what is left.
+    fn reserve(&self) -> Duration {
+        AFTER_EMITTER_RESERVE.min(self.left() / 4)
+    }
+}
 
 /// Where work comes from: the memory queue fed by the domains file (file mode) or
 /// the shared Redis list (queue mode).
@@ -465,7 +503,9 @@ impl Run {
         })
     }
 
-    /// Waits for the end of the input, a signal or a closed output, then shuts down.
+    /// Waits for the end of the input, a signal or a closed output, then shuts down
+    /// (SPEC §3.14) as one sequence under one deadline: `shutdown_grace` + 15 s from
+    /// the signal, whatever hangs (ingest, Redis, the ops listener).
     async fn finish(mut self) -> ExitCode {
         let graceful = tokio::select! {
             () = self.shared.pool.drained() => false,
@@ -475,6 +515,12 @@ impl Run {
                 true
             }
         };
+        let shutdown_grace = if graceful {
+            self.shared.live.current().crawling.shutdown_grace
+        } else {
+            Duration::ZERO
+        };
+        let clock = ShutdownClock::start(shutdown_grace);
         if graceful {
             // Step 1: /ready answers 503, the API refuses changes, intake stops.
             if let Some(ops) = &self.ops {
@@ -487,8 +533,8 @@ impl Run {
                 reader.abort();
             }
             // Step 2: in-flight tasks get the grace period, then are cancelled.
-            let shutdown_grace = self.shared.live.current().crawling.shutdown_grace;
-            let grace = tokio::time::timeout(shutdown_grace, self.shared.pool.drained());
+            let grace =
+                tokio::time::timeout(clock.left().min(shutdown_grace), self.shared.pool.drained());
             tokio::select! {
                 result = grace => if result.is_err() { self.cancel_in_flight().await },
                 () = self.signals.second.cancelled() => return self.interrupted().await,
@@ -498,15 +544,19 @@ impl Run {
             reader.abort();
         }
         // Step 3: pending batches get one try within the budget; the rest is spooled.
+        // What follows (acks, dedup marks, the ops listener) keeps a reserve.
         let emitter = self.shared.emitter.clone();
+        let total = clock.left().saturating_sub(clock.reserve());
         tokio::select! {
-            report = emitter.shutdown(DELIVERY_BUDGET) => tracing::debug!(?report, "emitter stopped"),
+            report = emitter.shutdown_within(DELIVERY_BUDGET.min(total), total) => {
+                tracing::debug!(?report, "emitter stopped");
+            }
             () = self.signals.second.cancelled() => return self.interrupted().await,
         }
         // Step 4: acks for what is now delivered or spooled; the rest stays leased.
         self.shared.acks.close();
         tokio::select! {
-            done = tokio::time::timeout(ACK_BUDGET, self.shared.acks.wait()) => {
+            done = tokio::time::timeout(clock.left().min(ACK_BUDGET), self.shared.acks.wait()) => {
                 if done.is_err() {
                     tracing::warn!("some acks were not sent; their items stay in :processing");
                 }
@@ -514,23 +564,23 @@ impl Run {
             () = self.signals.second.cancelled() => return self.interrupted().await,
         }
         // Marks of acked work still waiting in this process go to the shared dedup.
-        if tokio::time::timeout(ACK_BUDGET, self.shared.dedup.flush())
+        if tokio::time::timeout(clock.left().min(ACK_BUDGET), self.shared.dedup.flush())
             .await
             .is_err()
         {
             tracing::warn!("dedup marks not sent; other probes may emit some records again");
         }
         self.end_progress();
-        self.stop_ops().await;
+        self.stop_ops(clock.left().min(OPS_STOP_BUDGET)).await;
         tracing::info!("shutdown complete");
         ExitCode::SUCCESS
     }
 
-    async fn stop_ops(&mut self) {
+    async fn stop_ops(&mut self, budget: Duration) {
         if let Some(ops) = self.ops.take() {
             ops.readiness.begin_shutdown();
             ops.stop.cancel();
-            let _ = tokio::time::timeout(Duration::from_secs(2), ops.task).await;
+            let _ = tokio::time::timeout(budget, ops.task).await;
         }
     }
 

@@ -12,7 +12,7 @@ use spyder_model::Batch;
 use spyder_testkit::ingest::{Answer, ClientCa, IngestOptions, IngestServer};
 use spyder_testkit::pki::CertKind;
 use spyder_testkit::world::ExpectedEdge;
-use support::{Harness, assert_same_edges, batch_edges, finish};
+use support::{Harness, assert_same_edges, batch_edges, finish, signal};
 
 const LIMIT: Duration = Duration::from_secs(120);
 
@@ -54,15 +54,6 @@ fn summary_edges(stderr: &str) -> usize {
         .next()
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no edge count in {line}"))
-}
-
-fn signal(pid: u32, sig: &str) {
-    let ok = std::process::Command::new("kill")
-        .args([sig, &pid.to_string()])
-        .status()
-        .expect("kill runs")
-        .success();
-    assert!(ok, "kill {sig} {pid}");
 }
 
 async fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {

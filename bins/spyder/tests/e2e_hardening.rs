@@ -146,13 +146,7 @@ async fn wait_for_output(path: &std::path::Path) {
 /// Once `out` holds a batch, SIGTERM: the run must exit 0 although `input` is open.
 async fn stop_after_first_output(child: tokio::process::Child, out: &std::path::Path, input: &str) {
     wait_for_output(out).await;
-    let pid = child.id().expect("pid");
-    let ok = std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .expect("kill runs")
-        .success();
-    assert!(ok, "kill -TERM {pid}");
+    support::signal(child.id().expect("pid"), "-TERM");
     let done = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
         .await
         .unwrap_or_else(|_| panic!("exits with {input} still open"))
@@ -213,4 +207,151 @@ async fn sigterm_ends_the_run_while_a_fifo_or_stdin_writer_stays_open() {
         .expect("write stdin");
     stop_after_first_output(child, &out, "stdin").await;
     drop(stdin);
+}
+
+/// LPUSHes one fresh item per world host to `spyder:queue`.
+fn seed_queue(redis: &spyder_testkit::redis::RedisServer, hosts: &[String]) {
+    for host in hosts {
+        let host = spyder_model::HostName::from_input(host).expect("valid");
+        let item = spyder_queue::QueueItem::new(host, 1_723_300_000);
+        support::int(
+            &redis
+                .command(&["LPUSH", "spyder:queue", item.raw()])
+                .expect("lpush"),
+        );
+    }
+}
+
+/// Queue-mode `spyder` against `h` and `redis`, grace 2 s, stderr piped.
+fn queue_probe(h: &Harness, redis: &spyder_testkit::redis::RedisServer) -> tokio::process::Command {
+    let mut cmd = support::spyder();
+    cmd.args(support::world_flags(&h.world, &h.roots))
+        .env("REDIS_QUEUE_ADDR", redis.addr())
+        .env("REDIS_ADDR", redis.addr())
+        .arg("-set=crawling.shutdown_grace=2s")
+        .arg("-batch_flush_sec=1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// SIGTERM, then the exit within `shutdown_grace` (2 s) + 15 s; returns stderr.
+async fn sigterm_and_exit_in_time(child: tokio::process::Child) -> String {
+    support::signal(child.id().expect("pid"), "-TERM");
+    let out = tokio::time::timeout(Duration::from_secs(2 + 15), child.wait_with_output())
+        .await
+        .expect("exits within shutdown_grace + 15 s")
+        .expect("output");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(0), "stderr:\n{stderr}");
+    assert!(stderr.contains("shutdown complete"), "{stderr}");
+    stderr
+}
+
+/// A queue-mode probe over `seed`'s world whose ingest hangs, once its first POST is
+/// stuck. Returns the world, Redis, the ingest and the probe.
+async fn queue_probe_into_a_hanging_ingest(
+    seed: u64,
+) -> (
+    Harness,
+    spyder_testkit::redis::RedisServer,
+    spyder_testkit::ingest::IngestServer,
+    tokio::process::Child,
+) {
+    use spyder_testkit::ingest::{Answer, IngestOptions, IngestServer};
+    let h = Harness::new(seed, 40).await;
+    let redis = spyder_testkit::redis::RedisServer::start().expect("redis-server");
+    seed_queue(&redis, &h.world.hosts());
+    let ingest = IngestServer::start(IngestOptions::plain())
+        .await
+        .expect("ingest");
+    ingest.set_default(Answer::Hang);
+    let mut cmd = queue_probe(&h, &redis);
+    cmd.arg(format!("-ingest={}", ingest.url()))
+        .arg(format!("-spool_dir={}", h.path("spool").display()))
+        .arg("-batch_max_edges=20");
+    let child = cmd.spawn().expect("spyder starts");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while ingest.request_count() == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no POST within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    (h, redis, ingest, child)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_mode_shutdown_with_a_hanging_ingest_ends_in_time_and_loses_nothing() {
+    let (h, redis, _ingest, child) = queue_probe_into_a_hanging_ingest(0x5eed_1004).await;
+    let spool = h.path("spool");
+    sigterm_and_exit_in_time(child).await;
+
+    // Every host is either still queued (pending or :processing, unacked) or acked
+    // with its records in the spool: nothing acked was lost.
+    let spooled: Vec<spyder_model::Batch> = std::fs::read_dir(&spool)
+        .expect("spool dir")
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
+        .flat_map(|e| support::json_batches(&std::fs::read(e.path()).expect("read")))
+        .collect();
+    let safe: std::collections::BTreeSet<String> = spooled
+        .iter()
+        .flat_map(|b| b.nodes_domain.iter().map(|d| d.host.clone()))
+        .collect();
+    let mut queued = redis
+        .command(&["LRANGE", "spyder:queue", "0", "-1"])
+        .expect("lrange");
+    queued += &redis
+        .command(&["LRANGE", "spyder:queue:processing", "0", "-1"])
+        .expect("lrange");
+    for host in h.world.hosts() {
+        let in_queue = queued.contains(&format!("\"host\":\"{host}\""));
+        assert!(
+            in_queue || safe.contains(&host),
+            "{host} was acked but its records are neither delivered nor spooled"
+        );
+    }
+    assert!(!safe.is_empty(), "the pending batches were spooled");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_mode_shutdown_with_ingest_hanging_and_redis_frozen_ends_in_time() {
+    // Every step that waits on the network hangs at once: delivery (ingest), acks and
+    // dedup marks (Redis answers nothing). One deadline bounds them all.
+    let (h, redis, _ingest, child) = queue_probe_into_a_hanging_ingest(0x5eed_1006).await;
+    let redis_pid = redis.pid().expect("redis runs");
+    support::signal(redis_pid, "-STOP");
+    let stderr = sigterm_and_exit_in_time(child).await;
+    support::signal(redis_pid, "-CONT");
+    let spooled = std::fs::read_dir(h.path("spool"))
+        .expect("spool dir")
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
+        .count();
+    assert!(
+        spooled > 0,
+        "the undelivered batches were spooled:\n{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_mode_shutdown_with_redis_killed_ends_in_time() {
+    let h = Harness::new(0x5eed_1005, 40).await;
+    let mut redis = spyder_testkit::redis::RedisServer::start().expect("redis-server");
+    seed_queue(&redis, &h.world.hosts());
+    let out = h.path("graph.json");
+    let mut cmd = queue_probe(&h, &redis);
+    cmd.arg(format!("-output={}", out.display()));
+    let child = cmd.spawn().expect("spyder starts");
+    wait_for_output(&out).await;
+    // Acks and dedup marks now have nowhere to go; the shutdown must not wait them out.
+    redis.kill().expect("kill redis-server");
+    sigterm_and_exit_in_time(child).await;
+    let written = std::fs::read(&out).expect("output");
+    assert!(
+        !support::json_batches(&written).is_empty(),
+        "the records crawled before the outage were written"
+    );
 }

@@ -9,16 +9,7 @@ use std::time::{Duration, Instant};
 use spyder_model::HostName;
 use spyder_queue::QueueItem;
 use spyder_testkit::redis::RedisServer;
-use support::{Harness, assert_same_edges, batch_edges, json_batches};
-
-/// The integer of a RESP `:n` reply.
-fn int(reply: &str) -> i64 {
-    reply
-        .trim()
-        .trim_start_matches(':')
-        .parse()
-        .unwrap_or_else(|_| panic!("not an integer reply: {reply:?}"))
-}
+use support::{Harness, assert_same_edges, batch_edges, int, json_batches};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queue_mode_crawls_every_item_acks_it_and_stops_on_sigterm() {

@@ -312,11 +312,21 @@ impl Emitter {
     /// with ingest, the spool is then replayed once (5 s) unless ingest is failing.
     /// Later submissions are refused ([`EmitterError::Closed`]).
     pub async fn shutdown(self, budget: Duration) -> ShutdownReport {
-        let deadline = Instant::now() + budget;
+        self.shutdown_within(budget, budget.saturating_add(SHUTDOWN_REPLAY_BUDGET))
+            .await
+    }
+
+    /// [`Emitter::shutdown`] under one overall limit: pending batches get `delivery`,
+    /// and the replay at shutdown only what is left of `total` (at most 5 s), so a
+    /// caller's single shutdown deadline holds.
+    pub async fn shutdown_within(self, delivery: Duration, total: Duration) -> ShutdownReport {
+        let now = Instant::now();
+        let end = now.checked_add(total).unwrap_or_else(far_future);
+        let deadline = now.checked_add(delivery).unwrap_or(end).min(end);
         self.inner.mode.send_if_modified(|mode| {
             let running = matches!(mode, Mode::Running);
             if running {
-                *mode = Mode::Draining { deadline };
+                *mode = Mode::Draining { deadline, end };
             }
             running
         });
@@ -353,6 +363,8 @@ enum Mode {
     Running,
     /// Graceful shutdown: one try per pending batch until `deadline`.
     Draining {
+        /// The shutdown's last moment: the replay at shutdown ends by then.
+        end: Instant,
         deadline: Instant,
     },
     /// Second signal: no network; writes must end by `deadline`.
@@ -562,7 +574,7 @@ async fn race<F: Future>(
         let current = *mode.borrow_and_update();
         let until = match current {
             Mode::Running => limit,
-            Mode::Draining { deadline } => match on_drain {
+            Mode::Draining { deadline, .. } => match on_drain {
                 OnDrain::Cut => return Raced::Cut,
                 OnDrain::Deadline => Some(limit.map_or(deadline, |l| l.min(deadline))),
                 OnDrain::Ignore => limit,
@@ -1237,15 +1249,18 @@ impl IngestOutput {
         if self.retired.load(Ordering::Relaxed) {
             return;
         }
-        if matches!(*self.mode.borrow(), Mode::Draining { .. }) {
+        let mode = *self.mode.borrow();
+        if let Mode::Draining { end, .. } = mode {
             if !predecessors_ended {
                 predecessors.await;
             }
+            let budget = end
+                .saturating_duration_since(Instant::now())
+                .min(SHUTDOWN_REPLAY_BUDGET);
             if self.shared.ingest_failing.load(Ordering::Relaxed) {
                 tracing::info!("ingest is failing; the spool is not replayed at shutdown");
-            } else {
-                self.replay_round(SHUTDOWN_REPLAY_BUDGET, OnDrain::Ignore)
-                    .await;
+            } else if !budget.is_zero() {
+                self.replay_round(budget, OnDrain::Ignore).await;
             }
         }
     }
@@ -1271,7 +1286,7 @@ impl IngestOutput {
         loop {
             match *self.mode.borrow() {
                 Mode::Aborting { .. } => break,
-                Mode::Draining { deadline } if tries > 0 || Instant::now() >= deadline => break,
+                Mode::Draining { deadline, .. } if tries > 0 || Instant::now() >= deadline => break,
                 _ => {}
             }
             tries += 1;
@@ -1437,6 +1452,14 @@ impl IngestOutput {
 /// `base` × a random factor in [0.5, 1.5).
 fn jittered(base: Duration) -> Duration {
     base.mul_f64(rand::random_range(0.5..1.5))
+}
+
+/// A deadline that never comes in practice (a year from now), for limits whose sum
+/// would not fit in an `Instant`.
+fn far_future() -> Instant {
+    let now = Instant::now();
+    now.checked_add(Duration::from_secs(365 * 24 * 3600))
+        .unwrap_or(now)
 }
 
 #[cfg(test)]

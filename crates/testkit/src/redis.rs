@@ -82,6 +82,12 @@ impl RedisServer {
         self.dir.path()
     }
 
+    /// The server's process id, while it runs (to stop it with SIGSTOP in a test:
+    /// a frozen server answers nothing, unlike a dead one that refuses at once).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Kills the server (SIGKILL); its port stays reserved for [`RedisServer::restart`].
     pub fn kill(&mut self) -> io::Result<()> {
         if let Some(mut child) = self.child.take() {

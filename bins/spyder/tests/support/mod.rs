@@ -224,3 +224,22 @@ pub fn command_calls(redis: &spyder_testkit::redis::RedisServer, command: &str) 
         })
         .unwrap_or(0)
 }
+
+/// The integer of a RESP `:n` reply.
+pub fn int(reply: &str) -> i64 {
+    reply
+        .trim()
+        .trim_start_matches(':')
+        .parse()
+        .unwrap_or_else(|_| panic!("not an integer reply: {reply:?}"))
+}
+
+/// Sends `sig` (e.g. `-TERM`) to `pid` with kill(1).
+pub fn signal(pid: u32, sig: &str) {
+    let ok = std::process::Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .expect("kill runs")
+        .success();
+    assert!(ok, "kill {sig} {pid}");
+}
