@@ -355,3 +355,54 @@ async fn queue_mode_shutdown_with_redis_killed_ends_in_time() {
         "the records crawled before the outage were written"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn url_passwords_are_sent_as_basic_auth_and_never_logged() {
+    use base64::Engine as _;
+    use spyder_testkit::ingest::{IngestOptions, IngestServer};
+    let h = Harness::new(0x5eed_1007, 5).await;
+    let ingest = IngestServer::start(IngestOptions::plain())
+        .await
+        .expect("ingest");
+    let url = ingest
+        .url()
+        .replacen("http://", "http://spy%40der:s3cr%3Aet@", 1);
+    let mut cmd = h.spyder();
+    cmd.arg(format!("-ingest={url}"))
+        .arg(format!("-spool_dir={}", h.path("spool").display()))
+        .arg("-verbose");
+    let run = finish(cmd, LIMIT).await;
+    assert_eq!(run.code, Some(0), "stderr:\n{}", run.stderr);
+    let received = ingest.received();
+    assert!(!received.is_empty(), "batches were posted");
+    let want = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("spy@der:s3cr:et")
+    );
+    for request in &received {
+        assert_eq!(request.authorization.as_deref(), Some(want.as_str()));
+        assert!(!request.target.contains('@'), "{}", request.target);
+    }
+    assert!(!run.stderr.contains("s3cr"), "{}", run.stderr);
+    assert!(run.stderr.contains("spy%40der:***@"), "{}", run.stderr);
+
+    // A Redis password in an unreachable address.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let mut cmd = support::spyder();
+    cmd.args(support::world_flags(&h.world, &h.roots)).env(
+        "REDIS_QUEUE_ADDR",
+        format!("redis://default:s3cret@127.0.0.1:{port}"),
+    );
+    let run = finish(cmd, LIMIT).await;
+    assert_eq!(run.code, Some(1), "stderr:\n{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("cannot reach Redis at redis://default:***@127.0.0.1"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("s3cret"), "{}", run.stderr);
+}

@@ -821,7 +821,7 @@ impl std::fmt::Display for Target {
             Self::Stdout => f.write_str("stdout"),
             Self::File(path) => write!(f, "file {}", path.display()),
             Self::Writer => f.write_str("writer"),
-            Self::Ingest(url) => write!(f, "ingest {url}"),
+            Self::Ingest(url) => write!(f, "ingest {}", spyder_model::secret::redact_url(url)),
         }
     }
 }
@@ -942,7 +942,7 @@ async fn open_output(
                 source,
             })?;
             tracing::info!(
-                url = %ingest.url,
+                url = %spyder_model::secret::redact_url(&ingest.url),
                 spool_dir = %ingest.spool_dir.display(),
                 spool_files = files,
                 "ingest enabled"

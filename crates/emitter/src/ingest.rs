@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use http::{Method, Request, StatusCode, Uri};
 use http_body_util::{BodyExt as _, Full, Limited};
 use hyper_rustls::HttpsConnector;
@@ -43,6 +43,8 @@ impl Answer {
 pub(crate) struct IngestClient {
     client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     uri: Uri,
+    /// `Basic …` from the URL's userinfo, if it had one.
+    authorization: Option<HeaderValue>,
     content_type: HeaderValue,
 }
 
@@ -53,14 +55,20 @@ impl IngestClient {
         format: Format,
         mtls: &MtlsFiles,
     ) -> Result<Self, EmitterError> {
-        let uri: Uri = url.parse().map_err(|e| EmitterError::Config {
+        // Userinfo is sent as Basic auth, never in the request line, and never shown.
+        let shown = spyder_model::secret::redact_url(url);
+        let (bare, authorization) = match spyder_model::secret::split_url_userinfo(url) {
+            Some((bare, (user, password))) => (bare, Some(basic_auth(&user, &password)?)),
+            None => (url.to_owned(), None),
+        };
+        let uri: Uri = bare.parse().map_err(|e| EmitterError::Config {
             key: "output.ingest",
-            reason: format!("{url:?} is not a URL: {e}"),
+            reason: format!("{shown:?} is not a URL: {e}"),
         })?;
         if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
             return Err(EmitterError::Config {
                 key: "output.ingest",
-                reason: format!("{url:?} is not an http:// or https:// URL"),
+                reason: format!("{shown:?} is not an http:// or https:// URL"),
             });
         }
         let tls = client_tls(mtls).await?;
@@ -76,18 +84,21 @@ impl IngestClient {
         Ok(Self {
             client,
             uri,
+            authorization,
             content_type: HeaderValue::from_static(format.content_type()),
         })
     }
 
     /// One POST of `body`. Unbounded in time: the caller races it against its limits.
     pub(crate) async fn post(&self, body: Bytes) -> Result<Answer, String> {
-        let request = Request::builder()
+        let mut request = Request::builder()
             .method(Method::POST)
             .uri(self.uri.clone())
-            .header(CONTENT_TYPE, self.content_type.clone())
-            .body(Full::new(body))
-            .map_err(|e| e.to_string())?;
+            .header(CONTENT_TYPE, self.content_type.clone());
+        if let Some(authorization) = &self.authorization {
+            request = request.header(AUTHORIZATION, authorization.clone());
+        }
+        let request = request.body(Full::new(body)).map_err(|e| e.to_string())?;
         let response = self
             .client
             .request(request)
@@ -200,4 +211,24 @@ fn mtls_error(key: &'static str, path: &Path, reason: impl ToString) -> EmitterE
         path: path.to_path_buf(),
         reason: reason.to_string(),
     }
+}
+
+/// `Authorization: Basic base64(user:password)` from a URL's percent-encoded userinfo
+/// (RFC 7617); marked sensitive so that it is never logged.
+fn basic_auth(user: &str, password: &str) -> Result<HeaderValue, EmitterError> {
+    use base64::Engine as _;
+    let decode = |part: &str| {
+        percent_encoding::percent_decode_str(part)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    let credentials = format!("{}:{}", decode(user), decode(password));
+    let encoded = base64::engine::general_purpose::STANDARD.encode(credentials);
+    let mut value =
+        HeaderValue::from_str(&format!("Basic {encoded}")).map_err(|_| EmitterError::Config {
+            key: "output.ingest",
+            reason: "the URL's user or password cannot be sent as Basic auth".to_owned(),
+        })?;
+    value.set_sensitive(true);
+    Ok(value)
 }

@@ -8,6 +8,7 @@
 mod batch;
 mod host;
 mod record;
+pub mod secret;
 mod timestamp;
 
 pub use batch::{Batch, Records};

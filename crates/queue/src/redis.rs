@@ -243,7 +243,7 @@ impl RedisQueue {
     /// Connects both connections, loads the scripts and starts renewal and the reaper.
     pub async fn connect(config: RedisQueueConfig) -> Result<Self, QueueError> {
         let unreachable = |error| QueueError::Unreachable {
-            addr: config.addr.clone(),
+            addr: spyder_model::secret::redact_url(&config.addr).into_owned(),
             setting: config.setting.clone(),
             error,
         };

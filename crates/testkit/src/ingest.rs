@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::Incoming;
-use hyper::header::{CONTENT_TYPE, RETRY_AFTER};
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
@@ -65,6 +65,10 @@ pub struct Received {
     pub body: Bytes,
     /// The `Content-Type` header, if any.
     pub content_type: Option<String>,
+    /// The `Authorization` header, if any.
+    pub authorization: Option<String>,
+    /// The request target as sent (path and query).
+    pub target: String,
     /// The status the server answered; `None` = hung (answered 503 after a release).
     pub answer: Option<u16>,
 }
@@ -434,6 +438,12 @@ async fn handle(
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    let authorization = request
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let target = request.uri().to_string();
     let body = match request.into_body().collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(_) => return Ok(respond(400, None)),
@@ -451,6 +461,8 @@ async fn handle(
     lock(&state.received).push(Received {
         body,
         content_type,
+        authorization,
+        target,
         answer: status,
     });
     Ok(match answer {

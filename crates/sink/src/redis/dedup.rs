@@ -127,7 +127,7 @@ impl RedisDedup {
             .load(&connection.client)
             .await
             .map_err(|error| RedisError::Unreachable {
-                addr: addr.to_owned(),
+                addr: spyder_model::secret::redact_url(addr).into_owned(),
                 setting: "redis.addr",
                 error: describe(&error),
             })?;

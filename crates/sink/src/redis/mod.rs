@@ -52,7 +52,7 @@ impl Connection {
             format!("redis://{addr}")
         };
         let config = Config::from_url(&url).map_err(|error| RedisError::Address {
-            addr: addr.to_owned(),
+            addr: spyder_model::secret::redact_url(addr).into_owned(),
             setting,
             error: error.details().to_owned(),
         })?;
@@ -66,12 +66,12 @@ impl Connection {
             .set_policy(ReconnectPolicy::new_exponential(0, 100, 5_000, 2))
             .build()
             .map_err(|error| RedisError::Address {
-                addr: addr.to_owned(),
+                addr: spyder_model::secret::redact_url(addr).into_owned(),
                 setting,
                 error: error.details().to_owned(),
             })?;
         let unreachable = |error: String| RedisError::Unreachable {
-            addr: addr.to_owned(),
+            addr: spyder_model::secret::redact_url(addr).into_owned(),
             setting,
             error,
         };
