@@ -312,7 +312,7 @@ impl Emitter {
     /// with ingest, the spool is then replayed once (5 s) unless ingest is failing.
     /// Later submissions are refused ([`EmitterError::Closed`]).
     pub async fn shutdown(self, budget: Duration) -> ShutdownReport {
-        let deadline = Instant::now() + budget;
+        let deadline = after(Instant::now(), budget);
         self.inner.mode.send_if_modified(|mode| {
             let running = matches!(mode, Mode::Running);
             if running {
@@ -682,7 +682,7 @@ impl Batcher {
         if self.records.is_empty() {
             let now = Instant::now();
             self.started = Some(now);
-            self.deadline = Some(now + self.limits.flush_interval);
+            self.deadline = Some(after(now, self.limits.flush_interval));
         }
         self.records.append(&mut submission.records);
         self.receipts.push(submission.receipt);
@@ -702,7 +702,7 @@ impl Batcher {
         self.limits = limits;
         self.max_nodes = limits.max_nodes();
         if let Some(started) = self.started {
-            self.deadline = Some(started + limits.flush_interval);
+            self.deadline = Some(after(started, limits.flush_interval));
         }
         if !self.records.is_empty() && self.is_full() {
             self.flush().await;
@@ -1317,13 +1317,14 @@ impl IngestOutput {
             self.set_failing(true);
             let wait = retry_after.unwrap_or_else(|| jittered(backoff));
             backoff = backoff.saturating_mul(2);
-            if Instant::now() + wait >= window_end {
+            let wake = after(Instant::now(), wait);
+            if wake >= window_end {
                 last_error.push_str("; retries exhausted");
                 break;
             }
             let sleep = race(
                 &mut self.mode,
-                Some(Instant::now() + wait),
+                Some(wake),
                 OnDrain::Cut,
                 OnAbort::Cut,
                 pending::<()>(),
@@ -1341,7 +1342,7 @@ impl IngestOutput {
 
     /// One replay round: oldest file first, one try each; a failure ends the round.
     async fn replay_round(&mut self, budget: Duration, on_drain: OnDrain) -> RoundEnd {
-        let deadline = Instant::now() + budget;
+        let deadline = after(Instant::now(), budget);
         let files = match blocking({
             let spool = self.spool.clone();
             move || spool.list()
@@ -1434,6 +1435,17 @@ impl IngestOutput {
     }
 }
 
+/// How far ahead a deadline that cannot be represented is put: it never comes.
+const FAR_FUTURE: Duration = Duration::from_secs(30 * 365 * 24 * 3600);
+
+/// `d` after `from`, saturating: a `d` no clock can add (a huge `Retry-After`, an
+/// interval or budget from a caller) gives a deadline about 30 years away.
+fn after(from: Instant, d: Duration) -> Instant {
+    from.checked_add(d)
+        .or_else(|| from.checked_add(FAR_FUTURE))
+        .unwrap_or(from)
+}
+
 /// `base` × a random factor in [0.5, 1.5).
 fn jittered(base: Duration) -> Duration {
     base.mul_f64(rand::random_range(0.5..1.5))
@@ -1450,6 +1462,17 @@ mod tests {
         send_sync::<Emitter>();
         fn send<T: Send + 'static>() {}
         send::<Receipt>();
+    }
+
+    #[tokio::test]
+    async fn deadlines_saturate_instead_of_panicking() {
+        let now = Instant::now();
+        assert_eq!(
+            after(now, Duration::from_secs(2)),
+            now + Duration::from_secs(2)
+        );
+        assert_eq!(after(now, Duration::MAX), now + FAR_FUTURE);
+        assert!(after(now, Duration::from_secs(u64::MAX)) > now + Duration::from_secs(3600));
     }
 
     #[test]
