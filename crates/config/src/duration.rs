@@ -3,6 +3,8 @@
 use std::time::Duration;
 
 const NANOS_PER_SEC: u128 = 1_000_000_000;
+/// The error of a duration beyond what [`Duration`] holds.
+pub(crate) const DURATION_TOO_LARGE: &str = "duration too large";
 
 /// Parses a Go duration (`300ms`, `1.5h`, `2h45m`) or a plain integer count of seconds.
 ///
@@ -16,7 +18,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         return text
             .parse::<u64>()
             .map(Duration::from_secs)
-            .map_err(|_| "duration too large".to_owned());
+            .map_err(|_| DURATION_TOO_LARGE.to_owned());
     }
     let body = text.strip_prefix('+').unwrap_or(text);
     if body.starts_with('-') {
@@ -56,7 +58,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         };
         let mut part = whole
             .checked_mul(unit_nanos)
-            .ok_or_else(|| "duration too large".to_owned())?;
+            .ok_or_else(|| DURATION_TOO_LARGE.to_owned())?;
         // Fraction digits beyond nanosecond precision cannot matter; ignore them.
         let mut scale = unit_nanos;
         for digit in fraction.bytes().take(30) {
@@ -65,10 +67,10 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         }
         nanos = nanos
             .checked_add(part)
-            .ok_or_else(|| "duration too large".to_owned())?;
+            .ok_or_else(|| DURATION_TOO_LARGE.to_owned())?;
         rest = after;
     }
-    let secs = u64::try_from(nanos / NANOS_PER_SEC).map_err(|_| "duration too large")?;
+    let secs = u64::try_from(nanos / NANOS_PER_SEC).map_err(|_| DURATION_TOO_LARGE)?;
     // The remainder is below one second, so it fits in u32.
     let sub = u32::try_from(nanos % NANOS_PER_SEC).unwrap_or(0);
     Ok(Duration::new(secs, sub))

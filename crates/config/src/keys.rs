@@ -3,6 +3,10 @@
 
 use std::time::Duration;
 
+use serde_json::Value;
+
+use crate::schema::Scope;
+
 /// When a changed value takes effect in a running probe (SPEC §2.10).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Tier {
@@ -35,10 +39,11 @@ pub enum ValueKind {
     Bool,
     /// A whole number in `min..=max`.
     Int { min: u64, max: u64 },
-    /// A number greater than 0 and at most `max`.
+    /// A number greater than 0 and at most `max` (finite).
     Float { max: f64 },
-    /// A Go duration or integer seconds, at least `min`.
-    Duration { min: Duration },
+    /// A Go duration or integer seconds in `min..=max`. Every maximum is small
+    /// enough that adding it to an `Instant` (or doubling it) cannot overflow.
+    Duration { min: Duration, max: Duration },
     /// Free text (may be checked further, e.g. URLs and addresses).
     String,
     /// A file or directory path.
@@ -87,6 +92,11 @@ pub struct KeySpec {
     pub env: Option<&'static str>,
     /// The warning a Tier 2 change logs.
     pub reload_warning: Option<&'static str>,
+    /// The API scope a `PATCH /api/v1/config` naming this key needs: `admin` for
+    /// keys that widen what the probe reads, writes or connects to (output
+    /// destinations, private ranges, trust roots, resolvers, ports, addresses),
+    /// `write` for the rest.
+    pub scope: Scope,
     /// One line saying what it does.
     pub help: &'static str,
 }
@@ -108,8 +118,15 @@ impl KeySpec {
             flag: None,
             env: None,
             reload_warning: None,
+            scope: Scope::Write,
             help,
         }
+    }
+
+    /// Changing it through the API needs an `admin` key.
+    const fn admin(mut self) -> Self {
+        self.scope = Scope::Admin;
+        self
     }
 
     /// An old flat key that is also a flag of the same name.
@@ -146,13 +163,17 @@ const fn int(min: u64, max: u64) -> ValueKind {
     ValueKind::Int { min, max }
 }
 
-const fn duration_at_least(min: Duration) -> ValueKind {
-    ValueKind::Duration { min }
+const fn duration(min: Duration, max: Duration) -> ValueKind {
+    ValueKind::Duration { min, max }
 }
 
-/// A timeout or interval that must not be zero.
-const POSITIVE_DURATION: ValueKind = duration_at_least(Duration::from_millis(1));
-const U32_MAX: u64 = u32::MAX as u64;
+const MILLISECOND: Duration = Duration::from_millis(1);
+const HOUR: Duration = Duration::from_secs(3600);
+const DAY: Duration = Duration::from_secs(24 * 3600);
+/// A crawl timeout: 1 ms to 1 h.
+const TIMEOUT: ValueKind = duration(MILLISECOND, HOUR);
+/// 1 GiB.
+const GIB: u64 = 1 << 30;
 
 /// `output.format` values.
 pub const OUTPUT_FORMATS: &[&str] = &["json", "jsonl", "csv"];
@@ -169,6 +190,7 @@ static KEYS: &[KeySpec] = &[
         "",
         "file of domains, one per line; - reads stdin",
     )
+    .admin()
     .flag("domains"),
     KeySpec::new(
         "probe",
@@ -213,21 +235,21 @@ static KEYS: &[KeySpec] = &[
     KeySpec::new(
         "crawling.rate_per_host",
         Immediate,
-        ValueKind::Float { max: f64::INFINITY },
+        ValueKind::Float { max: 1e6 },
         "1",
         "requests per second per host",
     ),
     KeySpec::new(
         "crawling.rate_burst",
         Immediate,
-        int(1, U32_MAX),
+        int(1, 10_000),
         "2",
         "per-host token bucket depth",
     ),
     KeySpec::new(
         "crawling.max_domains",
         Immediate,
-        int(0, u64::MAX),
+        int(0, 1_000_000_000_000),
         "0",
         "cap on discoveries this probe enqueues (0 = no cap)",
     )
@@ -254,39 +276,40 @@ static KEYS: &[KeySpec] = &[
         "false",
         "contact private and loopback addresses",
     )
+    .admin()
     .flag("allow_private"),
     KeySpec::new(
         "crawling.task_timeout",
         Immediate,
-        POSITIVE_DURATION,
+        TIMEOUT,
         "30s",
         "deadline of one domain's crawl, waits included",
     ),
     KeySpec::new(
         "crawling.dns_timeout",
         Immediate,
-        POSITIVE_DURATION,
+        TIMEOUT,
         "10s",
         "deadline of the DNS phase",
     ),
     KeySpec::new(
         "crawling.tls_timeout",
         Immediate,
-        POSITIVE_DURATION,
+        TIMEOUT,
         "8s",
         "deadline of TCP connect plus TLS handshake",
     ),
     KeySpec::new(
         "crawling.http_timeout",
         Immediate,
-        POSITIVE_DURATION,
+        TIMEOUT,
         "15s",
         "deadline of one HTTP request",
     ),
     KeySpec::new(
         "crawling.body_max_bytes",
         Immediate,
-        int(1024, u64::MAX),
+        int(1024, GIB),
         "524288",
         "cap on decoded root-page bytes",
     ),
@@ -304,6 +327,7 @@ static KEYS: &[KeySpec] = &[
         "",
         "private ranges contacted anyway (comma list of CIDRs)",
     )
+    .admin()
     .flag("allow_cidrs"),
     KeySpec::new(
         "crawling.https_port",
@@ -311,25 +335,28 @@ static KEYS: &[KeySpec] = &[
         int(1, 65_535),
         "443",
         "port for TLS",
-    ),
+    )
+    .admin(),
     KeySpec::new(
         "crawling.http_port",
         Immediate,
         int(1, 65_535),
         "80",
         "port for the plain HTTP fallback",
-    ),
+    )
+    .admin(),
     KeySpec::new(
         "crawling.tls_roots",
         Restart,
         ValueKind::String,
         "webpki",
         "certificate verification roots: webpki, system or a PEM file path",
-    ),
+    )
+    .admin(),
     KeySpec::new(
         "crawling.shutdown_grace",
         Immediate,
-        duration_at_least(Duration::ZERO),
+        duration(Duration::ZERO, HOUR),
         "20s",
         "time in-flight tasks get at shutdown",
     ),
@@ -340,11 +367,12 @@ static KEYS: &[KeySpec] = &[
         "from /etc/resolv.conf, else 127.0.0.1:53",
         "resolvers, ip or ip:port ([v6]:port), comma list",
     )
+    .admin()
     .flag("dns_servers"),
     KeySpec::new(
         "dns.query_timeout",
         Immediate,
-        POSITIVE_DURATION,
+        TIMEOUT,
         "2s",
         "wait for one DNS try",
     ),
@@ -358,7 +386,7 @@ static KEYS: &[KeySpec] = &[
     KeySpec::new(
         "dns.max_inflight",
         Immediate,
-        int(1, U32_MAX),
+        int(1, 65_536),
         "256",
         "open DNS queries per server",
     ),
@@ -372,14 +400,14 @@ static KEYS: &[KeySpec] = &[
     KeySpec::new(
         "dns.cache_size",
         Restart,
-        int(0, U32_MAX),
+        int(0, 1_000_000),
         "10000",
         "DNS cache entries (0 = off)",
     ),
     KeySpec::new(
         "batch.max_edges",
         Immediate,
-        int(1, U32_MAX),
+        int(1, 1_000_000),
         "10000",
         "edges per batch before a flush",
     )
@@ -387,7 +415,7 @@ static KEYS: &[KeySpec] = &[
     KeySpec::new(
         "batch.flush_interval",
         Immediate,
-        duration_at_least(Duration::from_millis(100)),
+        duration(Duration::from_millis(100), HOUR),
         "2s",
         "longest time a batch waits (alias in integer seconds)",
     )
@@ -415,6 +443,7 @@ static KEYS: &[KeySpec] = &[
         "",
         "http(s) URL batches are POSTed to",
     )
+    .admin()
     .alias("ingest")
     .warns("changing ingest endpoint mid-run may cause partial batch delivery to old endpoint"),
     KeySpec::new(
@@ -424,6 +453,7 @@ static KEYS: &[KeySpec] = &[
         "spool",
         "directory for batches ingest could not take",
     )
+    .admin()
     .alias("spool_dir")
     .warns("changing spool directory mid-run leaves existing spooled files in old directory"),
     KeySpec::new(
@@ -433,6 +463,7 @@ static KEYS: &[KeySpec] = &[
         "",
         "file batches are appended to (empty = stdout)",
     )
+    .admin()
     .flag("output")
     .warns("changing output file mid-run splits output across files"),
     KeySpec::new(
@@ -442,6 +473,7 @@ static KEYS: &[KeySpec] = &[
         "",
         "shared dedup Redis (empty = memory dedup)",
     )
+    .admin()
     .alias("redis_addr")
     .env("REDIS_ADDR"),
     KeySpec::new(
@@ -451,6 +483,7 @@ static KEYS: &[KeySpec] = &[
         "",
         "queue Redis; selects queue mode",
     )
+    .admin()
     .alias("redis_queue_addr")
     .env("REDIS_QUEUE_ADDR"),
     KeySpec::new(
@@ -465,28 +498,28 @@ static KEYS: &[KeySpec] = &[
     KeySpec::new(
         "redis.lease_timeout",
         Immediate,
-        POSITIVE_DURATION,
+        duration(MILLISECOND, DAY),
         "120s",
         "lease on a queue item; must exceed crawling.task_timeout",
     ),
     KeySpec::new(
         "redis.max_attempts",
         Immediate,
-        int(1, U32_MAX),
+        int(1, 1000),
         "3",
         "tries before an item goes to <key>:dead",
     ),
     KeySpec::new(
         "dedup.ttl",
         Restart,
-        duration_at_least(Duration::from_secs(1)),
+        duration(Duration::from_secs(1), Duration::from_secs(365 * 24 * 3600)),
         "24h",
         "how long a record counts as seen",
     ),
     KeySpec::new(
         "dedup.memory_max_entries",
         Restart,
-        int(1000, u64::MAX),
+        int(1000, 1_000_000_000),
         "2000000",
         "memory dedup capacity",
     ),
@@ -497,6 +530,7 @@ static KEYS: &[KeySpec] = &[
         "",
         "client certificate (PEM) for ingest",
     )
+    .admin()
     .alias("mtls_cert"),
     KeySpec::new(
         "mtls.key",
@@ -505,6 +539,7 @@ static KEYS: &[KeySpec] = &[
         "",
         "client key (PEM) for ingest",
     )
+    .admin()
     .alias("mtls_key"),
     KeySpec::new(
         "mtls.ca",
@@ -513,6 +548,7 @@ static KEYS: &[KeySpec] = &[
         "",
         "CA (PEM) that replaces the default roots for ingest",
     )
+    .admin()
     .alias("mtls_ca"),
     KeySpec::new(
         "telemetry.metrics_addr",
@@ -521,6 +557,7 @@ static KEYS: &[KeySpec] = &[
         ":9090",
         "health, metrics and API listen address (empty = off)",
     )
+    .admin()
     .alias("metrics_addr"),
     KeySpec::new(
         "telemetry.otel_endpoint",
@@ -529,6 +566,7 @@ static KEYS: &[KeySpec] = &[
         "",
         "OTLP/HTTP traces endpoint (empty = off)",
     )
+    .admin()
     .alias("otel_endpoint"),
     KeySpec::new(
         "telemetry.otel_insecure",
@@ -537,6 +575,7 @@ static KEYS: &[KeySpec] = &[
         "true",
         "OTLP without TLS",
     )
+    .admin()
     .alias("otel_insecure"),
     KeySpec::new(
         "telemetry.otel_service",
@@ -549,21 +588,21 @@ static KEYS: &[KeySpec] = &[
     KeySpec::new(
         "telemetry.stall_after",
         Immediate,
-        POSITIVE_DURATION,
+        duration(MILLISECOND, DAY),
         "300s",
         "no finished task for this long degrades health",
     ),
     KeySpec::new(
         "api.rate_limit",
         Immediate,
-        int(1, U32_MAX),
+        int(1, 1_000_000),
         "100",
         "API requests per second",
     ),
     KeySpec::new(
         "api.rate_burst",
         Immediate,
-        int(1, U32_MAX),
+        int(1, 1_000_000),
         "20",
         "API token bucket depth",
     ),
@@ -597,7 +636,8 @@ static KEYS: &[KeySpec] = &[
         ValueKind::String,
         "",
         "not implemented yet; validated only",
-    ),
+    )
+    .admin(),
     KeySpec::new(
         "mongodb.database",
         Restart,
@@ -630,6 +670,38 @@ pub fn tier_of(path: &str) -> Option<Tier> {
     find_key(path).map(|k| k.tier)
 }
 
+/// The keys a nested change set (as `PATCH /api/v1/config` takes it; aliases and
+/// dotted paths accepted) names, in change-set order. Names that are no key are
+/// skipped; applying the change set refuses them.
+pub fn keys_named(changes: &Value) -> Vec<&'static KeySpec> {
+    let Value::Object(map) = changes else {
+        return Vec::new();
+    };
+    let mut named = Vec::new();
+    for (name, value) in map {
+        if let Some(spec) = find_key(name) {
+            named.push(spec);
+        } else if let (true, Value::Object(section)) = (is_section(name), value) {
+            named.extend(
+                section
+                    .keys()
+                    .filter_map(|sub| find_key(&format!("{name}.{sub}"))),
+            );
+        }
+    }
+    named
+}
+
+/// The API scope a change set needs (SPEC §3.12): `admin` when it names any key
+/// whose [`KeySpec::scope`] is `admin` (even at its current value), else `write`.
+pub fn patch_scope(changes: &Value) -> Scope {
+    keys_named(changes)
+        .iter()
+        .map(|k| k.scope)
+        .max()
+        .unwrap_or(Scope::Write)
+}
+
 /// Whether `name` is a section (`crawling`, `dns`, ...) rather than a key.
 pub(crate) fn is_section(name: &str) -> bool {
     KEYS.iter().any(|k| k.section() == Some(name))
@@ -652,6 +724,54 @@ mod tests {
         let mut flags = HashSet::new();
         for flag in keys().iter().filter_map(|k| k.flag) {
             assert!(flags.insert(flag), "duplicate flag {flag}");
+        }
+    }
+
+    #[test]
+    fn patch_scope_sees_nested_keys_aliases_and_dotted_paths() {
+        use serde_json::json;
+        let admin = [
+            json!({"output": {"file": "/etc/cron.d/x"}}),
+            json!({"ingest": "http://169.254.169.254/"}),
+            json!({"spool_dir": "/tmp"}),
+            json!({"crawling.allow_private": true}),
+            json!({"crawling": {"concurrency": 4, "allow_cidrs": ["0.0.0.0/0"]}}),
+            json!({"ua": "x", "dns": {"servers": ["10.0.0.1"]}}),
+            json!({"mtls_ca": "/x.pem"}),
+        ];
+        for changes in admin {
+            assert_eq!(patch_scope(&changes), Scope::Admin, "{changes}");
+        }
+        let write = [
+            json!({}),
+            json!({"crawling": {"concurrency": 4}, "ua": "x"}),
+            json!({"output": {"format": "csv"}}),
+            json!({"nosuch": {"file": "x"}}),
+            json!({"crawling": "not a section object"}),
+            json!([{"output": {"file": "x"}}]),
+        ];
+        for changes in write {
+            assert_eq!(patch_scope(&changes), Scope::Write, "{changes}");
+        }
+    }
+
+    #[test]
+    fn every_range_has_a_finite_maximum_that_instant_arithmetic_survives() {
+        let now = std::time::Instant::now();
+        for key in keys() {
+            match key.kind {
+                ValueKind::Duration { min, max } => {
+                    assert!(min <= max, "{}", key.path);
+                    assert!(max <= Duration::from_secs(366 * 24 * 3600), "{}", key.path);
+                    assert!(now.checked_add(max.saturating_mul(4)).is_some());
+                }
+                ValueKind::Int { min, max } => {
+                    assert!(min <= max, "{}", key.path);
+                    assert!(max <= 1 << 40, "{}: {max}", key.path);
+                }
+                ValueKind::Float { max } => assert!(max.is_finite(), "{}", key.path),
+                _ => {}
+            }
         }
     }
 

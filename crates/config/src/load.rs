@@ -387,6 +387,7 @@ fn check_combinations(config: &Config, origin: &dyn Fn(&str) -> Origin) -> Resul
             &text(&crate::format_duration(config.redis.lease_timeout)),
             crate::ValueKind::Duration {
                 min: std::time::Duration::ZERO,
+                max: std::time::Duration::MAX,
             },
             &origin("redis.lease_timeout"),
             format!(

@@ -9,7 +9,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use serde_json::Value;
 
-use crate::duration::{format_duration, parse_duration};
+use crate::duration::{DURATION_TOO_LARGE, format_duration, parse_duration};
 use crate::error::{ConfigError, Origin};
 use crate::keys::{KeySpec, ValueKind};
 use crate::redact::hide_url_password;
@@ -195,29 +195,31 @@ fn boolean(v: &Value) -> Result<bool, String> {
     }
 }
 
-/// A whole number within the key's range, converted to the field's type.
+/// A whole number within the key's range, converted to the field's type. A whole
+/// number out of range, however large, is told the range.
 fn int<T: TryFrom<u64>>(spec: &KeySpec, v: &Value) -> Result<T, String> {
     let ValueKind::Int { min, max } = spec.kind else {
         return Err("not an integer key (internal error)".to_owned());
     };
-    let range = || {
-        if max >= u64::from(u32::MAX) {
-            format!("must be at least {min}")
-        } else {
-            format!("must be between {min} and {max}")
-        }
-    };
+    let range = || format!("must be between {min} and {max}");
+    const WHOLE: &str = "must be a whole number";
     let number: i128 = match v {
-        Value::Number(n) => match (n.as_u64(), n.as_i64()) {
-            (Some(u), _) => i128::from(u),
-            (None, Some(i)) => i128::from(i),
-            _ => return Err("must be a whole number".to_owned()),
+        Value::Number(n) => match (n.as_u64(), n.as_i64(), n.as_f64()) {
+            (Some(u), _, _) => i128::from(u),
+            (None, Some(i), _) => i128::from(i),
+            // Beyond 64 bits: whole, but out of every range.
+            (None, None, Some(f)) if f.is_finite() && f.fract() == 0.0 => return Err(range()),
+            _ => return Err(WHOLE.to_owned()),
         },
-        Value::String(s) => s
-            .trim()
-            .parse()
-            .map_err(|_| "must be a whole number".to_owned())?,
-        _ => return Err("must be a whole number".to_owned()),
+        Value::String(s) => {
+            let s = s.trim();
+            match s.parse() {
+                Ok(n) => n,
+                Err(_) if is_whole(s) => return Err(range()),
+                Err(_) => return Err(WHOLE.to_owned()),
+            }
+        }
+        _ => return Err(WHOLE.to_owned()),
     };
     if number < i128::from(min) || number > i128::from(max) {
         return Err(range());
@@ -228,17 +230,17 @@ fn int<T: TryFrom<u64>>(spec: &KeySpec, v: &Value) -> Result<T, String> {
         .ok_or_else(range)
 }
 
+/// Digits with an optional sign: a whole number, whatever its size.
+fn is_whole(s: &str) -> bool {
+    let digits = s.strip_prefix(['+', '-']).unwrap_or(s);
+    !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
+}
+
 fn float(spec: &KeySpec, v: &Value) -> Result<f64, String> {
     let ValueKind::Float { max } = spec.kind else {
         return Err("not a number key (internal error)".to_owned());
     };
-    let reason = || {
-        if max.is_finite() {
-            format!("must be greater than 0 and at most {max}")
-        } else {
-            "must be greater than 0".to_owned()
-        }
-    };
+    let reason = || format!("must be greater than 0 and at most {max}");
     let number = match v {
         Value::Number(n) => n.as_f64(),
         Value::String(s) => s.trim().parse::<f64>().ok(),
@@ -252,20 +254,35 @@ fn float(spec: &KeySpec, v: &Value) -> Result<f64, String> {
 }
 
 fn duration(spec: &KeySpec, v: &Value) -> Result<Duration, String> {
-    let ValueKind::Duration { min } = spec.kind else {
+    let ValueKind::Duration { min, max } = spec.kind else {
         return Err("not a duration key (internal error)".to_owned());
     };
     const EXPECTED: &str = "must be a duration like 500ms, 1m30s or integer seconds";
+    let range = || {
+        format!(
+            "must be between {} and {}",
+            format_duration(min),
+            format_duration(max)
+        )
+    };
     let d = match v {
-        Value::Number(n) => n
-            .as_u64()
-            .map(Duration::from_secs)
-            .ok_or_else(|| EXPECTED.to_owned())?,
-        Value::String(s) => parse_duration(s).map_err(|e| format!("{EXPECTED} ({e})"))?,
+        Value::Number(n) => match (n.as_u64(), n.as_f64()) {
+            (Some(secs), _) => Duration::from_secs(secs),
+            // Whole seconds beyond 64 bits.
+            (None, Some(f)) if f.is_finite() && f.fract() == 0.0 && f > 0.0 => {
+                return Err(range());
+            }
+            _ => return Err(EXPECTED.to_owned()),
+        },
+        Value::String(s) => match parse_duration(s) {
+            Ok(d) => d,
+            Err(e) if e == DURATION_TOO_LARGE => return Err(range()),
+            Err(e) => return Err(format!("{EXPECTED} ({e})")),
+        },
         _ => return Err(EXPECTED.to_owned()),
     };
-    if d < min {
-        return Err(format!("must be at least {}", format_duration(min)));
+    if d < min || d > max {
+        return Err(range());
     }
     Ok(d)
 }

@@ -1,7 +1,7 @@
 //! docs/configuration.md lists exactly the schema's keys, with their tiers, aliases,
 //! environment variables and flags.
 
-use spyder_config::keys;
+use spyder_config::{Tier, ValueKind, format_duration, keys};
 
 const DOC: &str = include_str!("../../../docs/configuration.md");
 
@@ -28,11 +28,37 @@ fn the_key_table_matches_the_schema() {
     assert_eq!(documented, schema, "keys (in spec order)");
 
     for (row, key) in rows.iter().zip(keys()) {
-        assert_eq!(row.len(), 8, "{}: 8 cells", key.path);
+        assert_eq!(row.len(), 9, "{}: 9 cells", key.path);
+        if let Some(range) = range(key.kind) {
+            assert!(
+                row[1].starts_with(&range),
+                "{}: type {:?} shows the range {range:?}",
+                key.path,
+                row[1]
+            );
+        }
         assert_eq!(row[3], key.tier.mark(), "{}: tier", key.path);
-        assert_eq!(code(row[4]), key.alias, "{}: alias", key.path);
-        assert_eq!(code(row[5]), key.env, "{}: env", key.path);
+        let scope = (key.tier != Tier::ApiOnly).then(|| key.scope.as_str());
+        assert_eq!(code(row[4]), scope, "{}: scope", key.path);
+        assert_eq!(code(row[5]), key.alias, "{}: alias", key.path);
+        assert_eq!(code(row[6]), key.env, "{}: env", key.path);
         let flag = key.flag.map(|f| format!("-{f}"));
-        assert_eq!(code(row[6]), flag.as_deref(), "{}: flag", key.path);
+        assert_eq!(code(row[7]), flag.as_deref(), "{}: flag", key.path);
+    }
+}
+
+/// How the Type cell opens for a key with a range: `int 1–65536`, `duration 1ms–1h`,
+/// `number > 0, ≤ 1000000` (or `number in (0, 1]`).
+fn range(kind: ValueKind) -> Option<String> {
+    match kind {
+        ValueKind::Int { min, max } => Some(format!("int {min}–{max}")),
+        ValueKind::Duration { min, max } => Some(format!(
+            "duration {}–{}",
+            format_duration(min),
+            format_duration(max)
+        )),
+        ValueKind::Float { max: 1.0 } => Some("number in (0, 1]".to_owned()),
+        ValueKind::Float { max } => Some(format!("number > 0, ≤ {max}")),
+        _ => None,
     }
 }

@@ -13,7 +13,7 @@ use metrics::{
 use serde_json::{Value, json};
 use spyder_config::{
     ApplyError, Config, ConfigChange, FlagValue, LiveConfig, LogLevel, OutputFormat, Sources, Tier,
-    diff, keys, load,
+    ValueKind, diff, format_duration, keys, load,
 };
 
 /// Every file pins `run` and the DNS servers so that nothing depends on the clock
@@ -735,4 +735,139 @@ fn reloads_are_counted_by_result_and_patches_are_not() {
     .into_iter()
     .collect();
     assert_eq!(counts, want);
+}
+
+/// A value at `kind`'s maximum and one just past it, as a PATCH sends them; `None`
+/// for kinds without a range.
+fn maximum_and_beyond(kind: ValueKind) -> Option<(Value, Value)> {
+    match kind {
+        ValueKind::Int { max, .. } => Some((json!(max), json!(max + 1))),
+        ValueKind::Duration { max, .. } => Some((
+            json!(format_duration(max)),
+            json!(format_duration(max + Duration::from_nanos(1))),
+        )),
+        ValueKind::Float { max } => Some((json!(max), json!(max * (1.0 + f64::EPSILON)))),
+        _ => None,
+    }
+}
+
+/// `{"section": {"key": value}}` (or `{"key": value}`) for `path`.
+fn nested(path: &str, value: Value) -> Value {
+    match path.split_once('.') {
+        Some((section, key)) => json!({ section: { key: value } }),
+        None => json!({ path: value }),
+    }
+}
+
+/// Everything derived from a configuration must survive its extreme values.
+fn derive_everything(config: &Config) {
+    let probe = config.probe_config();
+    assert_eq!(probe.settings, config.probe_settings());
+    let _ = config.redacted();
+    let _ = serialized(config);
+}
+
+/// SPEC issue 10: PATCHing any key to its maximum, or past it, never panics and never
+/// changes the configuration when refused.
+#[test]
+fn every_key_at_its_maximum_and_past_it() {
+    let mut ranged = 0;
+    for key in keys() {
+        let Some((max, beyond)) = maximum_and_beyond(key.kind) else {
+            continue;
+        };
+        ranged += 1;
+        let (live, _file) = live_from("");
+        let before = serialized(&live.current());
+
+        // Past the maximum: refused with the range, nothing changes.
+        for past in [beyond, json!(u64::MAX), json!("18446744073709551616")] {
+            let error = live
+                .patch(&nested(key.path, past.clone()))
+                .expect_err("past the maximum is refused");
+            assert_eq!(error.code(), "INVALID_CONFIG", "{} = {past}", key.path);
+            let message = error.message();
+            assert!(
+                message.starts_with(&format!("{}: must be ", key.path))
+                    && (message.contains(" between ") || message.contains(" at most ")),
+                "{} = {past}: {message}",
+                key.path
+            );
+            assert_eq!(serialized(&live.current()), before, "{}", key.path);
+        }
+
+        // At the maximum: applied (Tier 1 and 2), or refused with a message and
+        // nothing changed (Tier 3; a task timeout above the lease).
+        let pointer = format!("/{}", key.path.replace('.', "/"));
+        match live.patch(&nested(key.path, max.clone())) {
+            Ok(applied) => {
+                assert!(key.tier != Tier::Restart, "{}", key.path);
+                let shown = serialized(&applied.config);
+                let got = shown.pointer(&pointer).expect("the key is serialized");
+                match key.kind {
+                    ValueKind::Float { max: want } => assert_eq!(got.as_f64(), Some(want)),
+                    _ => assert_eq!(got, &max, "{}", key.path),
+                }
+                derive_everything(&applied.config);
+            }
+            Err(error) => {
+                let expected = match (key.tier, key.path) {
+                    (Tier::Restart, _) => "APPLY_ERROR",
+                    (_, "crawling.task_timeout") => "INVALID_CONFIG",
+                    _ => panic!("{} = {max} refused: {}", key.path, error.message()),
+                };
+                assert_eq!(error.code(), expected, "{}: {}", key.path, error.message());
+                assert!(!error.message().is_empty());
+                assert_eq!(serialized(&live.current()), before, "{}", key.path);
+            }
+        }
+
+        // Loaded at the maximum (how Tier 3 keys get there), every derived setting
+        // can be built.
+        let lease = FlagValue::new("-set", "redis.lease_timeout", "24h");
+        let text = max.as_str().map_or_else(|| max.to_string(), str::to_owned);
+        let at_max = FlagValue::new("-set", key.path, text);
+        let file = ConfigFile::new(BASE);
+        let loaded = load(&sources(&file.path, &[], vec![lease, at_max]))
+            .unwrap_or_else(|e| panic!("{} loads at its maximum: {e}", key.path));
+        derive_everything(&loaded.config);
+    }
+    assert!(ranged >= 20, "only {ranged} ranged keys");
+}
+
+#[test]
+fn every_timeout_at_its_maximum_together_derives_and_adds_to_an_instant() {
+    let file = ConfigFile::new(BASE);
+    let flags: Vec<FlagValue> = keys()
+        .iter()
+        .filter_map(|k| match k.kind {
+            ValueKind::Duration { max, .. } => {
+                Some(FlagValue::new("-set", k.path, format_duration(max)))
+            }
+            ValueKind::Int { max, .. } if k.tier != Tier::ApiOnly => {
+                Some(FlagValue::new("-set", k.path, max.to_string()))
+            }
+            _ => None,
+        })
+        .collect();
+    let config = load(&sources(&file.path, &[], flags))
+        .expect("every maximum at once loads")
+        .config;
+    derive_everything(&config);
+    let settings = config.probe_settings();
+    let now = std::time::Instant::now();
+    for d in [
+        settings.task_timeout,
+        settings.dns_timeout,
+        settings.tls_timeout,
+        settings.http_timeout,
+        settings.dns.query_timeout,
+        config.batch.flush_interval,
+        config.redis.lease_timeout,
+        config.dedup.ttl * 2 + Duration::from_secs(60),
+        config.telemetry.stall_after,
+        config.crawling.shutdown_grace + Duration::from_secs(15),
+    ] {
+        assert!(now.checked_add(d).is_some(), "{d:?}");
+    }
 }

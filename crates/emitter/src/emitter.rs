@@ -321,8 +321,8 @@ impl Emitter {
     /// caller's single shutdown deadline holds.
     pub async fn shutdown_within(self, delivery: Duration, total: Duration) -> ShutdownReport {
         let now = Instant::now();
-        let end = now.checked_add(total).unwrap_or_else(far_future);
-        let deadline = now.checked_add(delivery).unwrap_or(end).min(end);
+        let end = after(now, total);
+        let deadline = after(now, delivery).min(end);
         self.inner.mode.send_if_modified(|mode| {
             let running = matches!(mode, Mode::Running);
             if running {
@@ -694,7 +694,7 @@ impl Batcher {
         if self.records.is_empty() {
             let now = Instant::now();
             self.started = Some(now);
-            self.deadline = Some(now + self.limits.flush_interval);
+            self.deadline = Some(after(now, self.limits.flush_interval));
         }
         self.records.append(&mut submission.records);
         self.receipts.push(submission.receipt);
@@ -714,7 +714,7 @@ impl Batcher {
         self.limits = limits;
         self.max_nodes = limits.max_nodes();
         if let Some(started) = self.started {
-            self.deadline = Some(started + limits.flush_interval);
+            self.deadline = Some(after(started, limits.flush_interval));
         }
         if !self.records.is_empty() && self.is_full() {
             self.flush().await;
@@ -1332,13 +1332,14 @@ impl IngestOutput {
             self.set_failing(true);
             let wait = retry_after.unwrap_or_else(|| jittered(backoff));
             backoff = backoff.saturating_mul(2);
-            if Instant::now() + wait >= window_end {
+            let wake = after(Instant::now(), wait);
+            if wake >= window_end {
                 last_error.push_str("; retries exhausted");
                 break;
             }
             let sleep = race(
                 &mut self.mode,
-                Some(Instant::now() + wait),
+                Some(wake),
                 OnDrain::Cut,
                 OnAbort::Cut,
                 pending::<()>(),
@@ -1356,7 +1357,7 @@ impl IngestOutput {
 
     /// One replay round: oldest file first, one try each; a failure ends the round.
     async fn replay_round(&mut self, budget: Duration, on_drain: OnDrain) -> RoundEnd {
-        let deadline = Instant::now() + budget;
+        let deadline = after(Instant::now(), budget);
         let files = match blocking({
             let spool = self.spool.clone();
             move || spool.list()
@@ -1449,17 +1450,20 @@ impl IngestOutput {
     }
 }
 
+/// How far ahead a deadline that cannot be represented is put: it never comes.
+const FAR_FUTURE: Duration = Duration::from_secs(30 * 365 * 24 * 3600);
+
+/// `d` after `from`, saturating: a `d` no clock can add (a huge `Retry-After`, an
+/// interval or budget from a caller) gives a deadline about 30 years away.
+fn after(from: Instant, d: Duration) -> Instant {
+    from.checked_add(d)
+        .or_else(|| from.checked_add(FAR_FUTURE))
+        .unwrap_or(from)
+}
+
 /// `base` × a random factor in [0.5, 1.5).
 fn jittered(base: Duration) -> Duration {
     base.mul_f64(rand::random_range(0.5..1.5))
-}
-
-/// A deadline that never comes in practice (a year from now), for limits whose sum
-/// would not fit in an `Instant`.
-fn far_future() -> Instant {
-    let now = Instant::now();
-    now.checked_add(Duration::from_secs(365 * 24 * 3600))
-        .unwrap_or(now)
 }
 
 #[cfg(test)]
@@ -1473,6 +1477,17 @@ mod tests {
         send_sync::<Emitter>();
         fn send<T: Send + 'static>() {}
         send::<Receipt>();
+    }
+
+    #[tokio::test]
+    async fn deadlines_saturate_instead_of_panicking() {
+        let now = Instant::now();
+        assert_eq!(
+            after(now, Duration::from_secs(2)),
+            now + Duration::from_secs(2)
+        );
+        assert_eq!(after(now, Duration::MAX), now + FAR_FUTURE);
+        assert!(after(now, Duration::from_secs(u64::MAX)) > now + Duration::from_secs(3600));
     }
 
     #[test]

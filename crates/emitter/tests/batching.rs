@@ -216,3 +216,44 @@ async fn abort_writes_in_memory_records_to_the_file() {
         ["host7.example"]
     );
 }
+
+/// A flush interval or shutdown budget no clock can add (they panicked the batcher or
+/// the caller: "overflow when adding duration to instant") waits for the other
+/// triggers; nothing is lost.
+#[tokio::test]
+async fn unrepresentable_interval_and_budget_saturate() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (destination, mut lines) = pipe();
+    let mut cfg = config(destination, Format::Json, dir.path());
+    cfg.flush_interval = Duration::MAX;
+    cfg.max_edges = 3;
+    let emitter = Emitter::start(cfg).await.expect("starts");
+
+    // The first record starts a batch whose deadline is `now + MAX`.
+    let first = emitter.submit(edges_only(1, 1));
+    // New limits move that deadline to `started + MAX`.
+    let limits = spyder_emitter::BatchLimits {
+        max_edges: 3,
+        flush_interval: Duration::from_secs(u64::MAX),
+        node_threshold_ratio: 0.5,
+    };
+    emitter.set_batch_limits(limits).expect("limits apply");
+    let second = emitter.submit(edges_only(2, 2));
+    assert_eq!(
+        bounded("first", first).await.expect("safe"),
+        Delivery::Written
+    );
+    bounded("second", second).await.expect("safe");
+    let batch = decode(lines.next().await.expect("a batch by size").as_bytes());
+    assert_eq!(batch.edges.len(), 3);
+
+    let third = emitter.submit(edges_only(3, 1));
+    bounded("shutdown", emitter.shutdown(Duration::MAX)).await;
+    assert_eq!(
+        bounded("third", third).await.expect("safe"),
+        Delivery::Written
+    );
+    let batch = decode(lines.next().await.expect("the shutdown flush").as_bytes());
+    assert_eq!(batch.edges.len(), 1);
+    assert_eq!(lines.next().await, None);
+}

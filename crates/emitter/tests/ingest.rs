@@ -121,6 +121,19 @@ async fn retry_after_is_honoured() {
     let delivery = bounded("receipt", emitter.submit(records(2, 1))).await;
     assert_eq!(delivery.expect("safe"), Delivery::Spooled);
     assert_eq!(server.request_count(), 3);
+
+    // A Retry-After no clock can add (it panicked the ingest task) is also beyond
+    // the window.
+    server.script([Answer::RetryAfter {
+        status: 503,
+        seconds: u64::MAX,
+    }]);
+    let delivery = bounded("receipt", emitter.submit(records(3, 1))).await;
+    assert_eq!(delivery.expect("safe"), Delivery::Spooled);
+    assert_eq!(server.request_count(), 4);
+    // The ingest output is still alive: the next batch is delivered.
+    let delivery = bounded("receipt", emitter.submit(records(4, 1))).await;
+    assert_eq!(delivery.expect("safe"), Delivery::Delivered);
     bounded("shutdown", emitter.shutdown(Duration::from_secs(5))).await;
 }
 

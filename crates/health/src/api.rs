@@ -144,11 +144,19 @@ async fn ops_endpoint(served: &Served, request: &Request<Incoming>) -> HttpRespo
 /// has just started.
 async fn current_checks(served: &Served) -> Arc<Vec<CheckReport>> {
     let mut cache = served.checks.clone();
-    let bound = served.state.inner.check_timeout * 2 + Duration::from_secs(5);
+    let bound = first_round_bound(served.state.inner.check_timeout);
     match tokio::time::timeout(bound, cache.wait_for(Option::is_some)).await {
         Ok(Ok(reports)) => reports.as_ref().map(Arc::clone).unwrap_or_default(),
         _ => Arc::default(),
     }
+}
+
+/// How long a request waits for the first check round: twice the check timeout plus
+/// 5 s, saturating (tokio treats a huge timeout as none).
+fn first_round_bound(check_timeout: Duration) -> Duration {
+    check_timeout
+        .saturating_mul(2)
+        .saturating_add(Duration::from_secs(5))
 }
 
 fn metrics_response(served: &Served) -> HttpResponse {
@@ -369,15 +377,27 @@ async fn authorized(
     match endpoint {
         Endpoint::ConfigGet => Ok(json_response(
             StatusCode::OK,
-            &serde_json::json!({ "config": control.config() }),
+            &serde_json::json!({ "config": with_live_keys(control.config(), &inner.keys) }),
         )),
         Endpoint::ConfigPatch => {
             let changes: Value = parse_json(&body)?;
+            // Keys that widen what the probe reads, writes or dials need admin,
+            // checked before anything is applied (the change set is all or nothing).
+            let needed = spyder_config::patch_scope(&changes);
+            if identity.scope < needed {
+                let admin_keys: Vec<&str> = spyder_config::keys_named(&changes)
+                    .iter()
+                    .filter(|k| k.scope > identity.scope)
+                    .map(|k| k.path)
+                    .collect();
+                tracing::info!(key_name = %identity.name, keys = ?admin_keys, "config change refused: admin scope required");
+                return Err(ApiError::forbidden(needed));
+            }
             let outcome = control.patch_config(changes)?;
             Ok(json_response(
                 StatusCode::OK,
                 &PatchBody {
-                    config: outcome.config,
+                    config: with_live_keys(outcome.config, &inner.keys),
                     warnings: outcome.warnings,
                 },
             ))
@@ -428,6 +448,21 @@ async fn authorized(
             }
         }
     }
+}
+
+/// `config` with `api.keys` as the API accepts them now (configured, env and created
+/// keys, minus deleted ones), each `{"key":"***","name","scope"}`: the run loop's
+/// configuration keeps the keys it started with.
+fn with_live_keys(mut config: Value, keys: &crate::KeyStore) -> Value {
+    let live: Vec<Value> = keys
+        .list()
+        .into_iter()
+        .map(|k| serde_json::json!({"key": "***", "name": k.name, "scope": k.scope}))
+        .collect();
+    if let Some(api) = config.get_mut("api").and_then(Value::as_object_mut) {
+        api.insert("keys".to_owned(), Value::Array(live));
+    }
+    config
 }
 
 #[derive(Serialize)]
@@ -802,6 +837,16 @@ fn respond(status: StatusCode, content_type: &'static str, body: Bytes) -> HttpR
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn first_round_bound_saturates() {
+        assert_eq!(
+            first_round_bound(Duration::from_secs(5)),
+            Duration::from_secs(15)
+        );
+        assert_eq!(first_round_bound(Duration::MAX), Duration::MAX);
+        assert_eq!(first_round_bound(Duration::MAX / 2), Duration::MAX);
+    }
 
     #[test]
     fn routes_and_methods() {

@@ -224,7 +224,7 @@ async fn config_get_and_patch() {
     let reply = h.get("/api/v1/config", Some(READ_KEY)).await;
     assert_eq!(reply.status, 200);
     assert_eq!(reply.header("content-type"), Some("application/json"));
-    assert_eq!(reply.json(), json!({"config": support::fake_config()}));
+    assert_eq!(reply.json(), json!({"config": served_config()}));
     for secret in [ADMIN_KEY, WRITE_KEY, READ_KEY] {
         assert!(!reply.text().contains(secret));
     }
@@ -247,22 +247,200 @@ async fn config_get_and_patch() {
     assert_eq!(
         reply.json(),
         json!({
-            "config": support::fake_config(),
+            "config": served_config(),
             "warnings": ["changing output format mid-run may cause mixed format output"],
         })
     );
     let reply = patch(br#"{"ua":"x"}"#).await;
     assert_eq!(reply.json()["warnings"], json!([]));
-    let message = patch(br#"{"redis":{"addr":"x:1"}}"#)
+    let message = patch(br#"{"redis":{"queue_key":"other"}}"#)
         .await
         .error(409, "APPLY_ERROR");
-    assert_eq!(message, "fields require restart: redis.addr");
+    assert_eq!(message, "fields require restart: redis.queue_key");
     let message = patch(br#"{"crawling":{"concurrency":0}}"#)
         .await
         .error(400, "INVALID_CONFIG");
     assert_eq!(message, "crawling.concurrency: must be between 1 and 65536");
     patch(b"{not json").await.error(400, "BAD_REQUEST");
     assert_eq!(h.control.patches.lock().unwrap().len(), 4);
+    h.shutdown().await;
+}
+
+/// The fake's configuration as the API serves it: `api.keys` are the standard keys
+/// the API accepts, redacted.
+fn served_config() -> serde_json::Value {
+    let mut config = support::fake_config();
+    config["api"]["keys"] = json!([
+        {"key": "***", "name": "admin", "scope": "admin"},
+        {"key": "***", "name": "writer", "scope": "write"},
+        {"key": "***", "name": "reader", "scope": "read"},
+    ]);
+    config
+}
+
+fn key_names(config: &serde_json::Value) -> Vec<&str> {
+    config["api"]["keys"]
+        .as_array()
+        .expect("api.keys is a list")
+        .iter()
+        .map(|k| k["name"].as_str().expect("a name"))
+        .collect()
+}
+
+/// Issue 10: a deleted key (from the environment or anywhere) is no longer listed in
+/// `GET /api/v1/config`, and a created one is.
+#[tokio::test]
+async fn config_lists_the_keys_the_api_accepts_now() {
+    let h = Harness::start().await;
+    let config = h.get("/api/v1/config", Some(READ_KEY)).await.json();
+    assert_eq!(key_names(&config["config"]), ["admin", "writer", "reader"]);
+
+    // "writer" came from SPYDER_API_KEYS.
+    let reply = h
+        .send("DELETE", "/api/v1/keys/writer", Some(ADMIN_KEY), None, None)
+        .await;
+    assert_eq!(reply.status, 204);
+    let created = h
+        .post_json(
+            "/api/v1/keys",
+            Some(ADMIN_KEY),
+            &json!({"name": "ci", "scope": "read"}),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text());
+    let secret = created.json()["key"].as_str().unwrap().to_owned();
+
+    let reply = h.get("/api/v1/config", Some(READ_KEY)).await;
+    let config = reply.json();
+    assert_eq!(key_names(&config["config"]), ["admin", "reader", "ci"]);
+    assert_eq!(
+        config["config"]["api"]["keys"][2],
+        json!({"key": "***", "name": "ci", "scope": "read"})
+    );
+    assert!(!reply.text().contains(&secret));
+    // The rest of the configuration is the run loop's.
+    assert_eq!(config["config"]["redis"], support::fake_config()["redis"]);
+
+    // A PATCH answer shows the same keys.
+    let body = serde_json::to_vec(&json!({"ua": "x"})).unwrap();
+    let reply = h
+        .send(
+            "PATCH",
+            "/api/v1/config",
+            Some(ADMIN_KEY),
+            Some("application/json"),
+            Some(&body),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(
+        key_names(&reply.json()["config"]),
+        ["admin", "reader", "ci"]
+    );
+    h.shutdown().await;
+}
+
+/// `{"section": {"key": value}}` for a dotted path, `{"key": value}` otherwise.
+fn nested(path: &str, value: serde_json::Value) -> serde_json::Value {
+    match path.split_once('.') {
+        Some((section, key)) => json!({ section: { key: value } }),
+        None => json!({ path: value }),
+    }
+}
+
+/// Issue 10: keys that widen what the probe reads, writes or dials need admin; a
+/// write key naming one gets 403 and nothing of its change set reaches the run loop.
+#[tokio::test]
+async fn widening_keys_need_admin_and_nothing_is_applied() {
+    let h = Harness::start().await;
+    let patch = |key: &'static str, changes: serde_json::Value| {
+        let h = &h;
+        async move {
+            let body = serde_json::to_vec(&changes).unwrap();
+            h.send(
+                "PATCH",
+                "/api/v1/config",
+                Some(key),
+                Some("application/json"),
+                Some(&body),
+            )
+            .await
+        }
+    };
+    let admin_keys: Vec<&spyder_config::KeySpec> = spyder_config::keys()
+        .iter()
+        .filter(|k| k.scope == spyder_config::Scope::Admin)
+        .collect();
+    let admin_paths: Vec<&str> = admin_keys.iter().map(|k| k.path).collect();
+    for must in [
+        "output.file",
+        "output.ingest",
+        "output.spool_dir",
+        "crawling.allow_private",
+        "crawling.allow_cidrs",
+        "crawling.tls_roots",
+        "dns.servers",
+        "mtls.cert",
+        "mtls.key",
+        "mtls.ca",
+    ] {
+        assert!(admin_paths.contains(&must), "{must} needs admin");
+    }
+
+    for key in &admin_keys {
+        let mut forms = vec![nested(key.path, json!("x"))];
+        if let Some(alias) = key.alias {
+            forms.push(json!({ alias: "x" }));
+        }
+        // A dotted path at the top level is a key too.
+        forms.push(json!({ key.path: "x" }));
+        // Mixed with an ordinary key: the whole change set is refused.
+        forms.push(json!({"ua": "sneaky", "crawling": {"concurrency": 8}}));
+        let mixed = forms.last_mut().unwrap();
+        if let Some((section, sub)) = key.path.split_once('.') {
+            mixed
+                .as_object_mut()
+                .unwrap()
+                .entry(section)
+                .or_insert_with(|| json!({}))
+                .as_object_mut()
+                .unwrap()
+                .insert(sub.to_owned(), json!("x"));
+        } else {
+            mixed[key.path] = json!("x");
+        }
+        for changes in forms {
+            let message = patch(WRITE_KEY, changes.clone())
+                .await
+                .error(403, "FORBIDDEN");
+            assert_eq!(message, "insufficient scope: admin required", "{changes}");
+        }
+    }
+    assert!(
+        h.control.patches.lock().unwrap().is_empty(),
+        "a refused change set never reaches the run loop"
+    );
+
+    // Ordinary keys still need only write.
+    let reply = patch(
+        WRITE_KEY,
+        json!({"crawling": {"concurrency": 8}, "ua": "x"}),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    // An admin key may change them (the run loop then validates as usual).
+    let changes = json!({"output": {"file": "/var/lib/spyder/out.json"}, "ingest": ""});
+    let reply = patch(ADMIN_KEY, changes.clone()).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(
+        *h.control.patches.lock().unwrap(),
+        [json!({"crawling": {"concurrency": 8}, "ua": "x"}), changes]
+    );
+    // A read key is still refused with write first.
+    let message = patch(READ_KEY, json!({"ua": "x"}))
+        .await
+        .error(403, "FORBIDDEN");
+    assert_eq!(message, "insufficient scope: write required");
     h.shutdown().await;
 }
 

@@ -244,3 +244,21 @@ async fn listen_address_forms() {
         );
     }
 }
+
+/// A check timeout no clock can double (`check_timeout * 2` panicked the request)
+/// still answers.
+#[tokio::test]
+async fn an_unrepresentable_check_timeout_still_answers() {
+    let h = Harness::start_with(|b| {
+        b.check(FnCheck::new("redis", true, || async {
+            CheckOutcome::healthy("Redis connection OK")
+        }))
+        .check_timeout(Duration::MAX)
+    })
+    .await;
+    let reply = h.get("/health", None).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.json()["checks"][0]["message"], "Redis connection OK");
+    assert_eq!(h.get("/ready", None).await.status, 200);
+    h.shutdown().await;
+}

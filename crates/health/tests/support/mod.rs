@@ -82,7 +82,7 @@ impl Control for FakeControl {
     fn patch_config(&self, changes: Value) -> Result<PatchOutcome, ApiError> {
         self.patches.lock().unwrap().push(changes.clone());
         if changes.get("redis").is_some() {
-            return Err(ApiError::apply_error(&["redis.addr"]));
+            return Err(ApiError::apply_error(&["redis.queue_key"]));
         }
         if changes.pointer("/crawling/concurrency") == Some(&json!(0)) {
             return Err(ApiError::invalid_config(

@@ -49,7 +49,7 @@ pub async fn resolve(
     settings: &DnsSettings,
     phase_timeout: Duration,
 ) -> Resolution {
-    let deadline = Instant::now() + phase_timeout;
+    let deadline = phase_deadline(phase_timeout);
     let ask = |rtype| bounded(client, host, rtype, settings, deadline);
     let (a, aaaa, ns, cname, mx) = tokio::join!(
         ask(RecordType::A),
@@ -69,7 +69,7 @@ pub async fn resolve_addresses(
     settings: &DnsSettings,
     phase_timeout: Duration,
 ) -> Vec<IpAddr> {
-    let deadline = Instant::now() + phase_timeout;
+    let deadline = phase_deadline(phase_timeout);
     let (a, aaaa) = tokio::join!(
         bounded(client, host, RecordType::A, settings, deadline),
         bounded(client, host, RecordType::AAAA, settings, deadline),
@@ -78,16 +78,26 @@ pub async fn resolve_addresses(
     assemble(host, &a, &aaaa, &none, &none, &none).addresses
 }
 
+/// `phase_timeout` from now; `None` when no clock can hold that instant (a timeout
+/// that large is no deadline at all: each query still ends by its own tries).
+fn phase_deadline(phase_timeout: Duration) -> Option<Instant> {
+    Instant::now().checked_add(phase_timeout)
+}
+
 async fn bounded(
     client: &DnsClient,
     host: &HostName,
     rtype: RecordType,
     settings: &DnsSettings,
-    deadline: Instant,
+    deadline: Option<Instant>,
 ) -> Result<Answer, DnsError> {
-    tokio::time::timeout_at(deadline, client.query(host, rtype, settings))
-        .await
-        .unwrap_or(Err(DnsError::Timeout))
+    let query = client.query(host, rtype, settings);
+    match deadline {
+        Some(deadline) => tokio::time::timeout_at(deadline, query)
+            .await
+            .unwrap_or(Err(DnsError::Timeout)),
+        None => query.await,
+    }
 }
 
 type Reply = Result<Answer, DnsError>;
@@ -344,5 +354,24 @@ mod tests {
             assemble(&host, &only_v4, &t, &t, &t, &t).status,
             ResolveStatus::Resolved
         );
+    }
+
+    /// A phase timeout no clock can add (it panicked: "overflow when adding duration
+    /// to instant") ends like any other lookup.
+    #[tokio::test]
+    async fn an_unrepresentable_phase_timeout_does_not_panic() {
+        let client = DnsClient::new(1, 0).unwrap();
+        let settings = DnsSettings {
+            servers: vec![],
+            ..DnsSettings::default()
+        };
+        let host = h("example.com");
+        let resolution = resolve(&client, &host, &settings, Duration::MAX).await;
+        assert_eq!(resolution.status, ResolveStatus::Failed);
+        assert!(resolution.addresses.is_empty());
+        let addresses = resolve_addresses(&client, &host, &settings, Duration::MAX).await;
+        assert!(addresses.is_empty());
+        assert!(phase_deadline(Duration::MAX).is_none());
+        assert!(phase_deadline(Duration::from_secs(3600)).is_some());
     }
 }

@@ -260,7 +260,7 @@ impl Inner {
         keys: &[KeyDigest],
         mark: bool,
     ) -> Result<Vec<bool>, FredError> {
-        let expire = self.ttl_secs * 2 + 60;
+        let expire = expire_secs(self.ttl_secs);
         let mut args: Vec<Value> = Vec::with_capacity(marks.len() + keys.len() + 4);
         args.push(Value::from(self.window().to_string()));
         args.push(Value::from(expire.to_string()));
@@ -395,5 +395,33 @@ impl fmt::Debug for RedisDedup {
             .field("healthy", &self.healthy())
             .field("memory", &self.inner.memory)
             .finish_non_exhaustive()
+    }
+}
+
+/// Longest EXPIRE sent (about 136 years): Redis refuses one whose milliseconds
+/// overflow, and no `dedup.ttl` needs more.
+const MAX_EXPIRE_SECS: u64 = u32::MAX as u64;
+
+/// The EXPIRE of a window's set, 2·ttl + 60 s (SPEC §3.9), saturating instead of
+/// wrapping for a `ttl` near `u64::MAX`.
+fn expire_secs(ttl_secs: u64) -> u64 {
+    ttl_secs
+        .saturating_mul(2)
+        .saturating_add(60)
+        .min(MAX_EXPIRE_SECS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expire_is_twice_the_ttl_plus_a_minute_and_never_wraps() {
+        assert_eq!(expire_secs(86_400), 2 * 86_400 + 60);
+        assert_eq!(expire_secs(1), 62);
+        // It wrapped (release) or panicked (debug) for a ttl near u64::MAX.
+        assert_eq!(expire_secs(u64::MAX), MAX_EXPIRE_SECS);
+        assert_eq!(expire_secs(u64::MAX / 2 + 1), MAX_EXPIRE_SECS);
+        assert_eq!(expire_secs(365 * 86_400), 2 * 365 * 86_400 + 60);
     }
 }
