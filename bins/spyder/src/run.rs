@@ -35,6 +35,8 @@ const DISCOVERY_CAPACITY: usize = 100_000;
 const DELIVERY_BUDGET: Duration = Duration::from_secs(10);
 /// Exit code after a second signal.
 const EXIT_INTERRUPTED: u8 = 130;
+/// Exit code when some batches were neither delivered nor spooled.
+const EXIT_RECORDS_LOST: u8 = 3;
 /// In-flight hosts named when a shutdown cancels tasks.
 const CANCELLED_HOSTS_SHOWN: usize = 10;
 /// Leases held beyond `concurrency` while their records wait for delivery (SPEC §3.8).
@@ -514,6 +516,10 @@ impl Run {
                 tracing::warn!("output closed; shutting down");
                 true
             }
+            () = self.shared.emitter.overflowed() => {
+                tracing::error!("batches can be neither delivered nor spooled; intake stops and the run shuts down");
+                true
+            }
         };
         let shutdown_grace = if graceful {
             self.shared.live.current().crawling.shutdown_grace
@@ -547,12 +553,10 @@ impl Run {
         // What follows (acks, dedup marks, the ops listener) keeps a reserve.
         let emitter = self.shared.emitter.clone();
         let total = clock.left().saturating_sub(clock.reserve());
-        tokio::select! {
-            report = emitter.shutdown_within(DELIVERY_BUDGET.min(total), total) => {
-                tracing::debug!(?report, "emitter stopped");
-            }
+        let report = tokio::select! {
+            report = emitter.shutdown_within(DELIVERY_BUDGET.min(total), total) => report,
             () = self.signals.second.cancelled() => return self.interrupted().await,
-        }
+        };
         // Step 4: acks for what is now delivered or spooled; the rest stays leased.
         self.shared.acks.close();
         tokio::select! {
@@ -573,6 +577,13 @@ impl Run {
         self.end_progress();
         self.stop_ops(clock.left().min(OPS_STOP_BUDGET)).await;
         tracing::info!("shutdown complete");
+        if report.batches_lost > 0 {
+            tracing::error!(
+                batches = report.batches_lost,
+                "records were neither delivered nor spooled (see the errors above)"
+            );
+            return ExitCode::from(EXIT_RECORDS_LOST);
+        }
         ExitCode::SUCCESS
     }
 

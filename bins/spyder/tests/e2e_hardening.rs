@@ -406,3 +406,183 @@ async fn url_passwords_are_sent_as_basic_auth_and_never_logged() {
     );
     assert!(!run.stderr.contains("s3cret"), "{}", run.stderr);
 }
+
+/// A tmpfs mounted for one test (root only: CI runs as root), unmounted on drop.
+struct SmallDisk {
+    dir: std::path::PathBuf,
+}
+
+impl SmallDisk {
+    fn mount(dir: std::path::PathBuf, size: &str) -> Self {
+        std::fs::create_dir_all(&dir).expect("mount point");
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&dir)
+            .status()
+            .expect("mount runs");
+        assert!(
+            status.success(),
+            "mounting a tmpfs needs root (CI runs as root); this test cannot run without it"
+        );
+        Self { dir }
+    }
+
+    /// Fills the disk with one file; returns its path.
+    fn fill(&self) -> std::path::PathBuf {
+        let filler = self.dir.join("filler");
+        let mut file = std::fs::File::create(&filler).expect("filler");
+        let chunk = vec![0u8; 4096];
+        // Bounded: the disk is small; stop at the first short write (ENOSPC).
+        for _ in 0..100_000 {
+            if file.write_all(&chunk).is_err() {
+                break;
+            }
+        }
+        filler
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.dir)
+            .status();
+    }
+}
+
+/// `spyder` reading stdin, posting to a dead ingest, spooling into `spool`.
+async fn spool_probe(
+    h: &Harness,
+    ingest: &spyder_testkit::ingest::IngestServer,
+    spool: &std::path::Path,
+    max_edges: usize,
+) -> tokio::process::Child {
+    let mut cmd = support::spyder();
+    cmd.arg("-domains=-")
+        .args(support::world_flags(&h.world, &h.roots))
+        .arg(format!("-ingest={}", ingest.url()))
+        .arg(format!("-spool_dir={}", spool.display()))
+        .arg(format!("-batch_max_edges={max_edges}"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    cmd.spawn().expect("spyder starts")
+}
+
+/// Collects a child's stderr in the background.
+fn collect_stderr(child: &mut tokio::process::Child) -> std::sync::Arc<std::sync::Mutex<String>> {
+    use tokio::io::AsyncBufReadExt;
+    let text = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let sink = std::sync::Arc::clone(&text);
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Ok(mut t) = sink.lock() {
+                t.push_str(&line);
+                t.push('\n');
+            }
+        }
+    });
+    text
+}
+
+fn spool_files(dir: &std::path::Path) -> (Vec<spyder_model::Batch>, usize) {
+    let mut batches = Vec::new();
+    let mut tmp = 0;
+    for entry in std::fs::read_dir(dir)
+        .expect("spool dir")
+        .filter_map(Result::ok)
+    {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".tmp") {
+            tmp += 1;
+        } else if name.ends_with(".json") {
+            batches.extend(json_batches(&std::fs::read(entry.path()).expect("read")));
+        }
+    }
+    (batches, tmp)
+}
+
+/// An ingest that is down and a 256 KiB disk with an empty `spool` directory.
+async fn dead_ingest_and_small_disk(
+    h: &Harness,
+) -> (
+    spyder_testkit::ingest::IngestServer,
+    SmallDisk,
+    std::path::PathBuf,
+) {
+    let ingest =
+        spyder_testkit::ingest::IngestServer::start(spyder_testkit::ingest::IngestOptions::plain())
+            .await
+            .expect("ingest");
+    ingest.go_down().await;
+    let disk = SmallDisk::mount(h.path("disk"), "256k");
+    let spool = disk.dir.join("spool");
+    std::fs::create_dir_all(&spool).expect("spool dir");
+    (ingest, disk, spool)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_spool_disk_keeps_batches_in_memory_until_it_has_room() {
+    let h = Harness::new(0x5eed_1008, 30).await;
+    let (ingest, disk, spool) = dead_ingest_and_small_disk(&h).await;
+    let filler = disk.fill();
+
+    let mut child = spool_probe(&h, &ingest, &spool, 5).await;
+    let stderr = collect_stderr(&mut child);
+    let mut stdin = child.stdin.take().expect("stdin");
+    tokio::io::AsyncWriteExt::write_all(&mut stdin, (h.world.hosts().join("\n") + "\n").as_bytes())
+        .await
+        .expect("write stdin");
+    // Wait until the spool has failed, then make room and end the input.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !stderr
+        .lock()
+        .map(|t| t.contains("cannot spool batch"))
+        .unwrap_or(false)
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no spool failure within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    std::fs::remove_file(&filler).expect("make room");
+    drop(stdin);
+    let status = tokio::time::timeout(LIMIT, child.wait())
+        .await
+        .expect("exits")
+        .expect("status");
+    let text = stderr.lock().map(|t| t.clone()).unwrap_or_default();
+    assert_eq!(status.code(), Some(0), "stderr:\n{text}");
+    let (batches, tmp) = spool_files(&spool);
+    assert_eq!(tmp, 0, "no temp files left");
+    assert_same_edges(&batch_edges(&batches), &h.world.expected_edges());
+    assert!(!text.contains("records are lost"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spool_disk_that_stays_full_stops_intake_and_exits_non_zero() {
+    let h = Harness::new(0x5eed_1009, 150).await;
+    let (ingest, disk, spool) = dead_ingest_and_small_disk(&h).await;
+    disk.fill();
+
+    let mut child = spool_probe(&h, &ingest, &spool, 1).await;
+    let mut stdin = child.stdin.take().expect("stdin");
+    // The input never ends by itself: only the overflow can stop this run.
+    tokio::io::AsyncWriteExt::write_all(&mut stdin, (h.world.hosts().join("\n") + "\n").as_bytes())
+        .await
+        .expect("write stdin");
+    let out = tokio::time::timeout(LIMIT, child.wait_with_output())
+        .await
+        .expect("exits")
+        .expect("output");
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "stderr:\n{text}");
+    assert!(text.contains("intake stops"), "{text}");
+    assert!(text.contains("neither delivered nor spooled"), "{text}");
+    let (_, tmp) = spool_files(&spool);
+    assert_eq!(tmp, 0, "no temp files left");
+    drop(stdin);
+}

@@ -12,13 +12,14 @@
 //! output task, which then ends once it has handled what it holds; the new task starts
 //! writing (stream) or replaying (ingest) only after the old ones of its kind ended.
 
+use std::collections::VecDeque;
 use std::future::{Future, pending};
 use std::io::{self, Write as _};
 use std::mem;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -48,6 +49,9 @@ const REPLAY_ROUND_BUDGET: Duration = Duration::from_secs(10);
 /// Time the replay at shutdown may take.
 const SHUTDOWN_REPLAY_BUDGET: Duration = Duration::from_secs(5);
 /// Time an abort (second signal) may take to spool or write what is in memory.
+/// Batches kept in memory while the spool cannot be written (SPEC §3.11); past this
+/// the newest are given up and intake stops.
+const UNSPOOLED_MAX: usize = 64;
 const ABORT_BUDGET: Duration = Duration::from_secs(1);
 
 /// How a batch's records were made safe.
@@ -106,8 +110,13 @@ pub struct EmitterStatus {
     pub batches_replayed: u64,
     /// Spool files currently in the spool directory (`spyder_spool_files`).
     pub spool_files: u64,
-    /// Batches that could not even be spooled: their records are lost.
+    /// Spool writes that failed. The batch stays in memory for the next try (see
+    /// `batches_unspooled`); it is lost only past the bound or at exit.
     pub spool_errors: u64,
+    /// Batches in memory that neither reached the output nor the spool yet.
+    pub batches_unspooled: u64,
+    /// Batches given up: neither delivered nor spooled. Non-zero means records were lost.
+    pub batches_lost: u64,
     /// stdout or the file broke; everything since is spooled.
     pub output_closed: bool,
 }
@@ -192,6 +201,7 @@ impl Emitter {
         tokio::spawn(async move {
             // The batcher ends only after every output task (current and retired) ended.
             let _ = batcher_task.await;
+            report_from.lose_unspooled();
             finished_tx.send_replace(Some(report_from.status()));
         });
 
@@ -295,6 +305,16 @@ impl Emitter {
     /// Counters and flags right now.
     pub fn status(&self) -> EmitterStatus {
         self.inner.shared.status()
+    }
+
+    /// Completes once more batches failed to reach both the output and the spool than
+    /// memory may hold ([`UNSPOOLED_MAX`]): the run should stop taking work, and its
+    /// exit should say that records were lost ([`EmitterStatus::batches_lost`]).
+    pub async fn overflowed(&self) {
+        let mut rx = self.inner.shared.overflowed.subscribe();
+        if rx.wait_for(|overflowed| *overflowed).await.is_err() {
+            pending::<()>().await;
+        }
     }
 
     /// Completes once stdout or the output file is broken (e.g. a closed pipe): from
@@ -418,6 +438,13 @@ struct Shared {
     spool_errors: AtomicU64,
     ingest_failing: AtomicBool,
     closed: watch::Sender<bool>,
+    /// Batches whose spool write failed, oldest first, kept for the next try.
+    unspooled: Mutex<VecDeque<Sealed>>,
+    /// The spool directory those batches failed to reach.
+    unspooled_dir: Mutex<PathBuf>,
+    lost: AtomicU64,
+    /// More batches failed to spool than memory may hold: intake should stop.
+    overflowed: watch::Sender<bool>,
 }
 
 impl Shared {
@@ -430,6 +457,10 @@ impl Shared {
             spool_errors: AtomicU64::new(0),
             ingest_failing: AtomicBool::new(false),
             closed: watch::Sender::new(false),
+            unspooled: Mutex::new(VecDeque::new()),
+            unspooled_dir: Mutex::new(PathBuf::new()),
+            lost: AtomicU64::new(0),
+            overflowed: watch::Sender::new(false),
         }
     }
 
@@ -441,6 +472,8 @@ impl Shared {
             batches_replayed: self.replayed.load(Ordering::Relaxed),
             spool_files: self.spool_files.load(Ordering::Relaxed),
             spool_errors: self.spool_errors.load(Ordering::Relaxed),
+            batches_unspooled: self.unspooled_len() as u64,
+            batches_lost: self.lost.load(Ordering::Relaxed),
             output_closed: *self.closed.borrow(),
         }
     }
@@ -459,7 +492,64 @@ impl Shared {
 
     fn on_spool_error(&self) {
         self.spool_errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn unspooled_len(&self) -> usize {
+        self.unspooled.lock().map(|q| q.len()).unwrap_or(0)
+    }
+
+    /// Takes the batches waiting for a spool retry, oldest first.
+    fn take_unspooled(&self) -> VecDeque<Sealed> {
+        self.unspooled
+            .lock()
+            .map(|mut q| std::mem::take(&mut *q))
+            .unwrap_or_default()
+    }
+
+    /// Keeps `waiting` (oldest first) for the next try, up to [`UNSPOOLED_MAX`]; the
+    /// newest beyond it are given up, and intake should stop.
+    fn hold_unspooled(&self, mut waiting: VecDeque<Sealed>, spool_dir: &Path, reason: &str) {
+        while waiting.len() > UNSPOOLED_MAX {
+            if let Some(sealed) = waiting.pop_back() {
+                self.lose(sealed, spool_dir, reason);
+            }
+            self.overflowed.send_replace(true);
+        }
+        if let Ok(mut dir) = self.unspooled_dir.lock() {
+            *dir = spool_dir.to_path_buf();
+        }
+        if let Ok(mut q) = self.unspooled.lock() {
+            // Batches another task held meanwhile are newer: they stay behind these.
+            waiting.extend(q.drain(..));
+            *q = waiting;
+        }
+    }
+
+    /// Gives up on `sealed`: its receipts resolve with the spool error.
+    fn lose(&self, sealed: Sealed, spool_dir: &Path, reason: &str) {
+        self.lost.fetch_add(1, Ordering::Relaxed);
         metrics::counter!("spyder_batch_emissions_total", "status" => "failure").increment(1);
+        let batch_id = sealed.batch.batch_id;
+        tracing::error!(%batch_id, spool_dir = %spool_dir.display(), error = %reason, "batch neither delivered nor spooled; its records are lost");
+        sealed.resolve(|| {
+            Err(EmitterError::Spool {
+                batch_id: batch_id.to_string(),
+                dir: spool_dir.to_path_buf(),
+                reason: reason.to_owned(),
+            })
+        });
+    }
+
+    /// At exit: what still waits for a spool retry is lost.
+    fn lose_unspooled(&self) {
+        let dir = self
+            .unspooled_dir
+            .lock()
+            .map(|d| d.clone())
+            .unwrap_or_default();
+        for sealed in self.take_unspooled() {
+            self.lose(sealed, &dir, "the spool was still not writable at exit");
+        }
     }
 
     /// A spool file left the directory: replayed, or renamed `.bad`.
@@ -502,37 +592,51 @@ async fn blocking<T: Send + 'static>(
         .unwrap_or_else(|e| Err(io::Error::other(e)))
 }
 
-/// Writes `sealed` to the spool and resolves its receipts.
+/// Writes `sealed` to the spool and resolves its receipts. Batches whose spool write
+/// failed before go first; a failed write keeps the batch in memory for the next try
+/// (bounded), so a full disk for a while loses nothing.
 async fn spool_batch(spool: &Spool, shared: &Shared, sealed: Sealed) {
-    let batch_id = sealed.batch.batch_id;
-    let writer = spool.clone();
-    let joined = tokio::task::spawn_blocking(move || {
-        let result = writer.write(&sealed.batch);
-        (sealed, result)
-    })
-    .await;
-    match joined {
-        Ok((sealed, Ok(path))) => {
-            shared.on_spooled();
-            tracing::debug!(%batch_id, file = %path.display(), "batch spooled");
-            sealed.resolve(|| Ok(Delivery::Spooled));
-        }
-        Ok((sealed, Err(e))) => {
-            shared.on_spool_error();
-            tracing::error!(%batch_id, spool_dir = %spool.dir().display(), error = %e, "cannot spool batch; its records are lost");
-            let reason = e.to_string();
-            sealed.resolve(|| {
-                Err(EmitterError::Spool {
-                    batch_id: batch_id.to_string(),
-                    dir: spool.dir().to_path_buf(),
-                    reason: reason.clone(),
-                })
-            });
-        }
-        Err(e) => {
-            // The receipts were dropped with the task: they resolve as `Closed`.
-            shared.on_spool_error();
-            tracing::error!(%batch_id, error = %e, "spool task failed; the batch's records are lost");
+    let mut waiting = shared.take_unspooled();
+    waiting.push_back(sealed);
+    spool_in_order(spool, shared, waiting).await;
+}
+
+/// Retries the batches whose spool write failed (a replay round, shutdown).
+async fn retry_unspooled(spool: &Spool, shared: &Shared) {
+    let waiting = shared.take_unspooled();
+    if !waiting.is_empty() {
+        spool_in_order(spool, shared, waiting).await;
+    }
+}
+
+async fn spool_in_order(spool: &Spool, shared: &Shared, mut waiting: VecDeque<Sealed>) {
+    while let Some(sealed) = waiting.pop_front() {
+        let batch_id = sealed.batch.batch_id;
+        let writer = spool.clone();
+        let joined = tokio::task::spawn_blocking(move || {
+            let result = writer.write(&sealed.batch);
+            (sealed, result)
+        })
+        .await;
+        match joined {
+            Ok((sealed, Ok(path))) => {
+                shared.on_spooled();
+                tracing::debug!(%batch_id, file = %path.display(), "batch spooled");
+                sealed.resolve(|| Ok(Delivery::Spooled));
+            }
+            Ok((sealed, Err(e))) => {
+                shared.on_spool_error();
+                waiting.push_front(sealed);
+                tracing::error!(%batch_id, spool_dir = %spool.dir().display(), error = %e, held = waiting.len(), "cannot spool batch; kept in memory for the next try");
+                shared.hold_unspooled(waiting, spool.dir(), &e.to_string());
+                return;
+            }
+            Err(e) => {
+                // The receipts were dropped with the task: they resolve as `Closed`.
+                shared.on_spool_error();
+                shared.lost.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(%batch_id, error = %e, "spool task failed; the batch's records are lost");
+            }
         }
     }
 }
@@ -1249,6 +1353,8 @@ impl IngestOutput {
         if self.retired.load(Ordering::Relaxed) {
             return;
         }
+        // One last spool try for what a full disk kept in memory.
+        retry_unspooled(&self.spool, &self.shared).await;
         let mode = *self.mode.borrow();
         if let Mode::Draining { end, .. } = mode {
             if !predecessors_ended {
@@ -1358,6 +1464,8 @@ impl IngestOutput {
     /// One replay round: oldest file first, one try each; a failure ends the round.
     async fn replay_round(&mut self, budget: Duration, on_drain: OnDrain) -> RoundEnd {
         let deadline = after(Instant::now(), budget);
+        // Batches the spool could not take last time get their next try first.
+        retry_unspooled(&self.spool, &self.shared).await;
         let files = match blocking({
             let spool = self.spool.clone();
             move || spool.list()
