@@ -18,7 +18,7 @@ use crate::links;
 use crate::policy;
 use crate::politeness::HostLimiter;
 use crate::robots::{ROBOTS_MAX_BYTES, RobotsCache, RobotsRules};
-use crate::tls::TlsConnector;
+use crate::tls::{TlsConnectError, TlsConnector};
 use crate::{PhaseTimings, ProbeSettings};
 
 /// Most distinct hosts taken from one page (SPEC §3.4).
@@ -157,7 +157,8 @@ impl Web<'_> {
     }
 
     /// Opens one connection to `origin` at `ip`: TCP connect plus, for https, the TLS
-    /// handshake, both within `tls_timeout`.
+    /// handshake, both within `tls_timeout`. The TLS attempt is timed and its failures
+    /// counted by [`TlsConnector::connect`], which also enforces the deadline.
     async fn open(
         &self,
         origin: &Origin,
@@ -165,19 +166,17 @@ impl Web<'_> {
     ) -> Result<(Conn, Option<NodeCert>), ConnectError> {
         let addr = SocketAddr::new(ip, origin.port);
         let budget = self.settings.tls_timeout;
-        let attempt = async {
-            let tcp = http::dial(addr, budget).await?;
-            match origin.scheme {
-                Scheme::Http => Ok::<_, ConnectError>((HttpSession::handshake(tcp).await?, None)),
-                Scheme::Https => {
-                    let (tls, cert) = self.tls.handshake(tcp, &origin.host).await?;
-                    Ok((HttpSession::handshake(tls).await?, cert))
-                }
+        // Starting HTTP/1.1 on an open stream does no I/O: no deadline needed for it.
+        let (session, cert) = match origin.scheme {
+            Scheme::Http => {
+                let tcp = http::dial(addr, budget).await?;
+                (HttpSession::handshake(tcp).await?, None)
+            }
+            Scheme::Https => {
+                let (tls, cert) = self.tls.connect(addr, &origin.host, budget).await?;
+                (HttpSession::handshake(tls).await?, cert)
             }
         };
-        let (session, cert) = tokio::time::timeout(budget, attempt)
-            .await
-            .map_err(|_| ConnectError::Timeout)??;
         Ok((
             Conn {
                 origin: origin.clone(),
@@ -430,12 +429,10 @@ impl Web<'_> {
 /// Why one connection attempt failed.
 #[derive(Debug, thiserror::Error)]
 enum ConnectError {
-    #[error("connect timed out")]
-    Timeout,
     #[error("tcp: {0}")]
     Io(#[from] std::io::Error),
     #[error("tls: {0}")]
-    Tls(#[from] crate::tls::TlsError),
+    Tls(#[from] TlsConnectError),
     #[error("http: {0}")]
     Http(#[from] http::HttpError),
 }
