@@ -320,6 +320,13 @@ static KEYS: &[KeySpec] = &[
         "port for the plain HTTP fallback",
     ),
     KeySpec::new(
+        "crawling.redirect_ports",
+        Immediate,
+        ValueKind::List,
+        "",
+        "ports redirects may lead to besides https_port and http_port (empty = any but the Fetch standard's bad ports)",
+    ),
+    KeySpec::new(
         "crawling.tls_roots",
         Restart,
         ValueKind::String,

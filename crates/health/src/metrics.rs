@@ -119,6 +119,11 @@ pub const METRICS: &[MetricSpec] = &[
         "TLS connection attempts (TCP connect plus handshake) that failed, by reason (timeout, connect_refused, connect_error, or the handshake's).",
     ),
     counter(
+        "spyder_redirects_refused_total",
+        &["reason"],
+        "Redirects not followed, by reason (port: a bad port, or one crawling.redirect_ports does not allow).",
+    ),
+    counter(
         "spyder_dns_dropped_replies_total",
         &[],
         "DNS replies dropped because they matched no outstanding query.",
