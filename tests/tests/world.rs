@@ -1,53 +1,16 @@
 //! The probe engine against generated testkit worlds: every expected edge is produced,
 //! with no extra ones, and every task ends with the expected outcome.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::{assert_outcomes, config_for, crawl_all};
 use spyder_probe::model::EdgeType;
-use spyder_probe::{CrawlReport, Probe, ProbeConfig, ProbeSettings, TlsRoots};
+use spyder_probe::{CrawlReport, Probe};
 use spyder_testkit::world::{ExpectedEdge, World};
-
-fn config_for(world: &World) -> ProbeConfig {
-    let mut settings = ProbeSettings {
-        allow_cidrs: vec!["127.0.0.0/8".parse().expect("cidr")],
-        https_port: world.web.https_port(),
-        http_port: world.web.http_port(),
-        rate_per_host: 1000.0,
-        rate_burst: 10,
-        task_timeout: Duration::from_secs(20),
-        dns_timeout: Duration::from_secs(5),
-        tls_timeout: Duration::from_secs(5),
-        http_timeout: Duration::from_secs(5),
-        ..ProbeSettings::default()
-    };
-    settings.dns.servers = vec![world.dns_addr()];
-    settings.dns.query_timeout = Duration::from_millis(500);
-    ProbeConfig {
-        tls_roots: TlsRoots::Pem(world.ca.root_pem()),
-        settings,
-        ..ProbeConfig::default()
-    }
-}
-
-async fn crawl_all(probe: Arc<Probe>, hosts: Vec<String>, concurrency: usize) -> Vec<CrawlReport> {
-    let sem = Arc::new(tokio::sync::Semaphore::new(concurrency));
-    let mut tasks = Vec::new();
-    for host in hosts {
-        let probe = Arc::clone(&probe);
-        let sem = Arc::clone(&sem);
-        tasks.push(tokio::spawn(async move {
-            let _permit = sem.acquire_owned().await.expect("semaphore open");
-            probe.crawl(&host).await
-        }));
-    }
-    let mut reports = Vec::new();
-    for t in tasks {
-        reports.push(t.await.expect("crawl task does not panic"));
-    }
-    reports
-}
 
 fn edges_of(reports: &[CrawlReport]) -> BTreeSet<ExpectedEdge> {
     reports
@@ -71,20 +34,7 @@ async fn a_300_site_world_yields_exactly_the_expected_edges() {
     .expect("the world is crawled within two minutes");
 
     // Outcomes, per host.
-    let mut wrong_outcomes = Vec::new();
-    for (site, report) in world.sites.iter().zip(&reports) {
-        if report.outcome.as_str() != site.outcome {
-            wrong_outcomes.push(format!(
-                "{}: {} != expected {}",
-                site.host, report.outcome, site.outcome
-            ));
-        }
-    }
-    assert!(
-        wrong_outcomes.is_empty(),
-        "wrong outcomes:\n{}",
-        wrong_outcomes.join("\n")
-    );
+    assert_outcomes(&world, &reports);
 
     // Edges, exactly.
     let got = edges_of(&reports);

@@ -346,6 +346,14 @@ static KEYS: &[KeySpec] = &[
     )
     .admin(),
     KeySpec::new(
+        "crawling.redirect_ports",
+        Immediate,
+        ValueKind::List,
+        "",
+        "ports redirects may lead to besides https_port and http_port (empty = any but the Fetch standard's bad ports)",
+    )
+    .admin(),
+    KeySpec::new(
         "crawling.tls_roots",
         Restart,
         ValueKind::String,

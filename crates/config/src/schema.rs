@@ -59,6 +59,8 @@ pub struct CrawlingConfig {
     pub allow_cidrs: Vec<IpNet>,
     pub https_port: u16,
     pub http_port: u16,
+    /// Ports a redirect may lead to besides the two above; empty = any but bad ports.
+    pub redirect_ports: Vec<u16>,
     pub tls_roots: TrustRoots,
     #[serde(serialize_with = "go_duration")]
     pub shutdown_grace: Duration,
@@ -336,6 +338,7 @@ impl Config {
                 allow_cidrs: Vec::new(),
                 https_port: 443,
                 http_port: 80,
+                redirect_ports: Vec::new(),
                 tls_roots: TrustRoots::Webpki,
                 shutdown_grace: Duration::from_secs(20),
             },
@@ -430,6 +433,7 @@ impl Config {
             allow_cidrs: c.allow_cidrs.clone(),
             https_port: c.https_port,
             http_port: c.http_port,
+            redirect_ports: c.redirect_ports.clone(),
             dns: DnsSettings {
                 servers: self.dns.servers.clone(),
                 query_timeout: self.dns.query_timeout,

@@ -98,6 +98,7 @@ fn set(c: &mut Config, spec: &KeySpec, v: &Value) -> Result<(), String> {
         "crawling.allow_cidrs" => c.crawling.allow_cidrs = cidrs(v)?,
         "crawling.https_port" => c.crawling.https_port = int(spec, v)?,
         "crawling.http_port" => c.crawling.http_port = int(spec, v)?,
+        "crawling.redirect_ports" => c.crawling.redirect_ports = ports(v)?,
         "crawling.tls_roots" => c.crawling.tls_roots = tls_roots(v)?,
         "crawling.shutdown_grace" => c.crawling.shutdown_grace = duration(spec, v)?,
         "dns.servers" => c.dns.servers = dns_servers(v)?,
@@ -343,6 +344,22 @@ fn cidrs(v: &Value) -> Result<Vec<IpNet>, String> {
                 .map_err(|_| format!("invalid CIDR {item:?}; want e.g. 10.0.0.0/8 or fd00::/8"))
         })
         .collect()
+}
+
+/// `crawling.redirect_ports`: port numbers 1–65535, repeats dropped.
+fn ports(v: &Value) -> Result<Vec<u16>, String> {
+    let mut out: Vec<u16> = Vec::new();
+    for item in list(v)? {
+        let port = item
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p != 0)
+            .ok_or_else(|| format!("invalid port {item:?}; want a whole number from 1 to 65535"))?;
+        if !out.contains(&port) {
+            out.push(port);
+        }
+    }
+    Ok(out)
 }
 
 /// `ip`, `ip:port`, `[v6]:port` or a bare IPv6 address; port 53 when absent.

@@ -587,6 +587,7 @@ crawling:
   allow_cidrs: [10.0.0.0/8, "fd00::/8", 192.168.1.1]
   https_port: 8443
   http_port: 8080
+  redirect_ports: [8000, 9443]
   shutdown_grace: 0s
 dns:
   servers: ["127.0.0.1:5353", "[::1]:5300", 10.1.1.1]

@@ -116,7 +116,12 @@ pub const METRICS: &[MetricSpec] = &[
     counter(
         "spyder_tls_errors_total",
         &["reason"],
-        "TLS handshakes or certificate verifications that failed, by reason.",
+        "TLS connection attempts (TCP connect plus handshake) that failed, by reason (timeout, connect_refused, connect_error, or the handshake's).",
+    ),
+    counter(
+        "spyder_redirects_refused_total",
+        &["reason"],
+        "Redirects not followed, by reason (port: a bad port, or one crawling.redirect_ports does not allow).",
     ),
     counter(
         "spyder_dns_dropped_replies_total",
@@ -187,12 +192,12 @@ pub const METRICS: &[MetricSpec] = &[
     histogram(
         "spyder_dns_lookup_duration_seconds",
         &[],
-        "Wall time of the DNS phase of one task.",
+        "Wall time of the DNS phase of one task (one observation per task).",
     ),
     histogram(
         "spyder_tls_handshake_duration_seconds",
         &[],
-        "Wall time of TCP connect plus TLS handshake.",
+        "Wall time of one TLS connection attempt, TCP connect plus handshake, failed and timed-out ones included.",
     ),
     histogram(
         "spyder_http_request_duration_seconds",

@@ -77,6 +77,9 @@ pub struct ProbeSettings {
     pub allow_cidrs: Vec<IpNet>,
     pub https_port: u16,
     pub http_port: u16,
+    /// Ports a redirect may lead to besides `https_port` and `http_port`. Empty: any
+    /// port that is not a bad port of the Fetch standard (SPEC §3.4).
+    pub redirect_ports: Vec<u16>,
     pub dns: DnsSettings,
 }
 
@@ -98,6 +101,7 @@ impl Default for ProbeSettings {
             allow_cidrs: Vec::new(),
             https_port: 443,
             http_port: 80,
+            redirect_ports: Vec::new(),
             dns: DnsSettings::default(),
         }
     }

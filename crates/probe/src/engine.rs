@@ -109,6 +109,12 @@ impl Probe {
             }
             Err(_) => Outcome::Timeout,
         };
+        // A deadline during DNS ends the phase too: it is still observed once.
+        if let Some(dns_started) = task.dns_started
+            && task.timings.dns.is_none()
+        {
+            task.dns_phase_done(dns_started.elapsed());
+        }
         task.timings.total = started.elapsed();
         task.into_report(outcome)
     }
@@ -126,6 +132,8 @@ struct Task {
     candidate_set: HashSet<HostName>,
     found: WebFindings,
     timings: PhaseTimings,
+    /// When step 3 began; set once the task reaches DNS.
+    dns_started: Option<Instant>,
     detail: Option<String>,
 }
 
@@ -142,6 +150,7 @@ impl Task {
             candidate_set: HashSet::new(),
             found: WebFindings::default(),
             timings: PhaseTimings::default(),
+            dns_started: None,
             detail: None,
         };
         task.domain(&host); // step 2: the crawled host itself, always
@@ -153,8 +162,9 @@ impl Task {
 
         // Step 3: DNS.
         let started = Instant::now();
+        self.dns_started = Some(started);
         let resolution = dns::resolve(&probe.dns, &host, &s.dns, s.dns_timeout).await;
-        self.timings.dns = Some(started.elapsed());
+        self.dns_phase_done(started.elapsed());
         #[cfg(feature = "fault-injection")]
         crate::fault::after_dns(&host);
         for ip in &resolution.addresses {
@@ -223,6 +233,14 @@ impl Task {
         } else {
             Outcome::NoWeb
         }
+    }
+
+    /// Ends step 3: its wall time is the task's one observation of
+    /// `spyder_dns_lookup_duration_seconds` (lookups of redirect targets and cache
+    /// hits are not observations of their own).
+    fn dns_phase_done(&mut self, took: Duration) {
+        self.timings.dns = Some(took);
+        metrics::histogram!("spyder_dns_lookup_duration_seconds").record(took.as_secs_f64());
     }
 
     /// Records for what the web phase found: the certificate, SANs, redirect and link hosts.

@@ -18,7 +18,7 @@ use crate::links;
 use crate::policy;
 use crate::politeness::HostLimiter;
 use crate::robots::{ROBOTS_MAX_BYTES, RobotsCache, RobotsRules};
-use crate::tls::TlsConnector;
+use crate::tls::{TlsConnectError, TlsConnector};
 use crate::{PhaseTimings, ProbeSettings};
 
 /// Most distinct hosts taken from one page (SPEC §3.4).
@@ -157,7 +157,8 @@ impl Web<'_> {
     }
 
     /// Opens one connection to `origin` at `ip`: TCP connect plus, for https, the TLS
-    /// handshake, both within `tls_timeout`.
+    /// handshake, both within `tls_timeout`. The TLS attempt is timed and its failures
+    /// counted by [`TlsConnector::connect`], which also enforces the deadline.
     async fn open(
         &self,
         origin: &Origin,
@@ -165,19 +166,17 @@ impl Web<'_> {
     ) -> Result<(Conn, Option<NodeCert>), ConnectError> {
         let addr = SocketAddr::new(ip, origin.port);
         let budget = self.settings.tls_timeout;
-        let attempt = async {
-            let tcp = http::dial(addr, budget).await?;
-            match origin.scheme {
-                Scheme::Http => Ok::<_, ConnectError>((HttpSession::handshake(tcp).await?, None)),
-                Scheme::Https => {
-                    let (tls, cert) = self.tls.handshake(tcp, &origin.host).await?;
-                    Ok((HttpSession::handshake(tls).await?, cert))
-                }
+        // Starting HTTP/1.1 on an open stream does no I/O: no deadline needed for it.
+        let (session, cert) = match origin.scheme {
+            Scheme::Http => {
+                let tcp = http::dial(addr, budget).await?;
+                (HttpSession::handshake(tcp).await?, None)
+            }
+            Scheme::Https => {
+                let (tls, cert) = self.tls.connect(addr, &origin.host, budget).await?;
+                (HttpSession::handshake(tls).await?, cert)
             }
         };
-        let (session, cert) = tokio::time::timeout(budget, attempt)
-            .await
-            .map_err(|_| ConnectError::Timeout)??;
         Ok((
             Conn {
                 origin: origin.clone(),
@@ -372,6 +371,11 @@ impl Web<'_> {
             *detour = None;
             return Some(());
         }
+        if !redirect_port_allowed(origin.port, self.settings) {
+            metrics::counter!("spyder_redirects_refused_total", "reason" => "port").increment(1);
+            tracing::debug!(url = %next, port = origin.port, "redirect to a refused port not followed");
+            return None;
+        }
         let addresses = self.permitted_addresses(&origin.host).await;
         for ip in addresses.into_iter().take(MAX_ADDRESSES_TRIED) {
             if let Ok((conn, _)) = self.open(&origin, ip).await {
@@ -430,14 +434,41 @@ impl Web<'_> {
 /// Why one connection attempt failed.
 #[derive(Debug, thiserror::Error)]
 enum ConnectError {
-    #[error("connect timed out")]
-    Timeout,
     #[error("tcp: {0}")]
     Io(#[from] std::io::Error),
     #[error("tls: {0}")]
-    Tls(#[from] crate::tls::TlsError),
+    Tls(#[from] TlsConnectError),
     #[error("http: {0}")]
     Http(#[from] http::HttpError),
+}
+
+/// The "bad ports" of the WHATWG Fetch standard ("Port blocking", as of July 2026):
+/// ports of other protocols that an HTTP request could be smuggled into. Sorted.
+const BAD_PORTS: [u16; 83] = [
+    0, 1, 7, 9, 11, 13, 15, 17, 19, 20, 21, 22, 23, 25, 37, 42, 43, 53, 69, 77, 79, 87, 95, 101,
+    102, 103, 104, 109, 110, 111, 113, 115, 117, 119, 123, 135, 137, 139, 143, 161, 179, 389, 427,
+    465, 512, 513, 514, 515, 526, 530, 531, 532, 540, 548, 554, 556, 563, 587, 601, 636, 989, 990,
+    993, 995, 1719, 1720, 1723, 2049, 3659, 4045, 4190, 5060, 5061, 6000, 6566, 6665, 6666, 6667,
+    6668, 6669, 6679, 6697, 10080,
+];
+
+/// Whether `port` is a bad port of the Fetch standard.
+fn is_bad_port(port: u16) -> bool {
+    BAD_PORTS.binary_search(&port).is_ok()
+}
+
+/// Whether a redirect may lead to `port` (SPEC §3.4, `crawling.redirect_ports`): the
+/// configured `https_port` and `http_port` always; otherwise a port listed in
+/// `redirect_ports`, or, when that list is empty, any port that is not a bad port.
+fn redirect_port_allowed(port: u16, s: &ProbeSettings) -> bool {
+    if port == s.https_port || port == s.http_port {
+        return true;
+    }
+    if s.redirect_ports.is_empty() {
+        !is_bad_port(port)
+    } else {
+        s.redirect_ports.contains(&port)
+    }
 }
 
 fn is_redirect(status: u16) -> bool {
@@ -480,6 +511,53 @@ mod tests {
         assert!(is_html(Some("application/xhtml+xml")));
         assert!(!is_html(Some("application/json")));
         assert!(!is_html(None));
+    }
+
+    #[test]
+    fn bad_ports_are_those_of_the_fetch_standard() {
+        assert!(
+            BAD_PORTS.windows(2).all(|w| w[0] < w[1]),
+            "sorted, no repeats"
+        );
+        for port in [
+            0, 1, 22, 25, 53, 110, 143, 587, 993, 5060, 6000, 6667, 6679, 10080,
+        ] {
+            assert!(is_bad_port(port), "{port}");
+        }
+        // Ports of other services that are not on the list: the 6380, Redis's
+        // own 6379, and the usual web ports.
+        for port in [80, 443, 6379, 6380, 8080, 8443, 3000, 65_535, 10081, 24] {
+            assert!(!is_bad_port(port), "{port}");
+        }
+    }
+
+    #[test]
+    fn redirect_ports_follow_the_settings() {
+        let defaults = ProbeSettings {
+            https_port: 8443,
+            http_port: 8080,
+            ..ProbeSettings::default()
+        };
+        let allowed = |port, s: &ProbeSettings| redirect_port_allowed(port, s);
+        // Default (empty list): any port but the bad ones; the configured ports always.
+        assert!(allowed(8443, &defaults));
+        assert!(allowed(8080, &defaults));
+        assert!(allowed(6380, &defaults));
+        assert!(allowed(443, &defaults));
+        assert!(!allowed(25, &defaults));
+        assert!(!allowed(6667, &defaults));
+        // A list: only its ports, plus the configured ones, bad or not.
+        let listed = ProbeSettings {
+            redirect_ports: vec![9000, 25],
+            https_port: 22,
+            ..defaults.clone()
+        };
+        assert!(allowed(9000, &listed));
+        assert!(allowed(25, &listed), "listed explicitly");
+        assert!(allowed(22, &listed), "the configured https_port");
+        assert!(allowed(8080, &listed), "the configured http_port");
+        assert!(!allowed(6380, &listed));
+        assert!(!allowed(443, &listed));
     }
 
     #[test]

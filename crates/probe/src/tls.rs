@@ -13,8 +13,10 @@
 
 use std::fmt;
 use std::io;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use base64::Engine as _;
 use rustls::client::WebPkiServerVerifier;
@@ -29,6 +31,7 @@ use rustls::{
 use sha2::{Digest, Sha256};
 use spyder_model::{HostName, NodeCert, Timestamp, VerifyError};
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
 use x509_parser::asn1_rs::Tag;
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate, X509Name};
 
@@ -171,6 +174,48 @@ impl TlsError {
     }
 }
 
+/// Why a TLS connection attempt (TCP connect plus handshake, SPEC §1 step 6) failed.
+/// [`TlsConnectError::reason`] is the `reason` label of `spyder_tls_errors_total`.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsConnectError {
+    /// `tls_timeout` ran out during the TCP connect or the handshake: a filtered port,
+    /// or a host that accepts and never answers.
+    #[error("no TLS session within {0:?}")]
+    Timeout(Duration),
+    /// Nothing listens on the port.
+    #[error("connection refused: {0}")]
+    Refused(#[source] io::Error),
+    /// Any other TCP connect failure (no route, network unreachable, no socket...).
+    #[error("tcp connect: {0}")]
+    Connect(#[source] io::Error),
+    /// The TCP connection was made and the handshake failed.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+}
+
+impl TlsConnectError {
+    /// A short, bounded label for metrics: `timeout`, `connect_refused`,
+    /// `connect_error`, or the handshake's [`TlsError::reason`].
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Timeout(_) => "timeout",
+            Self::Refused(_) => "connect_refused",
+            Self::Connect(_) => "connect_error",
+            Self::Tls(e) => e.reason(),
+        }
+    }
+
+    /// Classifies a failed TCP connect ([`crate::http::dial`] reports its own
+    /// deadline as `TimedOut`).
+    fn from_connect(err: io::Error, budget: Duration) -> Self {
+        match err.kind() {
+            io::ErrorKind::TimedOut => Self::Timeout(budget),
+            io::ErrorKind::ConnectionRefused => Self::Refused(err),
+            _ => Self::Connect(err),
+        }
+    }
+}
+
 /// Opens TLS sessions and describes the peer's leaf certificate. Cheap to clone.
 #[derive(Clone)]
 pub struct TlsConnector {
@@ -223,13 +268,48 @@ impl TlsConnector {
         self.roots
     }
 
-    /// Runs a full TLS handshake (no session resumption) over `io` with SNI `host` and
-    /// ALPN `http/1.1`, accepting any certificate. Gives the session and the leaf's [`NodeCert`] (`None` when the leaf
-    /// cannot be parsed, which does not fail the connection).
+    /// Connects to `addr` and runs the TLS handshake for `host` ([`Self::handshake`]),
+    /// both within `budget` (`crawling.tls_timeout`).
     ///
-    /// Failures are counted in `spyder_tls_errors_total{reason}` and logged at debug
-    /// level with the host; every attempt is timed in
-    /// `spyder_tls_handshake_duration_seconds`. The caller bounds the wait.
+    /// This is the attempt the metrics describe: its wall time, TCP connect included,
+    /// is recorded in `spyder_tls_handshake_duration_seconds` however it ends, and a
+    /// failure counts once in `spyder_tls_errors_total{reason}` (a timed-out attempt as
+    /// `timeout`, so filtered hosts are counted) and is logged at debug level.
+    pub async fn connect(
+        &self,
+        addr: SocketAddr,
+        host: &HostName,
+        budget: Duration,
+    ) -> Result<(tokio_rustls::client::TlsStream<TcpStream>, Option<NodeCert>), TlsConnectError>
+    {
+        let started = tokio::time::Instant::now();
+        let attempt = async {
+            let tcp = crate::http::dial(addr, budget)
+                .await
+                .map_err(|e| TlsConnectError::from_connect(e, budget))?;
+            Ok(self.handshake(tcp, host).await?)
+        };
+        // The deadline is checked here, not by the caller, so that an attempt cut
+        // short is still timed and counted.
+        let result = tokio::time::timeout(budget, attempt)
+            .await
+            .unwrap_or(Err(TlsConnectError::Timeout(budget)));
+        metrics::histogram!("spyder_tls_handshake_duration_seconds")
+            .record(started.elapsed().as_secs_f64());
+        if let Err(err) = &result {
+            metrics::counter!("spyder_tls_errors_total", "reason" => err.reason()).increment(1);
+            tracing::debug!(%host, %addr, reason = err.reason(), error = %err, "tls connection failed");
+        }
+        result
+    }
+
+    /// Runs a full TLS handshake (no session resumption) over `io` with SNI `host` and
+    /// ALPN `http/1.1`, accepting any certificate. Gives the session and the leaf's
+    /// [`NodeCert`] (`None` when the leaf cannot be parsed, which does not fail the
+    /// connection).
+    ///
+    /// Records no metrics ([`Self::connect`] does, for the whole attempt); the caller
+    /// bounds the wait.
     pub async fn handshake<S>(
         &self,
         io: S,
@@ -238,25 +318,13 @@ impl TlsConnector {
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
-        let started = tokio::time::Instant::now();
-        let result = self.handshake_inner(io, host).await;
-        metrics::histogram!("spyder_tls_handshake_duration_seconds")
-            .record(started.elapsed().as_secs_f64());
-        match result {
-            Ok((stream, server_name)) => {
-                let cert = stream
-                    .get_ref()
-                    .1
-                    .peer_certificates()
-                    .and_then(|chain| self.describe_chain(chain, &server_name));
-                Ok((stream, cert))
-            }
-            Err(err) => {
-                metrics::counter!("spyder_tls_errors_total", "reason" => err.reason()).increment(1);
-                tracing::debug!(%host, reason = err.reason(), error = %err, "tls handshake failed");
-                Err(err)
-            }
-        }
+        let (stream, server_name) = self.handshake_inner(io, host).await?;
+        let cert = stream
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|chain| self.describe_chain(chain, &server_name));
+        Ok((stream, cert))
     }
 
     async fn handshake_inner<S>(
@@ -600,6 +668,30 @@ mod tests {
             (
                 TlsError::from_io(io::Error::from(io::ErrorKind::TimedOut)),
                 "io",
+            ),
+        ];
+        for (err, reason) in cases {
+            assert_eq!(err.reason(), reason, "{err:?}");
+        }
+    }
+
+    #[test]
+    fn connect_failures_have_their_own_reasons() {
+        let budget = Duration::from_secs(1);
+        let connect = |kind| TlsConnectError::from_connect(io::Error::from(kind), budget);
+        let cases = [
+            (connect(io::ErrorKind::TimedOut), "timeout"),
+            (connect(io::ErrorKind::ConnectionRefused), "connect_refused"),
+            (connect(io::ErrorKind::NetworkUnreachable), "connect_error"),
+            (connect(io::ErrorKind::HostUnreachable), "connect_error"),
+            (TlsConnectError::Timeout(budget), "timeout"),
+            (
+                TlsConnectError::Tls(TlsError::UnexpectedEof),
+                "unexpected_eof",
+            ),
+            (
+                TlsConnectError::Tls(TlsError::Alert(AlertDescription::HandshakeFailure)),
+                "handshake_failure",
             ),
         ];
         for (err, reason) in cases {

@@ -830,3 +830,135 @@ async fn only_html_bodies_are_parsed_whatever_their_spelling() {
         assert_eq!(edges(&r, EdgeType::LinksTo), want, "{name}");
     }
 }
+
+/// The value of counter `name{labels}` in a rendered exposition (0 when absent).
+fn counter_in(text: &str, name: &str, labels: &[(&str, &str)]) -> u64 {
+    let scrape = spyder_testkit::prometheus::Scrape::parse(text).expect("valid exposition");
+    scrape.sum(name, labels) as u64
+}
+
+/// Every A and AAAA query the world's DNS server answered for `name`.
+fn address_queries(dns: &DnsServer, name: &str) -> u64 {
+    use hickory_proto::rr::RecordType;
+    dns.queries_for(name, RecordType::A) + dns.queries_for(name, RecordType::AAAA)
+}
+
+#[tokio::test]
+async fn redirect_ports_decide_which_redirects_are_followed() {
+    // Issue 10: `Location: http://allowed-host:6380/` was followed and its body read.
+    // A current-thread runtime: the local recorder sees every task of the crawl.
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let rendered = recorder.handle();
+    let _recorder = metrics::set_default_local_recorder(&recorder);
+    let refused = || {
+        counter_in(
+            &rendered.render(),
+            "spyder_redirects_refused_total",
+            &[("reason", "port")],
+        )
+    };
+
+    // A service on a port of its own: a second server, whose plain-HTTP port is
+    // neither of the probe's ports (two ephemeral ports can coincide: then again).
+    let mut attempts = 0;
+    let (w, other, port) = loop {
+        let other = WebServer::start(vec![Site::plain(
+            ip(111),
+            Reply::Html(r#"<a href="https://deep.io/">deep</a>"#.into()),
+        )])
+        .await
+        .expect("second server starts");
+        let port = other.http_port();
+        let w = redirecting_world(port).await;
+        if ![w.web.https_port(), w.web.http_port()].contains(&port) {
+            break (w, other, port);
+        }
+        attempts += 1;
+        assert!(attempts < 5, "no distinct ports");
+    };
+    let links = |r: &CrawlReport| edges(r, EdgeType::LinksTo);
+    let followed = BTreeSet::from([
+        pair("front.example", "other.net"),
+        pair("front.example", "deep.io"),
+    ]);
+
+    // Default (no list): a port off the bad-port list is followed and its page read.
+    let r = w.crawl("front.example").await;
+    assert_eq!(r.outcome, Outcome::Complete);
+    assert_eq!(links(&r), followed);
+    assert_eq!(other.accepted_connections(), 1);
+    assert_eq!(refused(), 0);
+
+    // A list without that port: not followed, not resolved, not dialled; counted, and
+    // the target on another apex is still linked.
+    let lookups = address_queries(&w.dns, "other.net");
+    let listed_elsewhere = ProbeSettings {
+        redirect_ports: vec![port.wrapping_add(1).max(1)],
+        ..w.settings()
+    };
+    let probe = w.probe_with(listed_elsewhere).await;
+    let r = bounded(probe.crawl("front.example")).await;
+    assert_eq!(r.outcome, Outcome::Complete, "the redirect was a response");
+    assert_eq!(
+        links(&r),
+        BTreeSet::from([pair("front.example", "other.net")])
+    );
+    assert_eq!(other.accepted_connections(), 1, "never dialled");
+    assert_eq!(
+        address_queries(&w.dns, "other.net"),
+        lookups,
+        "never resolved"
+    );
+    assert_eq!(other.requests().len(), 1, "only the first crawl's request");
+    assert_eq!(refused(), 1);
+
+    // A list naming the port: followed again.
+    let listed = ProbeSettings {
+        redirect_ports: vec![port],
+        ..w.settings()
+    };
+    let r = bounded(w.probe_with(listed).await.crawl("front.example")).await;
+    assert_eq!(links(&r), followed);
+    assert_eq!(other.accepted_connections(), 2);
+    assert_eq!(refused(), 1);
+
+    // A bad port with the default settings: refused, never resolved, still linked.
+    let r = w.crawl("relay.example").await;
+    assert_eq!(r.outcome, Outcome::Complete);
+    assert_eq!(
+        links(&r),
+        BTreeSet::from([pair("relay.example", "mail.org")])
+    );
+    assert_eq!(address_queries(&w.dns, "mail.org"), 0);
+    assert_eq!(refused(), 2);
+}
+
+/// front.example redirects to `other.net:<port>`, relay.example to `mail.org:25`.
+async fn redirecting_world(port: u16) -> Small {
+    let ca = TestCa::new();
+    let mut zone = Zone::new();
+    zone.a("front.example", ip(110))
+        .a("other.net", ip(111))
+        .a("relay.example", ip(112))
+        .a("mail.org", ip(113));
+    let front = https(
+        &ca,
+        ip(110),
+        &["front.example"],
+        Reply::Redirect {
+            status: 302,
+            location: format!("http://other.net:{port}/"),
+        },
+    );
+    // 25 (SMTP) is a bad port: refused before its host is even resolved.
+    let relay = https(
+        &ca,
+        ip(112),
+        &["relay.example"],
+        Reply::Redirect {
+            status: 301,
+            location: "http://mail.org:25/".into(),
+        },
+    );
+    start(zone, vec![front, relay], ca).await
+}

@@ -14,7 +14,7 @@ use std::time::Duration;
 use rustls::ServerConfig;
 use spyder_model::{HostName, NodeCert, VerifyError};
 use spyder_probe::TlsRoots;
-use spyder_probe::tls::{TlsConnector, TlsError, TlsSetupError};
+use spyder_probe::tls::{TlsConnectError, TlsConnector, TlsError, TlsSetupError};
 use spyder_testkit::pki::{CertKind, IssuedCert, LeafSpec, TestCa, WRONG_NAME};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -69,18 +69,21 @@ async fn serve_tls(config: Arc<ServerConfig>) -> (SocketAddr, JoinHandle<Seen>) 
     (addr, task)
 }
 
+/// TCP connect plus handshake through [`TlsConnector::connect`] (which records the
+/// metrics); the TCP connect must succeed, so the error is the handshake's.
 async fn connect(
     connector: &TlsConnector,
     addr: SocketAddr,
     name: &str,
 ) -> Result<(tokio_rustls::client::TlsStream<TcpStream>, Option<NodeCert>), TlsError> {
-    let tcp = timeout(WAIT, TcpStream::connect(addr))
+    match timeout(WAIT, connector.connect(addr, &host(name), WAIT))
         .await
-        .expect("connect in time")
-        .expect("connect to the test server");
-    timeout(WAIT, connector.handshake(tcp, &host(name)))
-        .await
-        .expect("handshake ends in time")
+        .expect("connect bounds itself")
+    {
+        Ok(session) => Ok(session),
+        Err(TlsConnectError::Tls(err)) => Err(err),
+        Err(other) => panic!("the TCP connect failed: {other:?}"),
+    }
 }
 
 /// Handshakes with a server presenting `issued` and returns the captured record.
@@ -585,6 +588,65 @@ async fn peer_resetting_is_reset() {
     assert_eq!(hello[0], 0x16);
     assert!(matches!(err, TlsError::Reset(_)), "{err:?}");
     assert_eq!(err.reason(), "reset");
+}
+
+#[tokio::test]
+async fn a_refused_connect_is_timed_and_counted() {
+    let refused = metric("spyder_tls_errors_total{reason=connect_refused}");
+    let timings = metric("spyder_tls_handshake_duration_seconds{}");
+    // A port that was just free: nothing listens there.
+    let addr = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+    let ca = TestCa::new();
+    let err = timeout(
+        WAIT,
+        trusting(&ca).connect(addr, &host("closed.example"), WAIT),
+    )
+    .await
+    .expect("connect bounds itself")
+    .expect_err("nothing listens");
+    assert!(matches!(err, TlsConnectError::Refused(_)), "{err:?}");
+    assert_eq!(err.reason(), "connect_refused");
+    assert!(metric("spyder_tls_errors_total{reason=connect_refused}") > refused);
+    assert!(metric("spyder_tls_handshake_duration_seconds{}") > timings);
+}
+
+#[tokio::test]
+async fn a_host_that_never_answers_times_out_and_is_counted() {
+    // The attempt the deadline cuts short is still timed and counted (SPEC §1 step 6:
+    // filtered hosts appear in the TLS metrics).
+    let timeouts = metric("spyder_tls_errors_total{reason=timeout}");
+    let timings = metric("spyder_tls_handshake_duration_seconds{}");
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let silent = tokio::spawn(async move {
+        // Accepts, reads the ClientHello and never answers.
+        let (mut tcp, _) = listener.accept().await.unwrap();
+        let hello = read_client_hello(&mut tcp).await;
+        let mut rest = Vec::new();
+        let _ = tcp.read_to_end(&mut rest).await;
+        hello
+    });
+    let ca = TestCa::new();
+    let budget = Duration::from_millis(200);
+    let err = timeout(
+        WAIT,
+        trusting(&ca).connect(addr, &host("silent.example"), budget),
+    )
+    .await
+    .expect("connect bounds itself")
+    .expect_err("the peer never answers");
+    assert!(
+        matches!(err, TlsConnectError::Timeout(b) if b == budget),
+        "{err:?}"
+    );
+    assert_eq!(err.reason(), "timeout");
+    let hello = timeout(WAIT, silent).await.expect("peer ends").unwrap();
+    assert_eq!(hello[0], 0x16, "the handshake had started");
+    assert!(metric("spyder_tls_errors_total{reason=timeout}") > timeouts);
+    assert!(metric("spyder_tls_handshake_duration_seconds{}") > timings);
 }
 
 // ---- roots ----------------------------------------------------------------------------

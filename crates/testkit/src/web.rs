@@ -226,6 +226,7 @@ pub struct WebServer {
 struct Shared {
     requests: Mutex<Vec<RequestLog>>,
     open: AtomicUsize,
+    accepted: AtomicU64,
     handshakes: AtomicU64,
     next_conn: AtomicU64,
     /// Index into `sites` by address (immutable after start).
@@ -307,6 +308,12 @@ impl WebServer {
     /// Connections currently open, over all sites and both ports.
     pub fn open_connections(&self) -> usize {
         self.shared.open.load(Ordering::SeqCst)
+    }
+
+    /// TCP connections accepted so far, over all sites and both ports (counted at
+    /// `accept`, before anything is read).
+    pub fn accepted_connections(&self) -> u64 {
+        self.shared.accepted.load(Ordering::SeqCst)
     }
 
     /// Completed TLS handshakes so far.
@@ -579,6 +586,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, site: Arc<SiteS
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((tcp, _)) => {
+                    shared.accepted.fetch_add(1, Ordering::SeqCst);
                     let guard = OpenGuard::new(&shared);
                     conns.spawn(serve_connection(tcp, Arc::clone(&shared), Arc::clone(&site), tls, guard));
                 }

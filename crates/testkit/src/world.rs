@@ -43,6 +43,25 @@ pub struct ExpectedSite {
     pub outcome: &'static str,
     /// Exactly the edges the crawl must emit.
     pub edges: BTreeSet<ExpectedEdge>,
+    /// What the probe's own metrics count for this crawl.
+    pub metrics: ExpectedMetrics,
+}
+
+/// What a correct probe counts in its §3.13 metrics while crawling one host of a
+/// clean world (no reconnects, no lost requests).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ExpectedMetrics {
+    /// Completed TLS handshakes: the host's own, plus one per redirect hop to another
+    /// https origin (`spyder_tls_handshake_duration_seconds` counts these and the
+    /// failed attempts).
+    pub tls_handshakes: u64,
+    /// The `spyder_tls_errors_total` reason of the host's one failed TLS attempt:
+    /// `connect_refused` (nothing on the HTTPS port) or `timeout` (a black hole).
+    pub tls_error: Option<&'static str>,
+    /// robots.txt requests (`spyder_http_request_duration_seconds{kind="robots"}`).
+    pub robots_requests: u64,
+    /// Root-page requests, each redirect hop one (`{kind="root"}`).
+    pub root_requests: u64,
 }
 
 /// A running world: DNS server, web hosts and the CA that signed their certificates.
@@ -447,6 +466,19 @@ impl SiteSpec {
         let page = self.page();
         let mut routes = Vec::new();
         let outcome;
+        let mut metrics = ExpectedMetrics {
+            tls_handshakes: u64::from(matches!(
+                self.tls,
+                Tls::Valid | Tls::Expired | Tls::SelfSigned
+            )),
+            tls_error: match self.tls {
+                Tls::None => Some("connect_refused"),
+                Tls::BlackHole => Some("timeout"),
+                _ => None,
+            },
+            robots_requests: u64::from(self.tls != Tls::BlackHole),
+            root_requests: 0,
+        };
         if self.tls == Tls::BlackHole {
             outcome = "no_web";
         } else if blocked {
@@ -454,12 +486,20 @@ impl SiteSpec {
             routes.push(("/".to_owned(), Reply::Html(page)));
         } else {
             outcome = "complete";
+            metrics.root_requests = match self.redirect {
+                Redirect::None => 1,
+                Redirect::SameApex | Redirect::CrossApex(_) => 2,
+            };
             match self.redirect {
                 Redirect::None => {
                     routes.push(("/".to_owned(), Reply::Html(page)));
                     self.expect_page_links(self, &mut edge);
                 }
                 Redirect::SameApex => {
+                    // A new origin (and TLS session) unless the host already is www.
+                    if scheme == "https" && *h != format!("www.{}", self.apex) {
+                        metrics.tls_handshakes += 1;
+                    }
                     routes.push((
                         "/".to_owned(),
                         Reply::Redirect {
@@ -477,6 +517,9 @@ impl SiteSpec {
                     } else {
                         "https"
                     };
+                    if other_scheme == "https" {
+                        metrics.tls_handshakes += 1;
+                    }
                     routes.push((
                         "/".to_owned(),
                         Reply::Redirect {
@@ -505,6 +548,7 @@ impl SiteSpec {
             host: h.clone(),
             outcome,
             edges,
+            metrics,
         };
         (site, exp)
     }

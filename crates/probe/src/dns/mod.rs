@@ -38,7 +38,6 @@ use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{Record, RecordType};
 use spyder_model::HostName;
 use tokio::sync::{Semaphore, oneshot};
-use tokio::time::Instant;
 
 use crate::DnsSettings;
 use cache::{Cache, Key};
@@ -219,17 +218,16 @@ impl DnsClient {
     /// query. NXDOMAIN and NODATA are `Ok`; SERVFAIL, REFUSED and timeouts are retried
     /// on the next server up to `settings.retries` times and then returned as errors.
     /// Cancelling the returned future does not cancel the shared lookup.
+    ///
+    /// Records no duration: `spyder_dns_lookup_duration_seconds` is the DNS phase of a
+    /// task, observed once per task by the engine.
     pub async fn query(
         &self,
         name: &HostName,
         rtype: RecordType,
         settings: &DnsSettings,
     ) -> Result<Answer, DnsError> {
-        let started = Instant::now();
-        let result = self.query_shared(name, rtype, settings).await;
-        metrics::histogram!("spyder_dns_lookup_duration_seconds")
-            .record(started.elapsed().as_secs_f64());
-        result
+        self.query_shared(name, rtype, settings).await
     }
 
     /// Replies dropped so far: unmatched, late, spoofed or undecodable.

@@ -1,0 +1,74 @@
+//! What the engine-level world tests share: a probe configured for a world, and a
+//! bounded-concurrency crawl of its hosts.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use spyder_probe::{CrawlReport, Probe, ProbeConfig, ProbeSettings, TlsRoots};
+use spyder_testkit::world::World;
+
+/// A probe configuration pointed at `world`: its DNS server, ports and CA, loopback
+/// allowed, politeness raised for many sites on few addresses.
+pub fn config_for(world: &World) -> ProbeConfig {
+    let mut settings = ProbeSettings {
+        allow_cidrs: vec!["127.0.0.0/8".parse().expect("cidr")],
+        https_port: world.web.https_port(),
+        http_port: world.web.http_port(),
+        rate_per_host: 1000.0,
+        rate_burst: 10,
+        task_timeout: Duration::from_secs(20),
+        dns_timeout: Duration::from_secs(5),
+        tls_timeout: Duration::from_secs(5),
+        http_timeout: Duration::from_secs(5),
+        ..ProbeSettings::default()
+    };
+    settings.dns.servers = vec![world.dns_addr()];
+    settings.dns.query_timeout = Duration::from_millis(500);
+    ProbeConfig {
+        tls_roots: TlsRoots::Pem(world.ca.root_pem()),
+        settings,
+        ..ProbeConfig::default()
+    }
+}
+
+/// Crawls `hosts` with at most `concurrency` tasks at once; reports in input order.
+pub async fn crawl_all(
+    probe: Arc<Probe>,
+    hosts: Vec<String>,
+    concurrency: usize,
+) -> Vec<CrawlReport> {
+    let sem = Arc::new(tokio::sync::Semaphore::new(concurrency));
+    let mut tasks = Vec::new();
+    for host in hosts {
+        let probe = Arc::clone(&probe);
+        let sem = Arc::clone(&sem);
+        tasks.push(tokio::spawn(async move {
+            let _permit = sem.acquire_owned().await.expect("semaphore open");
+            probe.crawl(&host).await
+        }));
+    }
+    let mut reports = Vec::new();
+    for t in tasks {
+        reports.push(t.await.expect("crawl task does not panic"));
+    }
+    reports
+}
+
+/// Every task of `world` (reports in `world.hosts()` order) ended with its expected
+/// outcome.
+pub fn assert_outcomes(world: &World, reports: &[CrawlReport]) {
+    let mut wrong_outcomes = Vec::new();
+    for (site, report) in world.sites.iter().zip(reports) {
+        if report.outcome.as_str() != site.outcome {
+            wrong_outcomes.push(format!(
+                "{}: {} != expected {}",
+                site.host, report.outcome, site.outcome
+            ));
+        }
+    }
+    assert!(
+        wrong_outcomes.is_empty(),
+        "wrong outcomes:\n{}",
+        wrong_outcomes.join("\n")
+    );
+}
