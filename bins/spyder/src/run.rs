@@ -712,6 +712,8 @@ async fn crawl_one(shared: &Shared, lease: Work) {
         if already_taken(shared.dedup.as_ref(), &lease.item).await {
             // A host is crawled once per run (SPEC §3.6): this copy is not needed.
             tracing::debug!(host = %host, "already crawled or being crawled; item skipped");
+            metrics::counter!("spyder_queue_skipped_total", "reason" => "already_taken")
+                .increment(1);
             shared.acks.spawn(async move {
                 if let Err(e) = lease.ack().await {
                     tracing::error!(host = %host, error = %e, "ack failed; the item stays in :processing");

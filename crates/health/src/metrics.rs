@@ -134,6 +134,11 @@ pub const METRICS: &[MetricSpec] = &[
         "Queue items whose lease expired and that were put back on the queue.",
     ),
     counter(
+        "spyder_queue_skipped_total",
+        &["reason"],
+        "Queue items acked without a crawl (already_taken: the host was crawled or claimed since); not tasks.",
+    ),
+    counter(
         "spyder_queue_dead_total",
         &[],
         "Queue items moved to the dead list after max_attempts.",
