@@ -30,6 +30,33 @@ pub fn product_token(user_agent: &str) -> &str {
     head.split(char::is_whitespace).next().unwrap_or(head)
 }
 
+/// A `User-agent` value no product token can equal: [`product_token`] never
+/// contains a `/`.
+const NO_AGENT_GROUP: &[u8] = b"User-agent: spyder/no-group\n";
+
+/// `body` behind a group that applies to no crawler, so that rules before the
+/// first `User-agent` line belong to no one (RFC 9309 §2.2.1: a rule outside
+/// any group is ignored). `texting_robots` drops such rules when the file has
+/// a `User-agent` line, but applies them to everyone when it has none; with
+/// this line first it always has one.
+///
+/// The byte-order mark `texting_robots` skips at the very start (each of its
+/// three bytes optional) is skipped here, as the line now comes first.
+fn outside_any_group(body: &[u8]) -> Vec<u8> {
+    let mut rest = body;
+    for bom_byte in [0xef, 0xbb, 0xbf] {
+        if let Some((&first, tail)) = rest.split_first()
+            && first == bom_byte
+        {
+            rest = tail;
+        }
+    }
+    let mut out = Vec::with_capacity(NO_AGENT_GROUP.len() + rest.len());
+    out.extend_from_slice(NO_AGENT_GROUP);
+    out.extend_from_slice(rest);
+    out
+}
+
 /// What robots.txt lets us fetch from one host.
 #[derive(Debug)]
 pub enum RobotsRules {
@@ -69,8 +96,8 @@ impl RobotsRules {
     pub fn from_response(status: u16, body: &[u8], user_agent: &str) -> Self {
         match status {
             200..=299 => {
-                let body = &body[..body.len().min(ROBOTS_MAX_BYTES)];
-                match texting_robots::Robot::new(product_token(user_agent), body) {
+                let body = outside_any_group(&body[..body.len().min(ROBOTS_MAX_BYTES)]);
+                match texting_robots::Robot::new(product_token(user_agent), &body) {
                     Ok(robot) => Self::Parsed(ParsedRobots { robot }),
                     Err(error) => {
                         tracing::debug!(%error, "unparsable robots.txt; allowing all");
@@ -248,6 +275,41 @@ mod tests {
         // Without our group or `*`, everything is allowed.
         let body = b"User-agent: OtherBot\nDisallow: /\n";
         assert!(RobotsRules::from_response(200, body, UA).allows("/"));
+    }
+
+    #[test]
+    fn rules_outside_any_group_apply_to_no_one() {
+        // RFC 9309 §2.2.1: without a group, no rule applies.
+        for body in [
+            &b"Disallow: /\n"[..],
+            b"Allow: /x/\nDisallow: /\n",
+            b"\xef\xbb\xbfDisallow: /\n",
+            b"# comment\r\nDisallow: /\r\nSitemap: https://s.example/map.xml\r\n",
+        ] {
+            let rules = RobotsRules::from_response(200, body, UA);
+            assert!(rules.allows("/"), "{:?}", String::from_utf8_lossy(body));
+            assert!(rules.allows("/y"), "{:?}", String::from_utf8_lossy(body));
+        }
+        // Before the first group they are ignored too; the groups still count.
+        let body = b"Disallow: /\nUser-agent: *\nDisallow: /star\n";
+        let rules = RobotsRules::from_response(200, body, UA);
+        assert!(rules.allows("/"));
+        assert!(!rules.allows("/star"));
+        let body = b"Disallow: /\nUser-agent: OtherBot\nDisallow: /other\n";
+        assert!(RobotsRules::from_response(200, body, UA).allows("/"));
+    }
+
+    #[test]
+    fn a_byte_order_mark_does_not_hide_the_first_group() {
+        for body in [
+            &b"\xef\xbb\xbfUser-agent: *\nDisallow: /x\n"[..],
+            b"\xef\xbbUser-agent: *\nDisallow: /x\n",
+            b"\xefUser-agent: *\nDisallow: /x\n",
+        ] {
+            let rules = RobotsRules::from_response(200, body, UA);
+            assert!(!rules.allows("/x"), "{:?}", String::from_utf8_lossy(body));
+            assert!(rules.allows("/"), "{:?}", String::from_utf8_lossy(body));
+        }
     }
 
     #[test]

@@ -216,6 +216,9 @@ const STARTS: &[&str] = &[
     "/\\",
     "\\/",
     "///",
+    "////",
+    "//\\",
+    "\\\\\\",
     "/",
     "",
     "./",
@@ -442,9 +445,23 @@ fn attribute(value: &str) -> (String, String) {
     (html, decoded)
 }
 
+/// `link` resolved against `base` by the URL standard, with the URL parser.
+///
+/// The `url` crate fails on a link without a scheme that starts with more than
+/// two slashes (`///host`) where the standard skips them all before the host
+/// of an http(s) URL; with the base's scheme written in front (which, the
+/// scheme being the base's, means the same) it skips them.
+fn standard_join(base: &Url, link: &str) -> Option<Url> {
+    let trimmed = link.trim_matches(|c: char| c <= ' ');
+    if matches!(base.scheme(), "http" | "https") && trimmed.starts_with(['/', '\\']) {
+        return base.join(&format!("{}:{trimmed}", base.scheme())).ok();
+    }
+    base.join(link).ok()
+}
+
 /// What the extractor must report for a page of `links` with `<base href=base>`
 /// before link number `base_at` (if any), worked out with the URL parser alone:
-/// every link resolved by `Url::join`; links before the base against the page
+/// every link resolved by [`standard_join`]; links before the base against the page
 /// URL with a stand-in host that marks "the base's host, still unknown"; http(s)
 /// domain hosts that pass the strict name rules; de-duplicated, first-seen order,
 /// the stand-in's place taken by the base's host.
@@ -489,15 +506,13 @@ fn reference_hosts(page: &Url, base: Option<(usize, &str)>, links: &[String]) ->
         if let Some((at, href)) = base
             && at == i
         {
-            let url = page
-                .join(href)
-                .ok()
+            let url = standard_join(page, href)
                 .filter(|url| !matches!(url.scheme(), "data" | "javascript"))
                 .unwrap_or_else(|| page.clone());
             resolve(&mut slots, domain_of(&url));
             resolved_base = Some(url);
         }
-        let Ok(url) = resolved_base.as_ref().unwrap_or(&pending_url).join(link) else {
+        let Some(url) = standard_join(resolved_base.as_ref().unwrap_or(&pending_url), link) else {
             continue;
         };
         if resolved_base.is_none()
@@ -518,9 +533,7 @@ fn reference_hosts(page: &Url, base: Option<(usize, &str)>, links: &[String]) ->
     if let Some((at, href)) = base
         && at >= links.len()
     {
-        let url = page
-            .join(href)
-            .ok()
+        let url = standard_join(page, href)
             .filter(|url| !matches!(url.scheme(), "data" | "javascript"))
             .unwrap_or_else(|| page.clone());
         resolve(&mut slots, domain_of(&url));
@@ -622,6 +635,10 @@ fn reference_cases_match_the_url_parser() {
         "ht\ttps://m.example.org/",
         "https://n.exa\tmple.org/",
         "/\t/o.example.org/",
+        "///s.example.org/",
+        "//\\t.example.org/",
+        "\\/\\/u.example.org/",
+        "/\t//v.example.org/",
         "?q",
         "#frag",
         "",
