@@ -650,6 +650,7 @@ async fn feed(
     shared: Arc<Shared>,
     read: Arc<ReadProgress>,
 ) {
+    let mut invalid_lines = InvalidLines::default();
     while let Some(line) = reader.next().await {
         read.update(&reader);
         match line {
@@ -659,14 +660,69 @@ async fn feed(
                 }
             }
             invalid @ InputLine::Invalid { .. } => {
-                tracing::warn!("{invalid}");
+                invalid_lines.log(&invalid);
                 shared.stats.task_done(Outcome::Invalid, 0);
             }
         }
     }
+    invalid_lines.finish();
     read.update(&reader);
     read.finished();
     queue.close_input();
+}
+
+/// Invalid input lines shown one by one.
+const INVALID_LINES_SHOWN: u64 = 100;
+/// After those, one summary line at most this often.
+const INVALID_SUMMARY_EVERY: Duration = Duration::from_secs(10);
+
+/// Logs invalid input lines: the first [`INVALID_LINES_SHOWN`] each, then a count
+/// every [`INVALID_SUMMARY_EVERY`], so a file of garbage does not flood stderr.
+#[derive(Default)]
+struct InvalidLines {
+    seen: u64,
+    unshown: u64,
+    last_summary: Option<std::time::Instant>,
+}
+
+impl InvalidLines {
+    fn log(&mut self, line: &InputLine) {
+        self.seen += 1;
+        if self.seen <= INVALID_LINES_SHOWN {
+            tracing::warn!("{line}");
+            if self.seen == INVALID_LINES_SHOWN {
+                tracing::warn!(
+                    "{INVALID_LINES_SHOWN} invalid lines shown; further ones are counted and summarised every {}s",
+                    INVALID_SUMMARY_EVERY.as_secs()
+                );
+                self.last_summary = Some(std::time::Instant::now());
+            }
+            return;
+        }
+        self.unshown += 1;
+        if self
+            .last_summary
+            .is_none_or(|at| at.elapsed() >= INVALID_SUMMARY_EVERY)
+        {
+            self.summarise();
+        }
+    }
+
+    fn summarise(&mut self) {
+        if self.unshown > 0 {
+            tracing::warn!(
+                not_shown = self.unshown,
+                invalid_total = self.seen,
+                "more invalid input lines (counted as invalid, not shown)"
+            );
+            self.unshown = 0;
+        }
+        self.last_summary = Some(std::time::Instant::now());
+    }
+
+    fn finish(&mut self) {
+        self.summarise();
+    }
 }
 
 /// One worker: crawl leases until the queue is done or the pool shrinks.

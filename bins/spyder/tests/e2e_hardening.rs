@@ -586,3 +586,40 @@ async fn a_spool_disk_that_stays_full_stops_intake_and_exits_non_zero() {
     assert_eq!(tmp, 0, "no temp files left");
     drop(stdin);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_of_garbage_logs_the_first_100_lines_then_a_count() {
+    let h = Harness::new(0x5eed_1010, 2).await;
+    let garbage = h.path("garbage.txt");
+    let mut content = String::new();
+    for i in 0..5_000 {
+        content.push_str(&format!("bad_host_{i}!.example\n"));
+    }
+    content.push_str(&h.world.hosts().join("\n"));
+    std::fs::write(&garbage, &content).expect("write");
+    let mut cmd = support::spyder();
+    cmd.arg(format!("-domains={}", garbage.display()))
+        .args(support::world_flags(&h.world, &h.roots));
+    let run = finish(cmd, LIMIT).await;
+    assert_eq!(run.code, Some(0), "stderr:\n{}", run.stderr);
+    let shown = run
+        .stderr
+        .lines()
+        .filter(|l| l.contains(": invalid host \\\"bad_host_"))
+        .count();
+    assert_eq!(shown, 100, "the first 100 invalid lines are shown");
+    assert!(
+        run.stderr.contains("\"not_shown\":4900"),
+        "the rest is counted:\n{}",
+        &run.stderr[run.stderr.len().saturating_sub(2000)..]
+    );
+    assert!(
+        run.stderr.len() < content.len(),
+        "stderr ({} bytes) is smaller than the garbage ({} bytes)",
+        run.stderr.len(),
+        content.len()
+    );
+    let (processed, _, failed) = summary_counts(&run.stderr);
+    assert_eq!(processed, 5_002);
+    assert!(failed >= 5_000);
+}
