@@ -7,7 +7,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use spyder_model::{HostName, NameKind, NodeCert};
 use url::Url;
@@ -27,6 +27,8 @@ const MAX_LINK_HOSTS: usize = 10_000;
 const ROBOTS_MAX_REDIRECTS: u32 = 5;
 /// Addresses of one host tried before giving up on it.
 const MAX_ADDRESSES_TRIED: usize = 3;
+/// The plain-HTTP fallback's budget after the TLS attempts timed out (SPEC §1 step 6).
+const FILTERED_FALLBACK_BUDGET: Duration = Duration::from_secs(1);
 
 /// The shared machinery the web phase runs on.
 pub(crate) struct Web<'a> {
@@ -117,7 +119,9 @@ impl Web<'_> {
     }
 
     /// Step 6: TLS to `https_port` on the first address that answers; else, with
-    /// `http_fallback`, plain TCP to `http_port`.
+    /// `http_fallback`, plain TCP to `http_port`. The TLS attempts share one
+    /// `tls_timeout`; after a timeout (a filtered host) the fallback gets at most
+    /// [`FILTERED_FALLBACK_BUDGET`], so such a host costs `tls_timeout` + 1 s in all.
     async fn connect_first(
         &self,
         host: &HostName,
@@ -130,13 +134,22 @@ impl Web<'_> {
             scheme: Scheme::Https,
             port: s.https_port,
         };
+        let tls_budget = Budget::new(s.tls_timeout);
+        let mut timed_out = false;
         for &ip in addresses.iter().take(MAX_ADDRESSES_TRIED) {
-            match self.open(&tls_origin, ip).await {
+            let Some(left) = tls_budget.left() else {
+                timed_out = true;
+                break;
+            };
+            match self.open(&tls_origin, ip, left).await {
                 Ok((conn, cert)) => {
                     found.cert = cert;
                     return Some(conn);
                 }
-                Err(e) => tracing::debug!(%host, %ip, error = %e, "https connection failed"),
+                Err(e) => {
+                    timed_out |= e.is_timeout();
+                    tracing::debug!(%host, %ip, error = %e, "https connection failed");
+                }
             }
         }
         if !s.http_fallback {
@@ -147,8 +160,14 @@ impl Web<'_> {
             port: s.http_port,
             ..tls_origin
         };
+        let plain_budget = Budget::new(if timed_out {
+            FILTERED_FALLBACK_BUDGET.min(s.tls_timeout)
+        } else {
+            s.tls_timeout
+        });
         for &ip in addresses.iter().take(MAX_ADDRESSES_TRIED) {
-            match self.open(&plain_origin, ip).await {
+            let left = plain_budget.left()?;
+            match self.open(&plain_origin, ip, left).await {
                 Ok((conn, _)) => return Some(conn),
                 Err(e) => tracing::debug!(%host, %ip, error = %e, "http connection failed"),
             }
@@ -157,15 +176,15 @@ impl Web<'_> {
     }
 
     /// Opens one connection to `origin` at `ip`: TCP connect plus, for https, the TLS
-    /// handshake, both within `tls_timeout`. The TLS attempt is timed and its failures
+    /// handshake, both within `budget`. The TLS attempt is timed and its failures
     /// counted by [`TlsConnector::connect`], which also enforces the deadline.
     async fn open(
         &self,
         origin: &Origin,
         ip: IpAddr,
+        budget: Duration,
     ) -> Result<(Conn, Option<NodeCert>), ConnectError> {
         let addr = SocketAddr::new(ip, origin.port);
-        let budget = self.settings.tls_timeout;
         // Starting HTTP/1.1 on an open stream does no I/O: no deadline needed for it.
         let (session, cert) = match origin.scheme {
             Scheme::Http => {
@@ -189,7 +208,7 @@ impl Web<'_> {
 
     /// Reconnects to the same origin and address (the server closed the connection).
     async fn reopen(&self, conn: &Conn) -> Option<Conn> {
-        self.open(&conn.origin, conn.addr.ip())
+        self.open(&conn.origin, conn.addr.ip(), self.settings.tls_timeout)
             .await
             .ok()
             .map(|(c, _)| c)
@@ -378,7 +397,7 @@ impl Web<'_> {
         }
         let addresses = self.permitted_addresses(&origin.host).await;
         for ip in addresses.into_iter().take(MAX_ADDRESSES_TRIED) {
-            if let Ok((conn, _)) = self.open(&origin, ip).await {
+            if let Ok((conn, _)) = self.open(&origin, ip, self.settings.tls_timeout).await {
                 *detour = Some(conn);
                 return Some(());
             }
@@ -440,6 +459,42 @@ enum ConnectError {
     Tls(#[from] TlsConnectError),
     #[error("http: {0}")]
     Http(#[from] http::HttpError),
+}
+
+impl ConnectError {
+    /// The connect or handshake ran out of time (a filtered address, or a peer that
+    /// never answers), as opposed to a refusal or a protocol error.
+    fn is_timeout(&self) -> bool {
+        match self {
+            Self::Io(e) => e.kind() == std::io::ErrorKind::TimedOut,
+            Self::Tls(e) => e.reason() == "timeout",
+            Self::Http(_) => false,
+        }
+    }
+}
+
+/// A time budget shared by several attempts.
+struct Budget {
+    deadline: Option<Instant>,
+}
+
+impl Budget {
+    fn new(limit: Duration) -> Self {
+        Self {
+            deadline: Instant::now().checked_add(limit),
+        }
+    }
+
+    /// What is left, `None` once spent. A limit no clock can add is never spent.
+    fn left(&self) -> Option<Duration> {
+        match self.deadline {
+            Some(deadline) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                (!left.is_zero()).then_some(left)
+            }
+            None => Some(Duration::MAX),
+        }
+    }
 }
 
 /// The "bad ports" of the WHATWG Fetch standard ("Port blocking", as of July 2026):

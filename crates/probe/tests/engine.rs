@@ -962,3 +962,56 @@ async fn redirecting_world(port: u16) -> Small {
     );
     start(zone, vec![front, relay], ca).await
 }
+
+/// A listener on `addr` whose accept queue is full and never drained: further
+/// connects get no SYN-ACK, as from a filtered address. Keep the returned values.
+fn filtered(ip: Ipv4Addr) -> (u16, socket2::Socket, Vec<std::net::TcpStream>) {
+    let socket =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    socket
+        .bind(&std::net::SocketAddr::from((ip, 0)).into())
+        .expect("bind");
+    socket.listen(0).expect("listen");
+    let addr = socket
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_socket())
+        .expect("local addr");
+    // Fill the queue (Linux takes backlog + 1); bounded attempts, short timeouts.
+    let mut filled = Vec::new();
+    for _ in 0..4 {
+        if let Ok(s) = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(300)) {
+            filled.push(s);
+        }
+    }
+    (addr.port(), socket, filled)
+}
+
+#[tokio::test]
+async fn a_filtered_host_costs_at_most_tls_timeout_plus_one_second() {
+    // SPEC §1 step 6: after the TLS connect timed out, the port-80 fallback gets 1 s.
+    let ca = TestCa::new();
+    let mut zone = Zone::new();
+    zone.a("filtered.example", ip(62));
+    let w = start(zone, Vec::new(), ca).await;
+    let https = filtered(ip(62));
+    let http = filtered(ip(62));
+    let settings = ProbeSettings {
+        tls_timeout: Duration::from_secs(3),
+        task_timeout: Duration::from_secs(20),
+        http_fallback: true,
+        https_port: https.0,
+        http_port: http.0,
+        ..w.settings()
+    };
+    let probe = w.probe_with(settings).await;
+    let r = bounded(probe.crawl("filtered.example")).await;
+    assert_eq!(r.outcome, Outcome::NoWeb, "{r:?}");
+    let connect = r.timings.connect.expect("the connect phase ran");
+    // tls_timeout + 1 s, loosely (a second full timeout would be 6 s).
+    assert!(
+        connect < Duration::from_millis(5_000),
+        "connect phase took {connect:?}"
+    );
+    assert!(connect >= Duration::from_secs(3), "{connect:?}");
+}
