@@ -15,9 +15,14 @@
 //!   pinned process: throughput, CPU and memory, DNS queries and TLS handshakes per
 //!   domain, and the world's own ceiling. See [`bench`]. (`world-serve` is the hidden
 //!   subcommand that process runs.)
+//! - `fuzz [--seconds N] [--target NAME]`: builds the libFuzzer targets of `fuzz/`
+//!   (cargo-fuzz, nightly) and runs each for N seconds (default 60), one at a time;
+//!   fails if any crash, hang or OOM artifact appears. See [`fuzz`] and
+//!   docs/fuzzing.md.
 
 mod bench;
 mod coordination;
+mod fuzz;
 mod proc_stat;
 mod release;
 
@@ -33,9 +38,10 @@ fn main() -> ExitCode {
         Some("bench-coordination") => coordination::bench_coordination(&args[1..]),
         Some("bench") => bench::bench(&args[1..]),
         Some("world-serve") => bench::world_serve(&args[1..]),
+        Some("fuzz") => fuzz::fuzz(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask demo [SITES] [-- extra spyder flags]\n       cargo xtask bench-memory [LINES]\n       cargo xtask bench-coordination [SITES] [--aof] [-- extra spyder flags]\n       cargo xtask bench [SITES] [--concurrency C] [--strict] [--compare FILE] [-- extra spyder flags]"
+                "usage: cargo xtask demo [SITES] [-- extra spyder flags]\n       cargo xtask bench-memory [LINES]\n       cargo xtask bench-coordination [SITES] [--aof] [-- extra spyder flags]\n       cargo xtask bench [SITES] [--concurrency C] [--strict] [--compare FILE] [-- extra spyder flags]\n       cargo xtask fuzz [--seconds N] [--target NAME] [-- libFuzzer flags]"
             );
             ExitCode::from(2)
         }

@@ -647,6 +647,23 @@ fn json_entries(body: &[u8]) -> Result<Vec<Entry>, ApiError> {
         .collect()
 }
 
+/// One bulk entry as [`parse_bulk_body`] gives it: the text quoted back, and its host.
+#[doc(hidden)]
+pub type BulkEntry = (String, Result<HostName, HostError>);
+
+/// The body parsing of `POST /api/v1/domains/bulk`, for the fuzz targets (`fuzz/`):
+/// each entry's text as quoted back to the client and its host or why not, or the
+/// `400` a malformed JSON body gets. Not part of the API.
+#[doc(hidden)]
+pub fn parse_bulk_body(body: &[u8], content_type: &str) -> Result<Vec<BulkEntry>, ApiError> {
+    let entries = if is_text_plain(content_type) {
+        text_entries(body)
+    } else {
+        json_entries(body)?
+    };
+    Ok(entries.into_iter().map(|e| (e.value, e.parsed)).collect())
+}
+
 /// `text/plain` lines, read like the input file: a BOM on the first line, CR of CRLF
 /// and surrounding white space are dropped; blank lines and `#` comments are skipped.
 fn text_entries(body: &[u8]) -> Vec<Entry> {
@@ -883,6 +900,21 @@ mod tests {
             Ok("example.com")
         );
         assert!(entries[1].parsed.is_err());
+    }
+
+    #[test]
+    fn bulk_body_entry_point_follows_the_content_type() {
+        let text = parse_bulk_body(b"A.example\n# c\nbad_name\n", "Text/Plain; charset=utf-8")
+            .map_err(|e| e.to_string())
+            .expect("text/plain parses");
+        let values: Vec<_> = text.iter().map(|(v, _)| v.as_str()).collect();
+        assert_eq!(values, ["A.example", "bad_name"]);
+        assert_eq!(text[0].1.as_ref().map(HostName::as_str), Ok("a.example"));
+        let json = parse_bulk_body(br#"["B.example"]"#, "application/json")
+            .map_err(|e| e.to_string())
+            .expect("a JSON array of strings parses");
+        assert_eq!(json[0].1.as_ref().map(HostName::as_str), Ok("b.example"));
+        assert!(parse_bulk_body(b"[1]", "application/json").is_err());
     }
 
     #[test]

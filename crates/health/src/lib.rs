@@ -50,6 +50,8 @@ mod readiness;
 mod server;
 
 pub use api::{BODY_LIMIT, BULK_BODY_LIMIT};
+#[doc(hidden)]
+pub use api::{BulkEntry, parse_bulk_body};
 pub use checks::{CheckOutcome, CheckReport, CheckStatus, FnCheck, HealthCheck};
 pub use control::{Control, EnqueueError, PatchOutcome, enqueue_each};
 pub use error::{ApiError, HealthError, NO_API_KEYS_MESSAGE};

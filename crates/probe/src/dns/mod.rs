@@ -400,6 +400,37 @@ impl Inner {
     }
 }
 
+/// A reply's bytes through the client's answer handling, for the fuzz targets
+/// (`fuzz/`): decoded as the receive task does, matched against the question it
+/// carries (or `example.com A`), its cache lifetime computed, stored and read back
+/// from a cache, and folded as every one of the five answers of step 3. `None` when
+/// the bytes are no DNS message or their question names no host. Not part of the API.
+#[doc(hidden)]
+pub fn fuzz_reply(bytes: &[u8]) -> Option<(bool, Option<Duration>, Resolution)> {
+    let msg = Message::from_vec(bytes).ok()?;
+    let (name, rtype) = match msg.queries.first() {
+        Some(q) => (q.name().to_ascii(), q.query_type()),
+        None => ("example.com".to_owned(), RecordType::A),
+    };
+    let host = HostName::from_input(name.strip_suffix('.').unwrap_or(&name)).ok()?;
+    let answered = Question::new(host.as_str(), rtype).is_ok_and(|q| q.answered_by(&msg));
+    let ttl = cache::cache_ttl(&msg, rtype);
+    let reply = match msg.metadata.response_code {
+        ResponseCode::NoError | ResponseCode::NXDomain => Ok(Answer::from_message(msg)),
+        ResponseCode::ServFail => Err(DnsError::ServFail),
+        ResponseCode::Refused => Err(DnsError::Refused),
+        other => Err(DnsError::Rcode(other)),
+    };
+    if let (Ok(answer), Some(ttl)) = (&reply, ttl) {
+        let cache = Cache::new(1);
+        let key: Key = (host.as_str().to_owned(), rtype);
+        cache.put(key.clone(), answer.clone(), ttl);
+        let _ = cache.get(&key);
+    }
+    let r = &reply;
+    Some((answered, ttl, resolve::assemble(&host, r, r, r, r, r)))
+}
+
 /// Locks a mutex, ignoring poisoning: every critical section here leaves its data
 /// consistent.
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -435,6 +466,33 @@ options ndots:2\n";
             ]
         );
         assert!(parse_resolv_conf("").is_empty());
+    }
+
+    #[test]
+    fn fuzz_entry_point_folds_a_reply() {
+        use hickory_proto::op::{MessageType, OpCode, Query};
+        use hickory_proto::rr::rdata::{A, CNAME};
+        use hickory_proto::rr::{Name, RData};
+        let name = Name::from_ascii("www.example.com.").unwrap();
+        let edge = Name::from_ascii("edge.example.net.").unwrap();
+        let mut msg = Message::new(7, MessageType::Response, OpCode::Query);
+        msg.add_query(Query::query(name.clone(), RecordType::A));
+        msg.add_answer(Record::from_rdata(
+            name,
+            60,
+            RData::CNAME(CNAME(edge.clone())),
+        ));
+        msg.add_answer(Record::from_rdata(
+            edge,
+            30,
+            RData::A(A(std::net::Ipv4Addr::new(192, 0, 2, 1))),
+        ));
+        let (answered, ttl, r) = fuzz_reply(&msg.to_vec().unwrap()).unwrap();
+        assert!(answered);
+        assert_eq!(ttl, Some(Duration::from_secs(30)));
+        assert_eq!(r.addresses, vec![IpAddr::from([192, 0, 2, 1])]);
+        assert_eq!(r.aliases.len(), 1);
+        assert!(fuzz_reply(b"\x00").is_none());
     }
 
     #[test]

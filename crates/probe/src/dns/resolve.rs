@@ -113,7 +113,7 @@ fn records(reply: &Reply) -> &[Record] {
 }
 
 /// Folds the five answers into a [`Resolution`].
-fn assemble(
+pub(super) fn assemble(
     host: &HostName,
     a: &Reply,
     aaaa: &Reply,
