@@ -799,12 +799,19 @@ fn the_alert_rules_use_only_exported_metrics_and_labels() {
 
 // ---------------------------------------------------------------- promtool
 
+/// promtool's path; `None` (the caller says what it skips) only outside CI: under
+/// `CI` a missing promtool fails the test, since .ci/run installs it.
 fn promtool() -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
+    let found = std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
             .map(|dir| dir.join("promtool"))
             .find(|candidate| candidate.is_file())
-    })
+    });
+    assert!(
+        found.is_some() || std::env::var_os("CI").is_none(),
+        "promtool is not on PATH under CI: .ci/run installs it (Debian package prometheus)"
+    );
+    found
 }
 
 fn run_promtool(promtool: &Path, args: &[&str], stdin: Option<&str>) -> std::process::Output {

@@ -623,3 +623,55 @@ async fn a_file_of_garbage_logs_the_first_100_lines_then_a_count() {
     assert_eq!(processed, 5_002);
     assert!(failed >= 5_000);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn b12_a_black_holed_host_does_not_slow_the_healthy_ones() {
+    // B-12: no circuit breaker, nothing shared that a hang holds. The black holes come
+    // first in the input; with one batch per domain (completion order), every healthy
+    // host's records are out before any black hole's task ends.
+    let options = spyder_testkit::world::WorldOptions { black_holes: 0.03 };
+    let h = Harness::with_options(0x5eed_1011, 103, options).await;
+    let holes: Vec<String> = h
+        .world
+        .sites
+        .iter()
+        .filter(|s| s.metrics.tls_error == Some("timeout"))
+        .map(|s| s.host.clone())
+        .collect();
+    assert!(!holes.is_empty(), "the world has black holes");
+    let healthy: Vec<String> = h
+        .world
+        .hosts()
+        .into_iter()
+        .filter(|host| !holes.contains(host))
+        .collect();
+    assert!(healthy.len() >= 90, "{} healthy", healthy.len());
+    let lines: Vec<String> = holes.iter().chain(&healthy).cloned().collect();
+    std::fs::write(&h.domains, lines.join("\n") + "\n").expect("write domains");
+    let mut cmd = h.spyder();
+    cmd.arg("-concurrency=8")
+        .arg("-batch_max_edges=1")
+        .arg("-set=crawling.tls_timeout=12s")
+        .arg("-set=crawling.task_timeout=15s");
+    let run = finish(cmd, LIMIT).await;
+    assert_eq!(run.code, Some(0), "stderr:\n{}", run.stderr);
+    let batches = json_batches(&run.stdout);
+    // The batch holding a host's RESOLVES_TO edges is the one its own task emitted (a
+    // NodeDomain may come earlier, from another site's link).
+    let position = |host: &str| {
+        batches
+            .iter()
+            .position(|b| {
+                b.edges
+                    .iter()
+                    .any(|e| e.kind == spyder_model::EdgeType::ResolvesTo && e.source == host)
+            })
+            .unwrap_or_else(|| panic!("no RESOLVES_TO from {host}"))
+    };
+    let first_hole = holes.iter().map(|h| position(h)).min().expect("holes");
+    let last_healthy = healthy.iter().map(|h| position(h)).max().expect("healthy");
+    assert!(
+        last_healthy < first_hole,
+        "a healthy host finished after a black hole (batch {last_healthy} vs {first_hole})"
+    );
+}
