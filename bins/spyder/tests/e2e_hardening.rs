@@ -675,3 +675,118 @@ async fn b12_a_black_holed_host_does_not_slow_the_healthy_ones() {
         "a healthy host finished after a black hole (batch {last_healthy} vs {first_hole})"
     );
 }
+
+/// `GET /metrics` over HTTP/1.0 (no chunking); `None` while nothing listens.
+fn scrape(port: u16) -> Option<spyder_testkit::prometheus::Scrape> {
+    use std::io::{Read, Write as _};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
+    stream
+        .write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
+        .ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).ok()?;
+    let (_, body) = text.split_once("\r\n\r\n")?;
+    Some(spyder_testkit::prometheus::Scrape::parse(body).expect("metrics text parses"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_run_counters_equal_what_was_emitted() {
+    // SPEC §2.8/§3.13 and B-08: after a world is crawled, every counter the run keeps
+    // equals the records in the output, and the outcomes add up to the tasks.
+    let h = Harness::new(0x5eed_1012, 60).await;
+    let redis = spyder_testkit::redis::RedisServer::start().expect("redis-server");
+    seed_queue(&redis, &h.world.hosts());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port");
+    let out = h.path("graph.json");
+    let mut cmd = queue_probe(&h, &redis);
+    cmd.arg(format!("-output={}", out.display()))
+        .arg(format!("-metrics_addr=127.0.0.1:{port}"));
+    let child = cmd.spawn().expect("spyder starts");
+    let items = h.world.hosts().len() as f64;
+    // Done when every item's task counted and its batch was written and acked.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    let metrics = loop {
+        let processing = support::int(
+            &redis
+                .command(&["LLEN", "spyder:queue:processing"])
+                .expect("llen"),
+        );
+        if let Some(m) = scrape(port)
+            && m.sum("spyder_tasks_total", &[]) == items
+            && processing == 0
+        {
+            break m;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not drained in 90 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    sigterm_and_exit_in_time(child).await;
+
+    let batches = json_batches(&std::fs::read(&out).expect("output"));
+    for kind in spyder_model::EdgeType::ALL {
+        let emitted = batches
+            .iter()
+            .flat_map(|b| &b.edges)
+            .filter(|e| e.kind == kind)
+            .count() as f64;
+        assert_eq!(
+            metrics.sum("spyder_edges_total", &[("type", kind.as_str())]),
+            emitted,
+            "spyder_edges_total{{type={}}}",
+            kind.as_str()
+        );
+    }
+    let nodes = |f: fn(&spyder_model::Batch) -> usize| batches.iter().map(f).sum::<usize>() as f64;
+    for (kind, n) in [
+        ("domain", nodes(|b| b.nodes_domain.len())),
+        ("ip", nodes(|b| b.nodes_ip.len())),
+        ("cert", nodes(|b| b.nodes_cert.len())),
+    ] {
+        assert_eq!(
+            metrics.sum("spyder_nodes_discovered_total", &[("type", kind)]),
+            n,
+            "spyder_nodes_discovered_total{{type={kind}}}"
+        );
+    }
+    assert_eq!(
+        metrics.sum("spyder_task_outcomes_total", &[]),
+        items,
+        "outcomes add up to tasks"
+    );
+    let mut want_outcomes = std::collections::BTreeMap::<String, f64>::new();
+    for site in &h.world.sites {
+        *want_outcomes.entry(site.outcome.to_owned()).or_default() += 1.0;
+    }
+    let got_outcomes: std::collections::BTreeMap<String, f64> = metrics
+        .by_label("spyder_task_outcomes_total", "outcome")
+        .into_iter()
+        .filter(|(_, n)| *n > 0.0)
+        .collect();
+    assert_eq!(got_outcomes, want_outcomes);
+    let errors: f64 = ["invalid", "dns_error", "timeout", "internal"]
+        .iter()
+        .map(|o| want_outcomes.get(*o).copied().unwrap_or(0.0))
+        .sum();
+    assert_eq!(
+        metrics.sum("spyder_tasks_total", &[("status", "error")]),
+        errors
+    );
+    assert_eq!(
+        metrics.sum("spyder_batch_emissions_total", &[("status", "success")]),
+        batches.len() as f64,
+        "one success per batch written"
+    );
+    assert_eq!(
+        metrics.sum("spyder_robots_blocked_total", &[]),
+        want_outcomes.get("robots_blocked").copied().unwrap_or(0.0)
+    );
+}
