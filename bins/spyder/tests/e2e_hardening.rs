@@ -676,20 +676,29 @@ async fn b12_a_black_holed_host_does_not_slow_the_healthy_ones() {
     );
 }
 
-/// `GET /metrics` over HTTP/1.0 (no chunking); `None` while nothing listens.
-fn scrape(port: u16) -> Option<spyder_testkit::prometheus::Scrape> {
+/// `GET path` over HTTP/1.0 (no chunking), with a bearer key if given; the body, or
+/// `None` while nothing listens.
+fn get(port: u16, path: &str, key: Option<&str>) -> Option<String> {
     use std::io::{Read, Write as _};
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .ok()?;
+    let auth = key
+        .map(|k| format!("Authorization: Bearer {k}\r\n"))
+        .unwrap_or_default();
     stream
-        .write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n{auth}\r\n").as_bytes())
         .ok()?;
     let mut text = String::new();
     stream.read_to_string(&mut text).ok()?;
-    let (_, body) = text.split_once("\r\n\r\n")?;
-    Some(spyder_testkit::prometheus::Scrape::parse(body).expect("metrics text parses"))
+    text.split_once("\r\n\r\n").map(|(_, body)| body.to_owned())
+}
+
+/// `GET /metrics`, parsed.
+fn scrape(port: u16) -> Option<spyder_testkit::prometheus::Scrape> {
+    let body = get(port, "/metrics", None)?;
+    Some(spyder_testkit::prometheus::Scrape::parse(&body).expect("metrics text parses"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -705,8 +714,14 @@ async fn the_run_counters_equal_what_was_emitted() {
         .expect("free port");
     let out = h.path("graph.json");
     let mut cmd = queue_probe(&h, &redis);
+    const READ_KEY: &str = "spyder_test_read_key_0123456789";
+    let keys = serde_json::json!([{"key": READ_KEY, "name": "reader", "scope": "read"}]);
     cmd.arg(format!("-output={}", out.display()))
-        .arg(format!("-metrics_addr=127.0.0.1:{port}"));
+        .arg(format!("-metrics_addr=127.0.0.1:{port}"))
+        .env(
+            "SPYDER_API_KEYS",
+            base64::Engine::encode(&base64::engine::general_purpose::STANDARD, keys.to_string()),
+        );
     let child = cmd.spawn().expect("spyder starts");
     let items = h.world.hosts().len() as f64;
     // Done when every item's task counted and its batch was written and acked.
@@ -729,7 +744,26 @@ async fn the_run_counters_equal_what_was_emitted() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
+    // The stats endpoint reads the same run (not a stub).
+    let stats: serde_json::Value =
+        serde_json::from_str(&get(port, "/api/v1/stats", Some(READ_KEY)).expect("stats answers"))
+            .expect("stats JSON");
     sigterm_and_exit_in_time(child).await;
+    for status in ["ok", "error"] {
+        assert_eq!(
+            stats["tasks"][status].as_f64(),
+            Some(metrics.sum("spyder_tasks_total", &[("status", status)])),
+            "stats tasks.{status}: {stats}"
+        );
+    }
+    for kind in spyder_model::EdgeType::ALL {
+        assert_eq!(
+            stats["edges"][kind.as_str()].as_f64().unwrap_or(0.0),
+            metrics.sum("spyder_edges_total", &[("type", kind.as_str())]),
+            "stats edges.{}: {stats}",
+            kind.as_str()
+        );
+    }
 
     let batches = json_batches(&std::fs::read(&out).expect("output"));
     for kind in spyder_model::EdgeType::ALL {
