@@ -65,16 +65,37 @@ async fn verbose_quiet_and_levels() {
         "-quiet drops the summary"
     );
 
+    // One invalid line makes sure there is a WARN line to see, so that "every line is
+    // WARN or above" cannot hold vacuously.
+    let with_invalid = h.path("with-invalid.txt");
+    std::fs::write(
+        &with_invalid,
+        std::fs::read_to_string(&h.domains).expect("domains") + "bad_host!.example\n",
+    )
+    .expect("write");
     let mut cmd = h.spyder();
-    cmd.env("LOG_LEVEL", "warn");
+    cmd.env("LOG_LEVEL", "warn")
+        .arg(format!("-domains={}", with_invalid.display()));
     let run = finish(cmd, LIMIT).await;
     assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let lines = json_lines(&run.stderr);
     assert!(
-        json_lines(&run.stderr)
-            .iter()
-            .all(|l| l["level"] == "WARN" || l["level"] == "ERROR")
+        lines.iter().any(|l| l["level"] == "WARN"),
+        "the invalid line is logged at WARN:\n{}",
+        run.stderr
     );
-    assert!(run.stderr.contains("Final summary: 3 processed"));
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["level"] == "WARN" || l["level"] == "ERROR"),
+        "LOG_LEVEL=warn hides INFO and DEBUG:\n{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("Final summary: 4 processed"),
+        "{}",
+        run.stderr
+    );
 
     let mut cmd = h.spyder();
     cmd.env("LOG_LEVEL", "chatty");
