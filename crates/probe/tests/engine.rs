@@ -382,7 +382,9 @@ async fn redirects_follow_checked_hosts_with_their_own_sni() {
     zone.a("start.example", ip(40))
         .a("www.start.example", ip(40))
         .a("landing.net", ip(41))
-        .a("evil.example", Ipv4Addr::new(10, 9, 9, 9))
+        // A loopback address outside the allowed range below: refused as private,
+        // and a site listens there, so a dial would be seen.
+        .a("evil.example", ip(99))
         .a("loop.example", ip(42))
         .a("intranet.example", ip(43));
     let redirect = |status, location: &str| Reply::Redirect {
@@ -410,7 +412,8 @@ async fn redirects_follow_checked_hosts_with_their_own_sni() {
         &["intranet.example"],
         redirect(302, "https://evil.example/"),
     );
-    let w = start(zone, vec![start_site, landing, looping, intranet], ca).await;
+    let evil = https(&ca, ip(99), &["evil.example"], Reply::Html("inside".into()));
+    let w = start(zone, vec![start_site, landing, looping, intranet, evil], ca).await;
 
     let r = w.crawl("start.example").await;
     assert_eq!(r.outcome, Outcome::Complete);
@@ -451,8 +454,21 @@ async fn redirects_follow_checked_hosts_with_their_own_sni() {
         .count();
     assert_eq!(hops, 1 + 5, "the first request plus max_redirects hops");
 
-    // A redirect into 10/8 is refused: never dialled, but still an edge (other apex).
-    let r = w.crawl("intranet.example").await;
+    // A redirect to a refused address is never dialled, but still an edge (other
+    // apex): the crawl makes one connection, to intranet.example itself.
+    let settings = ProbeSettings {
+        allow_cidrs: vec!["127.3.0.0/26".parse().expect("cidr")],
+        ..w.settings()
+    };
+    let probe = w.probe_with(settings).await;
+    let before = w.web.accepted_connections();
+    let r = bounded(probe.crawl("intranet.example")).await;
+    assert_eq!(
+        w.web.accepted_connections() - before,
+        1,
+        "only intranet.example was dialled"
+    );
+    assert!(w.web.requests().iter().all(|q| q.ip != ip(99)));
     assert_eq!(r.outcome, Outcome::Complete);
     assert_eq!(
         edges(&r, EdgeType::LinksTo),
