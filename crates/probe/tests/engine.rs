@@ -1031,3 +1031,40 @@ async fn a_filtered_host_costs_at_most_tls_timeout_plus_one_second() {
     );
     assert!(connect >= Duration::from_secs(3), "{connect:?}");
 }
+
+#[tokio::test]
+async fn links_resolve_against_the_final_url_not_the_first() {
+    // `https:cdn.example/` is a path relative to an https base but an absolute URL
+    // against an http one (WHATWG URL, special schemes): so the links of a page reached
+    // through a redirect from https to http show which base was used.
+    let ca = TestCa::new();
+    let mut zone = Zone::new();
+    zone.a("first.example", ip(70)).a("final.net", ip(71));
+    let first = https(
+        &ca,
+        ip(70),
+        &["first.example"],
+        Reply::Redirect {
+            status: 302,
+            location: "http://final.net/page".into(),
+        },
+    );
+    let last = Site::plain(ip(71), Reply::Status(404))
+        .with_robots(allow_robots())
+        .with_route(
+            "/page",
+            Reply::Html(r#"<a href="https:cdn.example/">a</a><a href="http:same/">b</a>"#.into()),
+        );
+    let w = start(zone, vec![first, last], ca).await;
+    let r = w.crawl("first.example").await;
+    assert_eq!(r.outcome, Outcome::Complete, "{r:?}");
+    assert_eq!(
+        edges(&r, EdgeType::LinksTo),
+        BTreeSet::from([
+            pair("first.example", "final.net"),
+            // Only against the final (http) base is `https:cdn.example/` absolute; the
+            // first (https) base would have made `http:same/` a host named `same`.
+            pair("first.example", "cdn.example"),
+        ])
+    );
+}
