@@ -548,3 +548,68 @@ async fn bulk_domains_in_queue_mode_are_one_lpush_of_seed_items() {
     let (code, stderr) = run.stop().await;
     assert_eq!(code, Some(0), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_shows_a_failing_ingest_and_ready_follows_the_queue_redis() {
+    // SPEC §3.8 and B-23 through the binary: a failing ingest degrades /health (the
+    // probe still works); a queue Redis outage makes /ready and /health 503.
+    use spyder_testkit::ingest::{IngestOptions, IngestServer};
+    let h = Harness::new(0x5eed_0b07, 20).await;
+    let mut redis = RedisServer::start().expect("redis");
+    for host in h.world.hosts() {
+        let host = spyder_model::HostName::from_input(&host).expect("valid");
+        let item = spyder_queue::QueueItem::new(host, 1_723_300_000);
+        support::int(
+            &redis
+                .command(&["LPUSH", "spyder:queue", item.raw()])
+                .expect("lpush"),
+        );
+    }
+    let ingest = IngestServer::start(IngestOptions::plain())
+        .await
+        .expect("ingest");
+    ingest.go_down().await;
+    let port = free_port();
+    let mut cmd = support::spyder();
+    cmd.args(support::world_flags(&h.world, &h.roots))
+        .env("REDIS_QUEUE_ADDR", redis.addr())
+        .arg(format!("-ingest={}", ingest.url()))
+        .arg(format!("-spool_dir={}", h.path("spool").display()))
+        .arg(format!("-metrics_addr=127.0.0.1:{port}"))
+        .arg("-batch_flush_sec=1")
+        .arg("-set=crawling.shutdown_grace=1s");
+    let run = Running::start(cmd, port);
+    let health_says = |want: u16, text: &'static str| {
+        move || {
+            let (status, body) = http(port, "GET", "/health", None, None)?;
+            (status == want && body.contains(text)).then_some(body)
+        }
+    };
+    let body = until("ingest degraded", health_says(200, "ingest failing")).await;
+    assert!(body.contains("degraded"), "{body}");
+    let (status, _) = http(port, "GET", "/ready", None, None).expect("ready");
+    assert_eq!(
+        status, 200,
+        "a failing ingest does not make the probe unready"
+    );
+
+    redis.kill().expect("kill redis");
+    let body = until(
+        "queue Redis unhealthy",
+        health_says(503, "Redis connection failed"),
+    )
+    .await;
+    assert!(body.contains("redis_queue"), "{body}");
+    let (status, body) = until("ready 503", || {
+        http(port, "GET", "/ready", None, None).filter(|(status, _)| *status == 503)
+    })
+    .await;
+    assert_eq!(status, 503, "{body}");
+    redis.restart().expect("redis back");
+    until("ready again", || {
+        http(port, "GET", "/ready", None, None).filter(|(status, _)| *status == 200)
+    })
+    .await;
+    let (code, stderr) = run.stop().await;
+    assert_eq!(code, Some(0), "{stderr}");
+}
