@@ -613,3 +613,31 @@ async fn health_shows_a_failing_ingest_and_ready_follows_the_queue_redis() {
     let (code, stderr) = run.stop().await;
     assert_eq!(code, Some(0), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stall_degrades_the_health_progress_check() {
+    // P-8 through /health: every host hangs, nothing finishes within stall_after.
+    let h = Harness::with_options(
+        0x5eed_0b08,
+        5,
+        spyder_testkit::world::WorldOptions { black_holes: 1.0 },
+    )
+    .await;
+    let port = free_port();
+    let mut cmd = h.spyder();
+    cmd.arg(format!("-metrics_addr=127.0.0.1:{port}"))
+        .arg("-set=crawling.tls_timeout=60s")
+        .arg("-set=crawling.task_timeout=60s")
+        .arg("-set=telemetry.stall_after=1s")
+        .arg("-set=crawling.shutdown_grace=1s");
+    let run = Running::start(cmd, port);
+    let body = until("progress degraded", || {
+        let (status, body) = http(port, "GET", "/health", None, None)?;
+        (status == 200 && body.contains("no task finished within telemetry.stall_after"))
+            .then_some(body)
+    })
+    .await;
+    assert!(body.contains("degraded"), "{body}");
+    let (code, stderr) = run.stop().await;
+    assert_eq!(code, Some(0), "{stderr}");
+}
