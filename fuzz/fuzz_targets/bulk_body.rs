@@ -29,7 +29,10 @@ fuzz_target!(|data: &[u8]| {
         // (Invalid UTF-8 is quoted lossily: one byte may become three.)
         assert!(value.len() <= 3 * 4096, "over-long value quoted whole");
         if let Ok(host) = parsed {
-            assert_eq!(HostName::from_input(host.as_str()).ok().as_ref(), Some(host));
+            assert_eq!(
+                HostName::from_input(host.as_str()).ok().as_ref(),
+                Some(host)
+            );
         }
     }
 });

@@ -79,7 +79,9 @@ async fn exchange(first: Vec<u8>, second: Vec<u8>, cap: usize) {
             if !session.is_usable() {
                 break;
             }
-            let Ok(head) = session.get("example.com", path, "SPYDERProbe/1.0", TIMEOUT).await
+            let Ok(head) = session
+                .get("example.com", path, "SPYDERProbe/1.0", TIMEOUT)
+                .await
             else {
                 break;
             };

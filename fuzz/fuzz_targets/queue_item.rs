@@ -17,6 +17,9 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(again, item.host);
         // A fresh item for that host decodes back to itself.
         let fresh = QueueItem::new(item.host.clone(), item.ts);
-        assert_eq!(QueueItem::decode(fresh.raw()).expect("own items decode"), fresh);
+        assert_eq!(
+            QueueItem::decode(fresh.raw()).expect("own items decode"),
+            fresh
+        );
     }
 });
