@@ -824,3 +824,49 @@ async fn the_run_counters_equal_what_was_emitted() {
         want_outcomes.get("robots_blocked").copied().unwrap_or(0.0)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_draws_a_bar_on_a_terminal() {
+    // B-20 `-progress`: on a TTY (a pseudo-terminal from util-linux `script`), the bar
+    // is redrawn in place with the counts; `-quiet` draws nothing.
+    let options = spyder_testkit::world::WorldOptions { black_holes: 0.5 };
+    let h = Harness::with_options(0x5eed_1013, 6, options).await;
+    let out = h.path("graph.json");
+    let spyder_line = |extra: &str| {
+        let mut words = vec![
+            env!("CARGO_BIN_EXE_spyder").to_owned(),
+            format!("-domains={}", h.domains.display()),
+            format!("-output={}", out.display()),
+            "-set=crawling.tls_timeout=3s".to_owned(),
+            extra.to_owned(),
+        ];
+        words.extend(support::world_flags(&h.world, &h.roots));
+        words.join(" ")
+    };
+    let in_a_terminal = |line: String| {
+        let mut cmd = tokio::process::Command::new("script");
+        cmd.args(["-q", "-e", "-c", &line, "/dev/null"])
+            .env_remove("REDIS_ADDR")
+            .env_remove("REDIS_QUEUE_ADDR")
+            .env_remove("SPYDER_API_KEYS")
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        cmd
+    };
+    let run = finish(in_a_terminal(spyder_line("-progress")), LIMIT).await;
+    let screen = String::from_utf8_lossy(&run.stdout);
+    assert_eq!(run.code, Some(0), "{screen}{}", run.stderr);
+    assert!(
+        screen.contains("\r\x1b[2K")
+            && screen.contains(" processed | ")
+            && screen.contains(" ok | "),
+        "no progress bar on the terminal:\n{screen:?}"
+    );
+    let run = finish(in_a_terminal(spyder_line("-quiet")), LIMIT).await;
+    let screen = String::from_utf8_lossy(&run.stdout);
+    assert_eq!(run.code, Some(0), "{screen}{}", run.stderr);
+    assert!(
+        !screen.contains(" processed | "),
+        "-quiet drew a bar:\n{screen:?}"
+    );
+}
