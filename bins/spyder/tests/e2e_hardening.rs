@@ -725,25 +725,29 @@ async fn the_run_counters_equal_what_was_emitted() {
     let child = cmd.spawn().expect("spyder starts");
     let items = h.world.hosts().len() as f64;
     // Done when every item's task counted and its batch was written and acked.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
     let metrics = loop {
-        let processing = support::int(
-            &redis
-                .command(&["LLEN", "spyder:queue:processing"])
-                .expect("llen"),
-        );
-        if let Some(m) = scrape(port)
-            && m.sum("spyder_tasks_total", &[]) == items
-            && processing == 0
+        let llen = |key: &str| support::int(&redis.command(&["LLEN", key]).expect("llen"));
+        let queued = llen("spyder:queue") + llen("spyder:queue:processing");
+        let scraped = scrape(port);
+        let tasks = scraped.as_ref().map(|m| m.sum("spyder_tasks_total", &[]));
+        if let Some(m) = scraped
+            && tasks >= Some(items)
+            && queued == 0
         {
             break m;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "not drained in 90 s"
+            "not drained in 120 s: {queued} items queued, tasks counted {tasks:?} of {items}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
+    assert_eq!(
+        metrics.sum("spyder_tasks_total", &[]),
+        items,
+        "one task per item"
+    );
     // The stats endpoint reads the same run (not a stub).
     let stats: serde_json::Value =
         serde_json::from_str(&get(port, "/api/v1/stats", Some(READ_KEY)).expect("stats answers"))
@@ -822,6 +826,28 @@ async fn the_run_counters_equal_what_was_emitted() {
     assert_eq!(
         metrics.sum("spyder_robots_blocked_total", &[]),
         want_outcomes.get("robots_blocked").copied().unwrap_or(0.0)
+    );
+    // One task-duration and one DNS-phase observation per task; nobody is crawling.
+    assert_eq!(
+        metrics.sum("spyder_task_duration_seconds_count", &[]),
+        items
+    );
+    assert_eq!(
+        metrics.sum("spyder_dns_lookup_duration_seconds_count", &[]),
+        items
+    );
+    assert_eq!(metrics.value("spyder_active_workers", &[]), Some(0.0));
+    assert_eq!(metrics.sum("spyder_dns_dropped_replies_total", &[]), 0.0);
+    // Every crawl asks the Redis dedup: each key is a hit or a miss, and the first
+    // sighting of each emitted record was a miss.
+    let misses = metrics.sum("spyder_dedup_misses_total", &[("backend", "redis")]);
+    let emitted_records = batches
+        .iter()
+        .map(|b| b.edges.len() + b.nodes_ip.len() + b.nodes_cert.len())
+        .sum::<usize>() as f64;
+    assert!(
+        misses >= emitted_records,
+        "{misses} dedup misses for {emitted_records} records emitted"
     );
 }
 
