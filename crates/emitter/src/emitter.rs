@@ -308,7 +308,7 @@ impl Emitter {
     }
 
     /// Completes once more batches failed to reach both the output and the spool than
-    /// memory may hold ([`UNSPOOLED_MAX`]): the run should stop taking work, and its
+    /// memory may hold (64): the run should stop taking work, and its
     /// exit should say that records were lost ([`EmitterStatus::batches_lost`]).
     pub async fn overflowed(&self) {
         let mut rx = self.inner.shared.overflowed.subscribe();
