@@ -30,6 +30,8 @@ use std::time::Duration;
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::rdata::{A, AAAA, CNAME, MX, NS, SOA};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::Semaphore;
@@ -41,6 +43,8 @@ pub const DEFAULT_TTL: u32 = 300;
 pub const DEFAULT_NEGATIVE_TTL: u32 = 60;
 /// Longest CNAME chain the server follows before it stops answering further hops.
 const MAX_CHAIN: usize = 16;
+/// Socket buffers of the server's UDP socket (capped by `net.core.rmem_max`).
+const UDP_BUFFER: usize = 8 << 20;
 /// UDP payload a client without EDNS may receive.
 const CLASSIC_UDP_PAYLOAD: usize = 512;
 
@@ -73,8 +77,29 @@ pub struct ServerOptions {
     /// Queries being answered at once; excess UDP queries are dropped, excess TCP
     /// queries wait.
     pub max_concurrent: Option<usize>,
-    /// Processing delay added to every query.
+    /// Processing delay added to every query (holds a `max_concurrent` slot).
     pub delay: Option<Duration>,
+    /// Network conditions between client and server: round trip, jitter, loss.
+    pub network: NetworkConditions,
+}
+
+/// What the path between the probe and the server adds: a round trip to every
+/// exchange, uniform jitter on top, and (over UDP only: TCP retransmits) a seeded
+/// share of queries lost before the server sees them and of answers lost on the
+/// way back. The answers themselves never change.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct NetworkConditions {
+    /// Added to every answer (the whole round trip, applied once, outside any
+    /// `max_concurrent` slot).
+    pub rtt: Duration,
+    /// Up to this much more, drawn uniformly per answer.
+    pub jitter: Duration,
+    /// Share of UDP queries dropped before they are answered (0.0–1.0).
+    pub query_loss: f64,
+    /// Share of UDP answers dropped after they are computed (0.0–1.0).
+    pub answer_loss: f64,
+    /// Seed of the loss and jitter draws (same seed, same sequence of draws).
+    pub seed: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -403,6 +428,8 @@ struct Stats {
     udp: AtomicU64,
     tcp: AtomicU64,
     overload_dropped: AtomicU64,
+    lost_queries: AtomicU64,
+    lost_answers: AtomicU64,
     per_question: Mutex<HashMap<(String, RecordType), u64>>,
 }
 
@@ -413,6 +440,8 @@ struct Shared {
     stats: Stats,
     opts: ServerOptions,
     limit: Option<Arc<Semaphore>>,
+    /// Draws for loss and jitter, seeded by [`NetworkConditions::seed`].
+    rng: Mutex<StdRng>,
     /// A second socket, the source of off-port spoofed replies.
     spoofer: UdpSocket,
 }
@@ -436,6 +465,22 @@ struct Plan {
 }
 
 impl Shared {
+    /// One exchange's fate on the path: query lost, answer lost (UDP only), and the
+    /// round trip plus jitter it takes.
+    fn path(&self, transport: Transport) -> (bool, bool, Duration) {
+        let net = &self.opts.network;
+        let mut rng = self.rng.lock().unwrap_or_else(PoisonError::into_inner);
+        let udp = transport == Transport::Udp;
+        let lose_query = udp && net.query_loss > 0.0 && rng.random_bool(net.query_loss.min(1.0));
+        let lose_answer = udp && net.answer_loss > 0.0 && rng.random_bool(net.answer_loss.min(1.0));
+        let jitter = if net.jitter.is_zero() {
+            Duration::ZERO
+        } else {
+            net.jitter.mul_f64(rng.random::<f64>())
+        };
+        (lose_query, lose_answer, net.rtt.saturating_add(jitter))
+    }
+
     /// Counts one received message and decides the answer.
     fn plan(&self, bytes: &[u8], transport: Transport) -> Plan {
         self.stats.queries.fetch_add(1, Ordering::Relaxed);
@@ -618,6 +663,11 @@ impl DnsServer {
     /// Starts serving `zone` with `opts`.
     pub async fn start_with(zone: Zone, opts: ServerOptions) -> std::io::Result<Self> {
         let (udp, tcp) = bind_pair().await?;
+        // A resolver's buffers: bursts of thousands of queries are not dropped by
+        // the kernel before the server sees them (the loss knobs decide loss).
+        let sock = socket2::SockRef::from(&udp);
+        let _ = sock.set_recv_buffer_size(UDP_BUFFER);
+        let _ = sock.set_send_buffer_size(UDP_BUFFER);
         let addr = udp.local_addr()?;
         let spoofer = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).await?;
         let shared = Arc::new(Shared {
@@ -626,6 +676,7 @@ impl DnsServer {
             limit: opts
                 .max_concurrent
                 .map(|n| Arc::new(Semaphore::new(n.max(1)))),
+            rng: Mutex::new(StdRng::seed_from_u64(opts.network.seed)),
             opts,
             spoofer,
         });
@@ -666,6 +717,16 @@ impl DnsServer {
         self.shared.stats.overload_dropped.load(Ordering::Relaxed)
     }
 
+    /// UDP queries the network conditions dropped before the server saw them.
+    pub fn lost_queries(&self) -> u64 {
+        self.shared.stats.lost_queries.load(Ordering::Relaxed)
+    }
+
+    /// UDP answers the network conditions dropped on the way back.
+    pub fn lost_answers(&self) -> u64 {
+        self.shared.stats.lost_answers.load(Ordering::Relaxed)
+    }
+
     /// Decodable queries for `name` (case-insensitive, dot optional) and `rtype`.
     pub fn queries_for(&self, name: &str, rtype: RecordType) -> u64 {
         self.shared
@@ -704,6 +765,13 @@ async fn serve_udp(socket: Arc<UdpSocket>, shared: Arc<Shared>) {
                 continue;
             }
         };
+        let (lose_query, lose_answer, transit) = shared.path(Transport::Udp);
+        if lose_query {
+            shared.stats.queries.fetch_add(1, Ordering::Relaxed);
+            shared.stats.udp.fetch_add(1, Ordering::Relaxed);
+            shared.stats.lost_queries.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
         let permit = match &shared.limit {
             None => None,
             Some(sem) => match Arc::clone(sem).try_acquire_owned() {
@@ -729,6 +797,13 @@ async fn serve_udp(socket: Arc<UdpSocket>, shared: Arc<Shared>) {
             // Free the slot before replying, so a client that waits for the reply
             // before sending its next query never finds the server full.
             drop(permit);
+            if !transit.is_zero() {
+                tokio::time::sleep(transit).await;
+            }
+            if lose_answer {
+                shared.stats.lost_answers.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
             for d in &plan.decoys {
                 let _ = socket.send_to(d, peer).await;
             }
@@ -778,6 +853,10 @@ async fn serve_conn(mut stream: TcpStream, shared: Arc<Shared>) {
             tokio::time::sleep(plan.delay).await;
         }
         drop(permit);
+        let (_, _, transit) = shared.path(Transport::Tcp);
+        if !transit.is_zero() {
+            tokio::time::sleep(transit).await;
+        }
         for msg in plan.decoys.iter().chain(plan.reply.iter()) {
             let Ok(n) = u16::try_from(msg.len()) else {
                 continue;
@@ -863,6 +942,7 @@ mod tests {
             stats: Stats::default(),
             opts: ServerOptions::default(),
             limit: None,
+            rng: Mutex::new(StdRng::seed_from_u64(0)),
             spoofer: UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap(),
         };
         assert!(shared.plan(&[], Transport::Udp).reply.is_none());
@@ -884,5 +964,66 @@ mod tests {
         let idx = Index::new(z);
         let r = ask(&idx, "host4999.example", RecordType::A);
         assert_eq!(r.answers.len(), 1);
+    }
+
+    /// Loss is seeded and counted: of 400 queries with 10 % query and 10 % answer
+    /// loss, exactly the uncounted ones are answered, and the same seed loses the
+    /// same count again. Every answer that arrives took at least the round trip.
+    #[tokio::test]
+    async fn network_conditions_lose_and_delay_as_configured() {
+        async fn run(seed: u64) -> (u64, u64, u64) {
+            let mut zone = Zone::new();
+            zone.a("example.com", Ipv4Addr::new(192, 0, 2, 1));
+            let network = NetworkConditions {
+                rtt: Duration::from_millis(20),
+                jitter: Duration::from_millis(5),
+                query_loss: 0.1,
+                answer_loss: 0.1,
+                seed,
+            };
+            let opts = ServerOptions {
+                network,
+                ..ServerOptions::default()
+            };
+            let server = DnsServer::start_with(zone, opts).await.unwrap();
+            let client = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
+            let mut q = Message::new(0, MessageType::Query, OpCode::Query);
+            q.add_query(Query::query(
+                Name::from_ascii("example.com.").unwrap(),
+                RecordType::A,
+            ));
+            let started = tokio::time::Instant::now();
+            for id in 0..400u16 {
+                q.metadata.id = id;
+                client
+                    .send_to(&q.to_vec().unwrap(), server.addr())
+                    .await
+                    .unwrap();
+            }
+            let mut answered = 0u64;
+            let mut buf = [0u8; 512];
+            let expected = |s: &DnsServer| 400 - s.lost_queries() - s.lost_answers();
+            while answered < expected(&server) {
+                let got =
+                    tokio::time::timeout(Duration::from_secs(5), client.recv_from(&mut buf)).await;
+                assert!(
+                    got.is_ok(),
+                    "answer missing: {answered} of {}",
+                    expected(&server)
+                );
+                answered += 1;
+            }
+            assert!(started.elapsed() >= Duration::from_millis(20));
+            (answered, server.lost_queries(), server.lost_answers())
+        }
+        let (answered, lost_q, lost_a) = run(7).await;
+        assert_eq!(answered + lost_q + lost_a, 400);
+        assert!((10..=70).contains(&lost_q), "query loss {lost_q} of 400");
+        assert!((10..=70).contains(&lost_a), "answer loss {lost_a} of 400");
+        assert_eq!(
+            run(7).await,
+            (answered, lost_q, lost_a),
+            "same seed, same loss"
+        );
     }
 }
