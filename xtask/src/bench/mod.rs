@@ -35,6 +35,12 @@
 //! phase in which the world stayed under 90 % of its core was limited by the client,
 //! and the table says so.
 //!
+//! With a slow network (`--rtt 100ms --jitter 10ms --dns-rtt 40ms --dns-loss 1%
+//! --blackhole 2%`) or a list (`--concurrency 256,1024,4096,16384`, the default list
+//! with a slow network) it runs the internet-conditions sweep instead ([`sweep`]):
+//! the same world behind the slow network and with none, spyder's own metrics
+//! scraped while it runs.
+//!
 //! Exit status: 0 when the run succeeded (every domain processed, spyder exited 0),
 //! whatever the targets; with `--strict`, 1 when a target is missed; 1 when the run
 //! failed; 2 for bad arguments.
@@ -45,6 +51,7 @@ mod meter;
 mod pinning;
 mod probe;
 mod report;
+mod sweep;
 mod world;
 
 use std::path::{Path, PathBuf};
@@ -72,12 +79,16 @@ const RUN_LIMIT_PER_DOMAIN: Duration = Duration::from_millis(30);
 type Result<T> = std::result::Result<T, String>;
 
 /// What the command line asks for.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub(super) struct Options {
     sites: usize,
     concurrency: usize,
     /// Exit 1 when a target is missed.
     strict: bool,
+    /// The network between spyder and the world; anything but the default sweeps.
+    network: sweep::Network,
+    /// `--concurrency a,b,c`: the concurrencies of the sweep.
+    sweep: Option<Vec<usize>>,
     /// An earlier JSON to compare with.
     compare: Option<PathBuf>,
     /// Flags after `--`, appended to spyder's command line.
@@ -92,6 +103,8 @@ impl Options {
             sites: DEFAULT_SITES,
             concurrency: DEFAULT_CONCURRENCY,
             strict: false,
+            network: sweep::Network::default(),
+            sweep: None,
             compare: None,
             spyder_flags: Vec::new(),
         };
@@ -116,7 +129,28 @@ impl Options {
                 "--strict" => options.strict = true,
                 "--concurrency" => {
                     let text = value("--concurrency")?;
-                    options.concurrency = positive(&text, "--concurrency")?;
+                    if text.contains(',') {
+                        options.sweep = Some(sweep::parse_list(&text)?);
+                    } else {
+                        options.concurrency = positive(&text, "--concurrency")?;
+                    }
+                }
+                "--rtt" => options.network.rtt = sweep::parse_duration(&value("--rtt")?, "--rtt")?,
+                "--jitter" => {
+                    options.network.jitter =
+                        sweep::parse_duration(&value("--jitter")?, "--jitter")?;
+                }
+                "--dns-rtt" => {
+                    options.network.dns_rtt =
+                        sweep::parse_duration(&value("--dns-rtt")?, "--dns-rtt")?;
+                }
+                "--dns-loss" => {
+                    options.network.dns_loss =
+                        sweep::parse_share(&value("--dns-loss")?, "--dns-loss")?;
+                }
+                "--blackhole" => {
+                    options.network.blackhole =
+                        sweep::parse_share(&value("--blackhole")?, "--blackhole")?;
                 }
                 "--compare" => options.compare = Some(PathBuf::from(value("--compare")?)),
                 other if other.starts_with('-') => {
@@ -128,6 +162,14 @@ impl Options {
                     sites_given = true;
                 }
             }
+        }
+        if options.network.is_slow() && options.sweep.is_none() {
+            // A single value given with a slow network sweeps just it.
+            options.sweep = Some(if options.concurrency == DEFAULT_CONCURRENCY {
+                sweep::DEFAULT_SWEEP.to_vec()
+            } else {
+                vec![options.concurrency]
+            });
         }
         Ok(options)
     }
@@ -189,6 +231,19 @@ pub fn bench(args: &[String]) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Some(concurrencies) = options.sweep.clone() {
+        let plan = sweep::Plan {
+            binary: &binary,
+            pinning: &pinning,
+            sites: options.sites,
+            seed: WORLD_SEED,
+            concurrencies: &concurrencies,
+            spyder_flags: &options.spyder_flags,
+            ready_limit: WORLD_READY_LIMIT,
+        };
+        let dir = report::bench_dir(&binary);
+        return runtime.block_on(sweep::run(plan, &options.network, options.strict, dir));
+    }
     let measured = runtime.block_on(measure(&binary, options, machine, pinning));
     match measured {
         Ok(measured) => {
@@ -277,10 +332,33 @@ mod tests {
                 sites: DEFAULT_SITES,
                 concurrency: DEFAULT_CONCURRENCY,
                 strict: false,
+                network: sweep::Network::default(),
+                sweep: None,
                 compare: None,
                 spyder_flags: Vec::new(),
             })
         );
+    }
+
+    #[test]
+    fn a_slow_network_sweeps() {
+        let o = parse(&[
+            "--rtt",
+            "100ms",
+            "--dns-rtt=40ms",
+            "--dns-loss",
+            "1%",
+            "--blackhole=2%",
+        ])
+        .expect("valid");
+        assert_eq!(o.network.rtt, Duration::from_millis(100));
+        assert_eq!(o.network.dns_loss, 0.01);
+        assert_eq!(o.sweep, Some(sweep::DEFAULT_SWEEP.to_vec()));
+        let o = parse(&["--rtt=50ms", "--concurrency=64"]).expect("valid");
+        assert_eq!(o.sweep, Some(vec![64]));
+        let o = parse(&["--concurrency=64,128"]).expect("valid");
+        assert_eq!(o.sweep, Some(vec![64, 128]));
+        assert!(parse(&["--rtt=fast"]).is_err());
     }
 
     #[test]
@@ -300,6 +378,8 @@ mod tests {
                 sites: 2_000,
                 concurrency: 64,
                 strict: true,
+                network: sweep::Network::default(),
+                sweep: None,
                 compare: Some(PathBuf::from("old.json")),
                 spyder_flags: vec!["-set=dns.cache_size=10".to_owned(), "--strict".to_owned()],
             })

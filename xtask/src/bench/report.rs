@@ -779,6 +779,8 @@ mod tests {
                 sites,
                 concurrency,
                 strict: false,
+                network: super::super::sweep::Network::default(),
+                sweep: None,
                 compare: None,
                 spyder_flags: Vec::new(),
             },

@@ -10,6 +10,7 @@
 //! Running the world in its own process lets it be pinned to its own core and its
 //! CPU and memory be measured apart from the probe's.
 
+use std::fmt::Write as _;
 use std::io::{BufRead, Write};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -31,6 +32,8 @@ pub(super) const DOMAINS_FILE: &str = "domains.txt";
 pub(super) const ROOTS_FILE: &str = "ca.pem";
 /// `host ip` per site whose HTTPS port completes a handshake.
 pub(super) const HTTPS_SITES_FILE: &str = "https_sites.txt";
+/// `host\ttype\tsource\ttarget` per edge a correct crawl of `host` emits.
+pub(super) const EXPECTED_EDGES_FILE: &str = "expected_edges.tsv";
 /// File descriptors asked for beyond two listeners per site: room for the
 /// connections of spyder at high concurrency and of the ceiling clients.
 const FD_MARGIN: u64 = 4_096;
@@ -241,6 +244,13 @@ fn write_files(world: &World, dir: &Path) -> Result<usize> {
         })
         .collect();
     write(HTTPS_SITES_FILE, https.join("\n") + "\n")?;
+    let mut expected = String::new();
+    for site in &world.sites {
+        for (kind, source, target) in &site.edges {
+            let _ = writeln!(expected, "{}\t{kind}\t{source}\t{target}", site.host);
+        }
+    }
+    write(EXPECTED_EDGES_FILE, expected)?;
     Ok(https.len())
 }
 
@@ -327,6 +337,18 @@ impl WorldProcess {
         dir: &Path,
         ready_limit: Duration,
     ) -> Result<(Self, Hello)> {
+        Self::start_with(pinning, sites, seed, dir, ready_limit, &[]).await
+    }
+
+    /// [`WorldProcess::start`] with more `world-serve` flags (network conditions).
+    pub(super) async fn start_with(
+        pinning: &Pinning,
+        sites: usize,
+        seed: u64,
+        dir: &Path,
+        ready_limit: Duration,
+        extra: &[String],
+    ) -> Result<(Self, Hello)> {
         let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
         let mut child = pinning
             .world_command(&exe)
@@ -335,6 +357,7 @@ impl WorldProcess {
             .args(["--seed", &seed.to_string()])
             .arg("--dir")
             .arg(dir)
+            .args(extra)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
