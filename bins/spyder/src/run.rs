@@ -357,6 +357,19 @@ impl Run {
                     .map_err(|e| format!("telemetry.metrics_addr: {e}"))?,
             ),
         };
+        // The recorder before anything that counts: the queue's first reaper pass,
+        // the emitter's spool scan and the first tasks all run before the ops
+        // server is composed, and whatever they record with no recorder is lost.
+        let metrics = match &ops_server {
+            None => None,
+            Some(_) => match spyder_health::install_metrics() {
+                Ok(metrics) => Some(metrics),
+                Err(e) => {
+                    tracing::warn!(error = %e, "metrics unavailable");
+                    None
+                }
+            },
+        };
         let signals = Signals::install()?;
         let concurrency = config.crawling.concurrency as usize;
         let queue_mode = !config.redis.queue_addr.is_empty();
@@ -480,6 +493,7 @@ impl Run {
                 &shared,
                 &config,
                 redis_dedup,
+                metrics,
                 signals.first.clone(),
             )),
             None => {
@@ -966,6 +980,7 @@ fn serve_ops(
     shared: &Arc<Shared>,
     config: &Config,
     redis_dedup: Option<Arc<RedisDedup>>,
+    metrics: Option<spyder_health::MetricsHandle>,
     stop_run: CancellationToken,
 ) -> Ops {
     use spyder_health::{CheckOutcome, FnCheck, KeyStore, Metadata, OpsState, RateLimiter};
@@ -986,9 +1001,8 @@ fn serve_ops(
             f64::from(config.api.rate_limit),
             config.api.rate_burst,
         ));
-    match spyder_health::install_metrics() {
-        Ok(metrics) => builder = builder.metrics(metrics),
-        Err(e) => tracing::warn!(error = %e, "metrics unavailable"),
+    if let Some(metrics) = metrics {
+        builder = builder.metrics(metrics);
     }
     if let Some(dedup) = redis_dedup {
         builder = builder.check(FnCheck::new("redis", false, move || {

@@ -209,19 +209,6 @@ async fn sigterm_ends_the_run_while_a_fifo_or_stdin_writer_stays_open() {
     drop(stdin);
 }
 
-/// LPUSHes one fresh item per world host to `spyder:queue`.
-fn seed_queue(redis: &spyder_testkit::redis::RedisServer, hosts: &[String]) {
-    for host in hosts {
-        let host = spyder_model::HostName::from_input(host).expect("valid");
-        let item = spyder_queue::QueueItem::new(host, 1_723_300_000);
-        support::int(
-            &redis
-                .command(&["LPUSH", "spyder:queue", item.raw()])
-                .expect("lpush"),
-        );
-    }
-}
-
 /// Queue-mode `spyder` against `h` and `redis`, grace 2 s, stderr piped.
 fn queue_probe(h: &Harness, redis: &spyder_testkit::redis::RedisServer) -> tokio::process::Command {
     let mut cmd = support::spyder();
@@ -261,7 +248,7 @@ async fn queue_probe_into_a_hanging_ingest(
     use spyder_testkit::ingest::{Answer, IngestOptions, IngestServer};
     let h = Harness::new(seed, 40).await;
     let redis = spyder_testkit::redis::RedisServer::start().expect("redis-server");
-    seed_queue(&redis, &h.world.hosts());
+    support::seed_queue(&redis, &h.world.hosts());
     let ingest = IngestServer::start(IngestOptions::plain())
         .await
         .expect("ingest");
@@ -340,7 +327,7 @@ async fn queue_mode_shutdown_with_ingest_hanging_and_redis_frozen_ends_in_time()
 async fn queue_mode_shutdown_with_redis_killed_ends_in_time() {
     let h = Harness::new(0x5eed_1005, 40).await;
     let mut redis = spyder_testkit::redis::RedisServer::start().expect("redis-server");
-    seed_queue(&redis, &h.world.hosts());
+    support::seed_queue(&redis, &h.world.hosts());
     let out = h.path("graph.json");
     let mut cmd = queue_probe(&h, &redis);
     cmd.arg(format!("-output={}", out.display()));
@@ -678,36 +665,13 @@ async fn b12_a_black_holed_host_does_not_slow_the_healthy_ones() {
 
 /// `GET path` over HTTP/1.0 (no chunking), with a bearer key if given; the body, or
 /// `None` while nothing listens.
-fn get(port: u16, path: &str, key: Option<&str>) -> Option<String> {
-    use std::io::{Read, Write as _};
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .ok()?;
-    let auth = key
-        .map(|k| format!("Authorization: Bearer {k}\r\n"))
-        .unwrap_or_default();
-    stream
-        .write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n{auth}\r\n").as_bytes())
-        .ok()?;
-    let mut text = String::new();
-    stream.read_to_string(&mut text).ok()?;
-    text.split_once("\r\n\r\n").map(|(_, body)| body.to_owned())
-}
-
-/// `GET /metrics`, parsed.
-fn scrape(port: u16) -> Option<spyder_testkit::prometheus::Scrape> {
-    let body = get(port, "/metrics", None)?;
-    Some(spyder_testkit::prometheus::Scrape::parse(&body).expect("metrics text parses"))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_run_counters_equal_what_was_emitted() {
     // SPEC §2.8/§3.13 and B-08: after a world is crawled, every counter the run keeps
     // equals the records in the output, and the outcomes add up to the tasks.
     let h = Harness::new(0x5eed_1012, 60).await;
     let redis = spyder_testkit::redis::RedisServer::start().expect("redis-server");
-    seed_queue(&redis, &h.world.hosts());
+    support::seed_queue(&redis, &h.world.hosts());
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -729,7 +693,7 @@ async fn the_run_counters_equal_what_was_emitted() {
     let metrics = loop {
         let llen = |key: &str| support::int(&redis.command(&["LLEN", key]).expect("llen"));
         let queued = llen("spyder:queue") + llen("spyder:queue:processing");
-        let scraped = scrape(port);
+        let scraped = support::scrape(port);
         let tasks = scraped.as_ref().map(|m| m.sum("spyder_tasks_total", &[]));
         if let Some(m) = scraped
             && tasks >= Some(items)
@@ -749,9 +713,10 @@ async fn the_run_counters_equal_what_was_emitted() {
         "one task per item"
     );
     // The stats endpoint reads the same run (not a stub).
-    let stats: serde_json::Value =
-        serde_json::from_str(&get(port, "/api/v1/stats", Some(READ_KEY)).expect("stats answers"))
-            .expect("stats JSON");
+    let stats: serde_json::Value = serde_json::from_str(
+        &support::get(port, "/api/v1/stats", Some(READ_KEY)).expect("stats answers"),
+    )
+    .expect("stats JSON");
     sigterm_and_exit_in_time(child).await;
     for status in ["ok", "error"] {
         assert_eq!(

@@ -243,3 +243,47 @@ pub fn signal(pid: u32, sig: &str) {
         .success();
     assert!(ok, "kill {sig} {pid}");
 }
+
+/// LPUSHes one fresh item per world host to `spyder:queue`.
+pub fn seed_queue(redis: &spyder_testkit::redis::RedisServer, hosts: &[String]) {
+    for host in hosts {
+        let host = spyder_model::HostName::from_input(host).expect("valid");
+        let item = spyder_queue::QueueItem::new(host, 1_723_300_000);
+        int(&redis
+            .command(&["LPUSH", "spyder:queue", item.raw()])
+            .expect("lpush"));
+    }
+}
+
+/// `GET path` from spyder's HTTP server on `port` (bearer `key`): the body, or
+/// `None` when nothing answers.
+pub fn get(port: u16, path: &str, key: Option<&str>) -> Option<String> {
+    use std::io::{Read, Write as _};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
+    let auth = key
+        .map(|k| format!("Authorization: Bearer {k}\r\n"))
+        .unwrap_or_default();
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n{auth}\r\n").as_bytes())
+        .ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).ok()?;
+    text.split_once("\r\n\r\n").map(|(_, body)| body.to_owned())
+}
+
+/// `GET /metrics`, parsed.
+pub fn scrape(port: u16) -> Option<spyder_testkit::prometheus::Scrape> {
+    let body = get(port, "/metrics", None)?;
+    Some(spyder_testkit::prometheus::Scrape::parse(&body).expect("metrics text parses"))
+}
+
+/// A TCP port free on 127.0.0.1 when asked.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
