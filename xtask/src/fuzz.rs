@@ -99,6 +99,7 @@ fn root() -> PathBuf {
 /// `cargo +<toolchain> fuzz …` through rustup's `cargo` proxy, in the workspace root.
 fn cargo_fuzz(toolchain: &str) -> Command {
     let mut cmd = Command::new("cargo");
+    crate::release::without_cargo_run_env(&mut cmd);
     cmd.arg(format!("+{toolchain}"))
         .arg("fuzz")
         .current_dir(root())

@@ -93,7 +93,7 @@ fn demo(sites: Option<&str>) -> ExitCode {
             world.web.https_port(),
             world.web.http_port()
         );
-        let status = tokio::process::Command::new(env!("CARGO"))
+        let status = release::cargo_async()
             .args(["run", "--quiet", "--release", "-p", "spyder", "--"])
             .arg(format!("-domains={}", domains.display()))
             .arg(format!("-dns_servers={}", world.dns_addr()))

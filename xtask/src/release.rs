@@ -4,10 +4,55 @@
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
+/// Variables cargo sets for the process it runs (`cargo xtask` is a `cargo run`)
+/// that describe xtask's own package. A nested cargo passes them on to build scripts,
+/// and some fingerprint them: with xtask's `CARGO_MANIFEST_DIR`, ring's build script
+/// reruns, and ring, rustls, fred and every spyder crate rebuild on each nested
+/// build, and again on the user's next plain `cargo build`.
+const CARGO_RUN_ENV: [&str; 8] = [
+    "CARGO_MANIFEST_DIR",
+    "CARGO_MANIFEST_PATH",
+    "CARGO_MANIFEST_LINKS",
+    "CARGO_CRATE_NAME",
+    "CARGO_BIN_NAME",
+    "CARGO_PRIMARY_PACKAGE",
+    "CARGO_RUSTC_CURRENT_DIR",
+    "CARGO_TARGET_TMPDIR",
+];
+
+/// True for a variable of [`CARGO_RUN_ENV`] or a `CARGO_PKG_*` one.
+fn set_by_cargo_run(name: &str) -> bool {
+    CARGO_RUN_ENV.contains(&name) || name.starts_with("CARGO_PKG_")
+}
+
+/// A `cargo` command (the one running xtask) with the environment a user's shell
+/// would give it: what `cargo run` added for xtask removed, so nested builds share
+/// the fingerprints of the user's own builds.
+pub fn cargo() -> Command {
+    let mut cmd = Command::new(env!("CARGO"));
+    without_cargo_run_env(&mut cmd);
+    cmd
+}
+
+/// Removes what `cargo run` set for xtask from `cmd`'s environment.
+pub fn without_cargo_run_env(cmd: &mut Command) -> &mut Command {
+    for (name, _) in std::env::vars_os() {
+        if name.to_str().is_some_and(set_by_cargo_run) {
+            cmd.env_remove(&name);
+        }
+    }
+    cmd
+}
+
+/// [`cargo`] as a tokio command.
+pub fn cargo_async() -> tokio::process::Command {
+    tokio::process::Command::from(cargo())
+}
+
 /// Runs `cargo build --release -p spyder` and returns the path of the binary, as
 /// cargo's own JSON messages name it.
 pub fn build_spyder() -> Result<PathBuf, String> {
-    let output = Command::new(env!("CARGO"))
+    let output = cargo()
         .args([
             "build",
             "--quiet",
@@ -62,6 +107,37 @@ fn executable_of(messages: &str, name: &str) -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nested_cargo_drops_what_cargo_run_set_for_xtask() {
+        for name in [
+            "CARGO_MANIFEST_DIR",
+            "CARGO_PKG_NAME",
+            "CARGO_PKG_VERSION",
+            "CARGO_CRATE_NAME",
+        ] {
+            assert!(set_by_cargo_run(name), "{name}");
+        }
+        for name in [
+            "CARGO_HOME",
+            "CARGO_TARGET_DIR",
+            "CARGO_PROFILE_RELEASE_LTO",
+            "PATH",
+        ] {
+            assert!(!set_by_cargo_run(name), "{name}");
+        }
+        // `cargo xtask` runs these tests under cargo, which sets the variable.
+        if std::env::var_os("CARGO_MANIFEST_DIR").is_some() {
+            let cmd = cargo();
+            let removed = cmd
+                .get_envs()
+                .any(|(k, v)| k == "CARGO_MANIFEST_DIR" && v.is_none());
+            assert!(
+                removed,
+                "CARGO_MANIFEST_DIR is removed for the nested cargo"
+            );
+        }
+    }
 
     #[test]
     fn finds_the_binary_among_cargo_messages() {
