@@ -232,6 +232,17 @@ struct Shared {
     /// Index into `sites` by address (immutable after start).
     by_ip: HashMap<Ipv4Addr, usize>,
     sites: Vec<Arc<SiteState>>,
+    /// Connections per address, both ports together (immutable map after start).
+    per_ip: HashMap<Ipv4Addr, Arc<IpConnections>>,
+}
+
+/// Connections to one address, over both ports.
+#[derive(Debug, Default)]
+struct IpConnections {
+    /// Open now.
+    open: AtomicUsize,
+    /// The most ever open at once.
+    peak: AtomicUsize,
 }
 
 /// One site, ready to serve.
@@ -271,9 +282,14 @@ impl WebServer {
             .map(prepare_site)
             .collect::<Result<_, _>>()?;
         let by_ip = states.iter().enumerate().map(|(i, s)| (s.ip, i)).collect();
+        let per_ip = states
+            .iter()
+            .map(|s| (s.ip, Arc::new(IpConnections::default())))
+            .collect();
         let shared = Arc::new(Shared {
             by_ip,
             sites: states,
+            per_ip,
             ..Shared::default()
         });
 
@@ -308,6 +324,24 @@ impl WebServer {
     /// Connections currently open, over all sites and both ports.
     pub fn open_connections(&self) -> usize {
         self.shared.open.load(Ordering::SeqCst)
+    }
+
+    /// Connections open now to `ip`, over both ports; 0 for an unknown address.
+    pub fn open_connections_to(&self, ip: Ipv4Addr) -> usize {
+        self.shared
+            .per_ip
+            .get(&ip)
+            .map_or(0, |c| c.open.load(Ordering::SeqCst))
+    }
+
+    /// The most connections ever open at once to `ip`, over both ports (counted from
+    /// `accept` until the server drops the connection); 0 for an unknown address.
+    /// This is what a per-address connection cap of a client must bound.
+    pub fn peak_open_connections(&self, ip: Ipv4Addr) -> usize {
+        self.shared
+            .per_ip
+            .get(&ip)
+            .map_or(0, |c| c.peak.load(Ordering::SeqCst))
     }
 
     /// TCP connections accepted so far, over all sites and both ports (counted at
@@ -587,7 +621,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, site: Arc<SiteS
             accepted = listener.accept() => match accepted {
                 Ok((tcp, _)) => {
                     shared.accepted.fetch_add(1, Ordering::SeqCst);
-                    let guard = OpenGuard::new(&shared);
+                    let guard = OpenGuard::new(&shared, site.ip);
                     conns.spawn(serve_connection(tcp, Arc::clone(&shared), Arc::clone(&site), tls, guard));
                 }
                 Err(e) => {
@@ -601,20 +635,35 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, site: Arc<SiteS
     }
 }
 
-/// Counts one open connection for as long as it lives (also when its task is aborted).
+/// Counts one open connection, in total and for its address, for as long as it lives
+/// (also when its task is aborted).
 #[derive(Debug)]
-struct OpenGuard(Arc<Shared>);
+struct OpenGuard {
+    shared: Arc<Shared>,
+    ip: Option<Arc<IpConnections>>,
+}
 
 impl OpenGuard {
-    fn new(shared: &Arc<Shared>) -> Self {
+    fn new(shared: &Arc<Shared>, ip: Ipv4Addr) -> Self {
         shared.open.fetch_add(1, Ordering::SeqCst);
-        Self(Arc::clone(shared))
+        let ip = shared.per_ip.get(&ip).map(Arc::clone);
+        if let Some(c) = &ip {
+            let now = c.open.fetch_add(1, Ordering::SeqCst).saturating_add(1);
+            c.peak.fetch_max(now, Ordering::SeqCst);
+        }
+        Self {
+            shared: Arc::clone(shared),
+            ip,
+        }
     }
 }
 
 impl Drop for OpenGuard {
     fn drop(&mut self) {
-        self.0.open.fetch_sub(1, Ordering::SeqCst);
+        self.shared.open.fetch_sub(1, Ordering::SeqCst);
+        if let Some(c) = &self.ip {
+            c.open.fetch_sub(1, Ordering::SeqCst);
+        }
     }
 }
 
@@ -1298,6 +1347,52 @@ mod tests {
             read.expect_err("reset").kind(),
             io::ErrorKind::ConnectionReset
         );
+    }
+
+    /// Polls `f` until it holds, for at most five seconds.
+    async fn eventually(mut f: impl FnMut() -> bool) -> bool {
+        for _ in 0..500 {
+            if f() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        f()
+    }
+
+    #[tokio::test]
+    async fn connections_are_counted_per_address_over_both_ports() {
+        let config = self_signed_config(&["count.example"]).expect("cert");
+        let both = Site::https(ip(141), config, Reply::Html("x".into())).with_plain_http(true);
+        let other = Site::plain(ip(142), Reply::Html("y".into()));
+        let web = WebServer::start(vec![both, other]).await.expect("starts");
+        let mut held = Vec::new();
+        for port in [web.https_port(), web.http_port(), web.http_port()] {
+            held.push(TcpStream::connect((ip(141), port)).await.expect("connects"));
+        }
+        held.push(
+            TcpStream::connect((ip(142), web.http_port()))
+                .await
+                .expect("connects"),
+        );
+        assert!(
+            eventually(|| web.open_connections_to(ip(141)) == 3).await,
+            "open to .141: {}",
+            web.open_connections_to(ip(141))
+        );
+        assert!(eventually(|| web.open_connections_to(ip(142)) == 1).await);
+        assert_eq!(web.open_connections(), 4);
+        drop(held);
+        assert!(eventually(|| web.open_connections() == 0).await);
+        // One more after the others closed: the peak stays the high-water mark.
+        let _again = TcpStream::connect((ip(141), web.http_port()))
+            .await
+            .expect("connects");
+        assert!(eventually(|| web.open_connections_to(ip(141)) == 1).await);
+        assert_eq!(web.peak_open_connections(ip(141)), 3);
+        assert_eq!(web.peak_open_connections(ip(142)), 1);
+        assert_eq!(web.peak_open_connections(ip(143)), 0);
+        assert_eq!(web.open_connections_to(ip(143)), 0);
     }
 
     #[tokio::test]
