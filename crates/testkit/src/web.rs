@@ -506,8 +506,9 @@ fn group_by_address(sites: Vec<NamedSite>) -> io::Result<Vec<(Ipv4Addr, Vec<Name
             if named.names.is_empty() {
                 return Err(invalid(format!("two sites on {ip}, not all named")));
             }
-            for name in &named.names {
-                if !seen.insert(normalise_name(name)) {
+            let own: HashSet<String> = named.names.iter().map(|n| normalise_name(n)).collect();
+            for name in own {
+                if !seen.insert(name.clone()) {
                     return Err(invalid(format!("two sites on {ip} claim {name}")));
                 }
             }
