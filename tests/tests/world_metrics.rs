@@ -21,7 +21,10 @@ use spyder_testkit::world::{World, WorldOptions};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_world_crawl_is_counted_exactly_in_the_probe_metrics() {
     let handle = spyder_health::install_metrics().expect("the only recorder of this binary");
-    let options = WorldOptions { black_holes: 0.05 };
+    let options = WorldOptions {
+        black_holes: 0.05,
+        ..Default::default()
+    };
     let world = World::generate_with(0x5eed_3130, 200, options)
         .await
         .expect("world starts");

@@ -312,7 +312,10 @@ async fn mtls_ingest_with_a_private_ca_works_only_with_mtls_ca() {
 async fn a_stall_is_reported_after_stall_after() {
     // P-8: every host hangs; nothing finishes; the stall is reported, not silent.
     use tokio::io::{AsyncBufReadExt, BufReader};
-    let options = spyder_testkit::world::WorldOptions { black_holes: 1.0 };
+    let options = spyder_testkit::world::WorldOptions {
+        black_holes: 1.0,
+        ..Default::default()
+    };
     let h = Harness::with_options(0x5eed_0407, 5, options).await;
     let mut cmd = h.spyder();
     cmd.arg("-set=crawling.tls_timeout=60s")

@@ -616,7 +616,10 @@ async fn b12_a_black_holed_host_does_not_slow_the_healthy_ones() {
     // B-12: no circuit breaker, nothing shared that a hang holds. The black holes come
     // first in the input; with one batch per domain (completion order), every healthy
     // host's records are out before any black hole's task ends.
-    let options = spyder_testkit::world::WorldOptions { black_holes: 0.03 };
+    let options = spyder_testkit::world::WorldOptions {
+        black_holes: 0.03,
+        ..Default::default()
+    };
     let h = Harness::with_options(0x5eed_1011, 103, options).await;
     let holes: Vec<String> = h
         .world
@@ -820,7 +823,10 @@ async fn the_run_counters_equal_what_was_emitted() {
 async fn progress_draws_a_bar_on_a_terminal() {
     // B-20 `-progress`: on a TTY (a pseudo-terminal from util-linux `script`), the bar
     // is redrawn in place with the counts; `-quiet` draws nothing.
-    let options = spyder_testkit::world::WorldOptions { black_holes: 0.5 };
+    let options = spyder_testkit::world::WorldOptions {
+        black_holes: 0.5,
+        ..Default::default()
+    };
     let h = Harness::with_options(0x5eed_1013, 6, options).await;
     let out = h.path("graph.json");
     let spyder_line = |extra: &str| {

@@ -323,7 +323,10 @@ async fn health_follows_the_dedup_redis_and_ready_turns_503_at_shutdown() {
     let h = Harness::with_options(
         0x5eed_0b03,
         200,
-        spyder_testkit::world::WorldOptions { black_holes: 1.0 },
+        spyder_testkit::world::WorldOptions {
+            black_holes: 1.0,
+            ..Default::default()
+        },
     )
     .await;
     let mut redis = RedisServer::start().expect("redis");
@@ -620,7 +623,10 @@ async fn a_stall_degrades_the_health_progress_check() {
     let h = Harness::with_options(
         0x5eed_0b08,
         5,
-        spyder_testkit::world::WorldOptions { black_holes: 1.0 },
+        spyder_testkit::world::WorldOptions {
+            black_holes: 1.0,
+            ..Default::default()
+        },
     )
     .await;
     let port = free_port();

@@ -135,7 +135,10 @@ async fn a_hostile_domains_file_is_processed_line_by_line() {
 async fn a_large_run_with_black_holed_hosts_completes_with_every_edge() {
     // P-1 and P-6: 10% of the hosts accept and never answer; the run still completes,
     // every input gets its self node, and every edge is there.
-    let options = spyder_testkit::world::WorldOptions { black_holes: 0.1 };
+    let options = spyder_testkit::world::WorldOptions {
+        black_holes: 0.1,
+        ..Default::default()
+    };
     let h = Harness::with_options(0x5eed_0304, 2000, options).await;
     let mut cmd = h.spyder();
     cmd.arg("-concurrency=256")

@@ -5,11 +5,13 @@
 //! broken certificates ([`pki`]), HTTPS and HTTP hosts on distinct 127.0.0.x addresses
 //! with scripted behaviours ([`web`]), an ingest receiver ([`ingest`]), a real
 //! `redis-server` per test ([`redis`]), and seeded worlds of linked sites that state the
-//! edges a correct probe must emit ([`world`]). [`prometheus`] reads a metrics
-//! exposition back into numbers for assertions.
+//! edges a correct probe must emit ([`world`]), optionally across internet conditions:
+//! round trips, DNS loss and connect-level black holes ([`netsim`]). [`prometheus`]
+//! reads a metrics exposition back into numbers for assertions.
 
 pub mod dns;
 pub mod ingest;
+pub mod netsim;
 pub mod pki;
 pub mod prometheus;
 pub mod redis;

@@ -1,9 +1,17 @@
 //! HTTPS and HTTP hosts on distinct 127.0.0.x addresses with scripted behaviours.
 //!
 //! A [`WebServer`] serves many [`Site`]s at once. The probe's `https_port` and
-//! `http_port` are global settings, so sites differ by address only: every site gets
-//! its own 127.0.0.x address, and all of them listen on the same HTTPS port and the
-//! same plain-HTTP port.
+//! `http_port` are global settings, so sites differ by address: usually every site
+//! gets its own 127.0.0.x address, and all of them listen on the same HTTPS port and
+//! the same plain-HTTP port. Several [`NamedSite`]s may share one address, as on a
+//! hosting provider: the TLS SNI picks the site (and its certificate) on the HTTPS
+//! port, the `Host` header on the plain-HTTP port ([`WebServer::start_with`]).
+//!
+//! [`WebOptions`] make the server behave like a far, partly filtered network: every
+//! connection reads through a round-trip delay line, and filtered addresses never
+//! complete a connect on either port (see [`crate::netsim`]). Connections are counted
+//! per address ([`WebServer::peak_open_connections`]), so a client's per-address
+//! connection cap can be proven at the server.
 //!
 //! The HTTP/1.1 server is written by hand on tokio so that every behaviour is exact:
 //! keep-alive with several requests per connection, `Connection: close` honoured,
@@ -32,8 +40,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
+
+use crate::netsim::{self, ConnectHole, Delayed, TcpConditions};
 
 /// Largest request head (request line and headers) the server accepts.
 const MAX_REQUEST_HEAD: usize = 64 * 1024;
@@ -42,6 +52,8 @@ const MAX_REQUEST_HEAD: usize = 64 * 1024;
 const SEND_BUFFER: u32 = 4 * 1024;
 /// Bytes per chunk of an [`Reply::Endless`] body and per write of a [`Reply::Big`] body.
 const FILL_CHUNK: usize = 16 * 1024;
+/// Backlog of every serving listener.
+const LISTEN_BACKLOG: u32 = 1024;
 /// Attempts at finding a port pair free on every site address.
 const PORT_ATTEMPTS: usize = 50;
 /// The TLS alert a TLS 1.0-only server sends to a TLS 1.2+ ClientHello:
@@ -211,12 +223,45 @@ pub enum Reply {
     ThenClose(Box<Reply>),
 }
 
+/// A [`Site`] and the names it answers to. Names matter only when several sites share
+/// one address: the server then picks the site by TLS SNI on the HTTPS port and by the
+/// `Host` header on the plain-HTTP port, and the first site on the address answers
+/// names no site claims (a server's default virtual host).
+#[derive(Clone, Debug)]
+pub struct NamedSite {
+    /// Host names, matched case-insensitively (a trailing dot is ignored).
+    pub names: Vec<String>,
+    /// The site.
+    pub site: Site,
+}
+
+impl From<Site> for NamedSite {
+    fn from(site: Site) -> Self {
+        Self {
+            names: Vec::new(),
+            site,
+        }
+    }
+}
+
+/// How a [`WebServer`] behaves as a network, beyond its sites.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WebOptions {
+    /// The round trip every accepted connection adds (see [`crate::netsim`]).
+    pub network: TcpConditions,
+    /// Addresses black-holed at the connect level on both ports: a connect to either
+    /// never completes (no SYN-ACK, no RST). None of them may be a site's address.
+    pub filtered: Vec<Ipv4Addr>,
+}
+
 /// The scripted hosts, listening until dropped.
 #[derive(Debug)]
 pub struct WebServer {
     https_port: u16,
     http_port: u16,
     shared: Arc<Shared>,
+    /// Connect-level black holes, open until the server is dropped.
+    holes: Vec<ConnectHole>,
     /// Accept loops; dropping the set aborts them, and with them every connection.
     _tasks: JoinSet<()>,
 }
@@ -229,63 +274,138 @@ struct Shared {
     accepted: AtomicU64,
     handshakes: AtomicU64,
     next_conn: AtomicU64,
-    /// Index into `sites` by address (immutable after start).
-    by_ip: HashMap<Ipv4Addr, usize>,
-    sites: Vec<Arc<SiteState>>,
+    /// Every served address (immutable after start).
+    addresses: HashMap<Ipv4Addr, Arc<Address>>,
+    /// What every accepted connection goes through.
+    network: TcpConditions,
+}
+
+/// One served address: its sites and its counters.
+#[derive(Debug)]
+struct Address {
+    ip: Ipv4Addr,
+    /// At least one; the first answers names no site claims.
+    sites: Vec<SiteState>,
+    /// Index into `sites` by normalised name.
+    names: HashMap<String, usize>,
+    /// Connections open now, both ports.
+    open: AtomicUsize,
+    /// The most connections ever open at once, both ports.
+    peak: AtomicUsize,
+    /// Bytes written to sockets of this address.
+    bytes_sent: AtomicU64,
+}
+
+impl Address {
+    /// The site answering `name` (SNI or `Host`, a port after `:` ignored).
+    fn site_for(&self, name: Option<&str>) -> &SiteState {
+        let index = name
+            .map(|n| normalise_name(n.rsplit_once(':').map_or(n, |(h, _)| h)))
+            .and_then(|n| self.names.get(&n).copied())
+            .unwrap_or(0);
+        &self.sites[index.min(self.sites.len() - 1)]
+    }
+
+    /// The site whose HTTPS mode the address's HTTPS port follows.
+    fn first(&self) -> &SiteState {
+        &self.sites[0]
+    }
 }
 
 /// One site, ready to serve.
 #[derive(Debug)]
 struct SiteState {
-    ip: Ipv4Addr,
     tls: TlsMode,
     robots: Prepared,
     routes: HashMap<String, Prepared>,
-    bytes_sent: AtomicU64,
+}
+
+/// A host name as [`Address::site_for`] compares it.
+fn normalise_name(name: &str) -> String {
+    name.trim_end_matches('.').to_ascii_lowercase()
+}
+
+fn invalid(message: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, message)
 }
 
 impl WebServer {
     /// Binds every site's listeners on one shared HTTPS port and one shared HTTP port
-    /// and starts serving. Fails on duplicate or non-loopback addresses, or when no
-    /// free port pair was found.
+    /// and starts serving, one site per address. Fails on duplicate or non-loopback
+    /// addresses, or when no free port pair was found.
     pub async fn start(sites: Vec<Site>) -> io::Result<Self> {
-        let mut seen = HashSet::new();
-        for site in &sites {
-            if !site.ip.is_loopback() {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!("site address {} is not loopback", site.ip),
-                ));
+        let sites = sites.into_iter().map(NamedSite::from).collect();
+        Self::start_with(sites, WebOptions::default()).await
+    }
+
+    /// Like [`WebServer::start`], with several sites allowed on one address (each
+    /// named, all with [`TlsMode::Rustls`] or all with [`TlsMode::Off`], all alike in
+    /// `plain_http`), network conditions and connect-level black holes.
+    pub async fn start_with(sites: Vec<NamedSite>, options: WebOptions) -> io::Result<Self> {
+        let groups = group_by_address(sites)?;
+        let mut filtered = Vec::new();
+        for ip in options.filtered {
+            if !ip.is_loopback() {
+                return Err(invalid(format!("filtered address {ip} is not loopback")));
             }
-            if !seen.insert(site.ip) {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!("two sites on {}", site.ip),
-                ));
+            if groups.iter().any(|(site_ip, _)| *site_ip == ip) {
+                return Err(invalid(format!("filtered address {ip} also hosts a site")));
+            }
+            if !filtered.contains(&ip) {
+                filtered.push(ip);
             }
         }
-        let (https_port, http_port, listeners) = bind_all(&sites)?;
+        let mut endpoints: Vec<Endpoint> = groups
+            .iter()
+            .map(|(ip, sites)| Endpoint {
+                ip: *ip,
+                https: if matches!(sites[0].site.tls, TlsMode::Off) {
+                    Need::Nothing
+                } else {
+                    Need::Serve
+                },
+                http: if sites[0].site.plain_http {
+                    Need::Serve
+                } else {
+                    Need::Nothing
+                },
+            })
+            .collect();
+        endpoints.extend(filtered.iter().map(|ip| Endpoint {
+            ip: *ip,
+            https: Need::Hole,
+            http: Need::Hole,
+        }));
+        let (https_port, http_port, listeners) = bind_all(&endpoints)?;
 
-        let states: Vec<Arc<SiteState>> = sites
-            .into_iter()
-            .map(prepare_site)
-            .collect::<Result<_, _>>()?;
-        let by_ip = states.iter().enumerate().map(|(i, s)| (s.ip, i)).collect();
+        let mut addresses = HashMap::with_capacity(groups.len());
+        for (ip, sites) in groups {
+            addresses.insert(ip, Arc::new(prepare_address(ip, sites)?));
+        }
         let shared = Arc::new(Shared {
-            by_ip,
-            sites: states,
+            addresses,
+            network: options.network,
             ..Shared::default()
         });
 
         let mut tasks = JoinSet::new();
-        for (index, tls, listener) in listeners {
-            let site = Arc::clone(&shared.sites[index]);
-            tasks.spawn(accept_loop(listener, Arc::clone(&shared), site, tls));
+        let mut holes = Vec::with_capacity(filtered.len() * 2);
+        for bound in listeners {
+            match bound {
+                Bound::Serve { ip, tls, listener } => {
+                    let Some(address) = shared.addresses.get(&ip).map(Arc::clone) else {
+                        continue;
+                    };
+                    tasks.spawn(accept_loop(listener, Arc::clone(&shared), address, tls));
+                }
+                Bound::Hole(socket) => holes.push(ConnectHole::fill(socket).await?),
+            }
         }
         Ok(Self {
             https_port,
             http_port,
             shared,
+            holes,
             _tasks: tasks,
         })
     }
@@ -300,6 +420,11 @@ impl WebServer {
         self.http_port
     }
 
+    /// The connect-level black holes (both ports of every filtered address).
+    pub fn filtered(&self) -> Vec<SocketAddr> {
+        self.holes.iter().map(ConnectHole::addr).collect()
+    }
+
     /// Every request received so far, in arrival order.
     pub fn requests(&self) -> Vec<RequestLog> {
         lock(&self.shared.requests).clone()
@@ -308,6 +433,24 @@ impl WebServer {
     /// Connections currently open, over all sites and both ports.
     pub fn open_connections(&self) -> usize {
         self.shared.open.load(Ordering::SeqCst)
+    }
+
+    /// Connections open now to `ip`, over both ports; 0 for an unknown address.
+    pub fn open_connections_to(&self, ip: Ipv4Addr) -> usize {
+        self.shared
+            .addresses
+            .get(&ip)
+            .map_or(0, |a| a.open.load(Ordering::SeqCst))
+    }
+
+    /// The most connections ever open at once to `ip`, over both ports (counted from
+    /// `accept` until the server drops the connection); 0 for an unknown address.
+    /// This is what a per-address connection cap of a client must bound.
+    pub fn peak_open_connections(&self, ip: Ipv4Addr) -> usize {
+        self.shared
+            .addresses
+            .get(&ip)
+            .map_or(0, |a| a.peak.load(Ordering::SeqCst))
     }
 
     /// TCP connections accepted so far, over all sites and both ports (counted at
@@ -321,12 +464,13 @@ impl WebServer {
         self.shared.handshakes.load(Ordering::SeqCst)
     }
 
-    /// Bytes (headers, bodies and TLS records) written to sockets for the site on `ip`;
-    /// 0 for an unknown address.
+    /// Bytes (headers, bodies and TLS records) written to sockets of the address `ip`
+    /// (every site on it); 0 for an unknown address.
     pub fn bytes_sent(&self, ip: Ipv4Addr) -> u64 {
-        self.shared.by_ip.get(&ip).map_or(0, |&i| {
-            self.shared.sites[i].bytes_sent.load(Ordering::SeqCst)
-        })
+        self.shared
+            .addresses
+            .get(&ip)
+            .map_or(0, |a| a.bytes_sent.load(Ordering::SeqCst))
     }
 }
 
@@ -335,13 +479,116 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// A listener: the index of its site, whether it is the HTTPS port, the socket.
-type Bound = (usize, bool, TcpListener);
+/// Sites grouped by address, in order of first appearance, checked: loopback only,
+/// and sites sharing an address named, distinct and alike in how they serve.
+fn group_by_address(sites: Vec<NamedSite>) -> io::Result<Vec<(Ipv4Addr, Vec<NamedSite>)>> {
+    let mut groups: Vec<(Ipv4Addr, Vec<NamedSite>)> = Vec::new();
+    let mut index: HashMap<Ipv4Addr, usize> = HashMap::new();
+    for named in sites {
+        let ip = named.site.ip;
+        if !ip.is_loopback() {
+            return Err(invalid(format!("site address {ip} is not loopback")));
+        }
+        match index.get(&ip) {
+            Some(&i) => groups[i].1.push(named),
+            None => {
+                index.insert(ip, groups.len());
+                groups.push((ip, vec![named]));
+            }
+        }
+    }
+    for (ip, sites) in &groups {
+        if sites.len() < 2 {
+            continue;
+        }
+        let mut seen = HashSet::new();
+        for named in sites {
+            if named.names.is_empty() {
+                return Err(invalid(format!("two sites on {ip}, not all named")));
+            }
+            let own: HashSet<String> = named.names.iter().map(|n| normalise_name(n)).collect();
+            for name in own {
+                if !seen.insert(name.clone()) {
+                    return Err(invalid(format!("two sites on {ip} claim {name}")));
+                }
+            }
+        }
+        let rustls = |s: &NamedSite| matches!(s.site.tls, TlsMode::Rustls(_));
+        let off = |s: &NamedSite| matches!(s.site.tls, TlsMode::Off);
+        if !(sites.iter().all(rustls) || sites.iter().all(off)) {
+            return Err(invalid(format!(
+                "sites sharing {ip} must all serve rustls TLS or all have none"
+            )));
+        }
+        if sites
+            .iter()
+            .any(|s| s.site.plain_http != sites[0].site.plain_http)
+        {
+            return Err(invalid(format!(
+                "sites sharing {ip} must agree on plain HTTP"
+            )));
+        }
+    }
+    Ok(groups)
+}
 
-/// Finds a port pair free on every site address and binds the listeners the sites
-/// need. The first address picks ephemeral ports; a collision elsewhere retries.
-fn bind_all(sites: &[Site]) -> io::Result<(u16, u16, Vec<Bound>)> {
-    let Some(first) = sites.first() else {
+/// What one port of an address needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Need {
+    Nothing,
+    Serve,
+    Hole,
+}
+
+/// One address to bind on both shared ports.
+#[derive(Clone, Copy, Debug)]
+struct Endpoint {
+    ip: Ipv4Addr,
+    https: Need,
+    http: Need,
+}
+
+/// A bound socket: a listener to serve, or a hole to fill.
+#[derive(Debug)]
+enum Bound {
+    Serve {
+        ip: Ipv4Addr,
+        tls: bool,
+        listener: TcpListener,
+    },
+    Hole(socket2::Socket),
+}
+
+impl Bound {
+    fn port(&self) -> io::Result<u16> {
+        match self {
+            Self::Serve { listener, .. } => Ok(listener.local_addr()?.port()),
+            Self::Hole(socket) => socket
+                .local_addr()?
+                .as_socket()
+                .map(|a| a.port())
+                .ok_or_else(|| io::Error::other("hole without an IP address")),
+        }
+    }
+}
+
+/// Binds what `need` asks for on `ip:port` (a serving listener when nothing is
+/// needed, to reserve the port).
+fn bind_one(ip: Ipv4Addr, port: u16, need: Need, tls: bool) -> io::Result<Bound> {
+    match need {
+        Need::Hole => ConnectHole::bind(ip, port).map(Bound::Hole),
+        Need::Serve | Need::Nothing => Ok(Bound::Serve {
+            ip,
+            tls,
+            listener: netsim::listener(ip, port, LISTEN_BACKLOG)?,
+        }),
+    }
+}
+
+/// Finds a port pair free on every address and binds what each needs. The first
+/// address picks ephemeral ports; a collision elsewhere retries.
+fn bind_all(endpoints: &[Endpoint]) -> io::Result<(u16, u16, Vec<Bound>)> {
+    let Some(first) = endpoints.first() else {
         // Nothing to serve: report ports that refuse connections.
         let probe = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
         let port = probe.local_addr()?.port();
@@ -349,32 +596,32 @@ fn bind_all(sites: &[Site]) -> io::Result<(u16, u16, Vec<Bound>)> {
     };
     let mut last_err = None;
     for _ in 0..PORT_ATTEMPTS {
-        let https = listen(first.ip, 0)?;
-        let http = listen(first.ip, 0)?;
-        let (https_port, http_port) = (https.local_addr()?.port(), http.local_addr()?.port());
-        let mut bound = Vec::with_capacity(sites.len() * 2);
-        if !matches!(first.tls, TlsMode::Off) {
-            bound.push((0, true, https));
+        let https = bind_one(first.ip, 0, first.https, true)?;
+        let http = bind_one(first.ip, 0, first.http, false)?;
+        let (https_port, http_port) = (https.port()?, http.port()?);
+        let mut bound = Vec::with_capacity(endpoints.len() * 2);
+        if first.https != Need::Nothing {
+            bound.push(https);
         }
-        if first.plain_http {
-            bound.push((0, false, http));
+        if first.http != Need::Nothing {
+            bound.push(http);
         }
         let mut collided = false;
-        'sites: for (i, site) in sites.iter().enumerate().skip(1) {
+        'endpoints: for endpoint in endpoints.iter().skip(1) {
             let wanted = [
-                (!matches!(site.tls, TlsMode::Off), true, https_port),
-                (site.plain_http, false, http_port),
+                (endpoint.https, true, https_port),
+                (endpoint.http, false, http_port),
             ];
-            for (needed, tls, port) in wanted {
-                if !needed {
+            for (need, tls, port) in wanted {
+                if need == Need::Nothing {
                     continue;
                 }
-                match listen(site.ip, port) {
-                    Ok(l) => bound.push((i, tls, l)),
+                match bind_one(endpoint.ip, port, need, tls) {
+                    Ok(b) => bound.push(b),
                     Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
                         last_err = Some(e);
                         collided = true;
-                        break 'sites;
+                        break 'endpoints;
                     }
                     Err(e) => return Err(e),
                 }
@@ -387,27 +634,37 @@ fn bind_all(sites: &[Site]) -> io::Result<(u16, u16, Vec<Bound>)> {
     Err(last_err.unwrap_or_else(|| io::Error::new(io::ErrorKind::AddrInUse, "no free port pair")))
 }
 
-/// A listening socket on `ip:port`.
-fn listen(ip: Ipv4Addr, port: u16) -> io::Result<TcpListener> {
-    let socket = TcpSocket::new_v4()?;
-    socket.set_reuseaddr(true)?;
-    socket.bind(SocketAddr::from((ip, port)))?;
-    socket.listen(1024)
+/// Turns the sites of one address into its serving form.
+fn prepare_address(ip: Ipv4Addr, sites: Vec<NamedSite>) -> io::Result<Address> {
+    let mut names = HashMap::new();
+    let mut states = Vec::with_capacity(sites.len());
+    for (i, named) in sites.into_iter().enumerate() {
+        for name in &named.names {
+            names.entry(normalise_name(name)).or_insert(i);
+        }
+        states.push(prepare_site(named.site)?);
+    }
+    Ok(Address {
+        ip,
+        sites: states,
+        names,
+        open: AtomicUsize::new(0),
+        peak: AtomicUsize::new(0),
+        bytes_sent: AtomicU64::new(0),
+    })
 }
 
 /// Turns a [`Site`] into its serving form (compressed bodies, route map).
-fn prepare_site(site: Site) -> io::Result<Arc<SiteState>> {
+fn prepare_site(site: Site) -> io::Result<SiteState> {
     let mut routes = HashMap::with_capacity(site.routes.len());
     for (path, reply) in &site.routes {
         routes.insert(path.clone(), Prepared::new(reply)?);
     }
-    Ok(Arc::new(SiteState {
-        ip: site.ip,
+    Ok(SiteState {
         robots: Prepared::new(&site.robots)?,
         tls: site.tls,
         routes,
-        bytes_sent: AtomicU64::new(0),
-    }))
+    })
 }
 
 /// A [`Reply`] ready to send: gzip bodies already compressed.
@@ -578,21 +835,21 @@ impl rustls::client::danger::ServerCertVerifier for AcceptAnyCert {
     }
 }
 
-/// Accepts connections for one site on one port until the server is dropped.
+/// Accepts connections for one address on one port until the server is dropped.
 /// Connection tasks live in a local set, so aborting this loop ends them too.
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, site: Arc<SiteState>, tls: bool) {
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, address: Arc<Address>, tls: bool) {
     let mut conns = JoinSet::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((tcp, _)) => {
                     shared.accepted.fetch_add(1, Ordering::SeqCst);
-                    let guard = OpenGuard::new(&shared);
-                    conns.spawn(serve_connection(tcp, Arc::clone(&shared), Arc::clone(&site), tls, guard));
+                    let guard = OpenGuard::new(&shared, &address);
+                    conns.spawn(serve_connection(tcp, Arc::clone(&shared), Arc::clone(&address), tls, guard));
                 }
                 Err(e) => {
                     // Typically descriptor exhaustion: back off instead of spinning.
-                    tracing::debug!(error = %e, ip = %site.ip, "accept failed");
+                    tracing::debug!(error = %e, ip = %address.ip, "accept failed");
                     tokio::time::sleep(Duration::from_millis(10)).await;
                 }
             },
@@ -601,28 +858,42 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, site: Arc<SiteS
     }
 }
 
-/// Counts one open connection for as long as it lives (also when its task is aborted).
+/// Counts one open connection, in total and for its address, for as long as it lives
+/// (also when its task is aborted).
 #[derive(Debug)]
-struct OpenGuard(Arc<Shared>);
+struct OpenGuard {
+    shared: Arc<Shared>,
+    address: Arc<Address>,
+}
 
 impl OpenGuard {
-    fn new(shared: &Arc<Shared>) -> Self {
+    fn new(shared: &Arc<Shared>, address: &Arc<Address>) -> Self {
         shared.open.fetch_add(1, Ordering::SeqCst);
-        Self(Arc::clone(shared))
+        let now = address
+            .open
+            .fetch_add(1, Ordering::SeqCst)
+            .saturating_add(1);
+        address.peak.fetch_max(now, Ordering::SeqCst);
+        Self {
+            shared: Arc::clone(shared),
+            address: Arc::clone(address),
+        }
     }
 }
 
 impl Drop for OpenGuard {
     fn drop(&mut self) {
-        self.0.open.fetch_sub(1, Ordering::SeqCst);
+        self.shared.open.fetch_sub(1, Ordering::SeqCst);
+        self.address.open.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
-/// A TCP stream that adds every byte it writes to its site's counter.
+/// A connection (through its delay line) that adds every byte it writes to its
+/// address's counter.
 #[derive(Debug)]
 struct Counted {
-    tcp: TcpStream,
-    site: Arc<SiteState>,
+    io: Delayed,
+    address: Arc<Address>,
 }
 
 impl AsyncRead for Counted {
@@ -631,7 +902,7 @@ impl AsyncRead for Counted {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.tcp).poll_read(cx, buf)
+        Pin::new(&mut self.io).poll_read(cx, buf)
     }
 }
 
@@ -641,19 +912,21 @@ impl AsyncWrite for Counted {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let polled = Pin::new(&mut self.tcp).poll_write(cx, buf);
+        let polled = Pin::new(&mut self.io).poll_write(cx, buf);
         if let Poll::Ready(Ok(n)) = &polled {
-            self.site.bytes_sent.fetch_add(*n as u64, Ordering::Relaxed);
+            self.address
+                .bytes_sent
+                .fetch_add(*n as u64, Ordering::Relaxed);
         }
         polled
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.tcp).poll_flush(cx)
+        Pin::new(&mut self.io).poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.tcp).poll_shutdown(cx)
+        Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }
 
@@ -664,13 +937,13 @@ trait Transport: AsyncRead + AsyncWrite + Unpin + Send {
 
 impl Transport for Counted {
     fn tcp(&self) -> &TcpStream {
-        &self.tcp
+        self.io.get_ref()
     }
 }
 
 impl Transport for tokio_rustls::server::TlsStream<Counted> {
     fn tcp(&self) -> &TcpStream {
-        &self.get_ref().0.tcp
+        self.get_ref().0.io.get_ref()
     }
 }
 
@@ -682,11 +955,11 @@ struct ConnInfo {
     sni: Option<String>,
 }
 
-/// Serves one accepted connection according to the site's mode.
+/// Serves one accepted connection according to its address's mode.
 async fn serve_connection(
     tcp: TcpStream,
     shared: Arc<Shared>,
-    site: Arc<SiteState>,
+    address: Arc<Address>,
     tls: bool,
     _guard: OpenGuard,
 ) {
@@ -694,16 +967,17 @@ async fn serve_connection(
     let _ = socket2::SockRef::from(&tcp).set_send_buffer_size(SEND_BUFFER as usize);
     let id = shared.next_conn.fetch_add(1, Ordering::Relaxed);
     let mut io = Counted {
-        tcp,
-        site: Arc::clone(&site),
+        io: Delayed::new(tcp, shared.network, id),
+        address: Arc::clone(&address),
     };
     if !tls {
+        // The `Host` header picks the site, request by request.
         let info = ConnInfo { id, tls, sni: None };
-        http_loop(&mut io, &shared, &site, &info).await;
+        http_loop(&mut io, &shared, &address, None, &info).await;
         return;
     }
-    match &site.tls {
-        TlsMode::Rustls(config) => {
+    match &address.first().tls {
+        TlsMode::Rustls(config) if address.sites.len() == 1 => {
             let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(config));
             let Ok(mut stream) = acceptor.accept(io).await else {
                 return;
@@ -711,7 +985,26 @@ async fn serve_connection(
             shared.handshakes.fetch_add(1, Ordering::SeqCst);
             let sni = stream.get_ref().1.server_name().map(str::to_owned);
             let info = ConnInfo { id, tls, sni };
-            http_loop(&mut stream, &shared, &site, &info).await;
+            http_loop(&mut stream, &shared, &address, Some(address.first()), &info).await;
+        }
+        TlsMode::Rustls(_) => {
+            // A shared address: the ClientHello's SNI picks the site and its
+            // certificate (every site on a shared address serves rustls TLS).
+            let hello = rustls::server::Acceptor::default();
+            let Ok(start) = tokio_rustls::LazyConfigAcceptor::new(hello, io).await else {
+                return;
+            };
+            let site = address.site_for(start.client_hello().server_name());
+            let TlsMode::Rustls(config) = &site.tls else {
+                return;
+            };
+            let Ok(mut stream) = start.into_stream(Arc::clone(config)).await else {
+                return;
+            };
+            shared.handshakes.fetch_add(1, Ordering::SeqCst);
+            let sni = stream.get_ref().1.server_name().map(str::to_owned);
+            let info = ConnInfo { id, tls, sni };
+            http_loop(&mut stream, &shared, &address, Some(site), &info).await;
         }
         TlsMode::LegacyOnly => {
             let mut header = [0u8; 5];
@@ -769,8 +1062,15 @@ enum HeadError {
     Bad(u16),
 }
 
-/// Serves requests on one connection until either side closes it.
-async fn http_loop<S: Transport>(io: &mut S, shared: &Shared, site: &SiteState, info: &ConnInfo) {
+/// Serves requests on one connection until either side closes it: all for `fixed`
+/// (the site a TLS handshake chose), else each for the site its `Host` header names.
+async fn http_loop<S: Transport>(
+    io: &mut S,
+    shared: &Shared,
+    address: &Address,
+    fixed: Option<&SiteState>,
+    info: &ConnInfo,
+) {
     let mut buf = Vec::with_capacity(4096);
     loop {
         let req = match read_head(io, &mut buf).await {
@@ -783,7 +1083,7 @@ async fn http_loop<S: Transport>(io: &mut S, shared: &Shared, site: &SiteState, 
         };
         lock(&shared.requests).push(RequestLog {
             at: Instant::now(),
-            ip: site.ip,
+            ip: address.ip,
             tls: info.tls,
             sni: info.sni.clone(),
             host_header: req.host.clone(),
@@ -797,6 +1097,7 @@ async fn http_loop<S: Transport>(io: &mut S, shared: &Shared, site: &SiteState, 
         if !skip_body(io, &mut buf, req.content_length).await {
             return;
         }
+        let site = fixed.unwrap_or_else(|| address.site_for(req.host.as_deref()));
         let reply = route(site, &req.target);
         match respond(io, reply, &req, &mut buf).await {
             After::KeepAlive if req.keep_alive => {}
@@ -1298,6 +1599,278 @@ mod tests {
             read.expect_err("reset").kind(),
             io::ErrorKind::ConnectionReset
         );
+    }
+
+    /// Polls `f` until it holds, for at most five seconds.
+    async fn eventually(mut f: impl FnMut() -> bool) -> bool {
+        for _ in 0..500 {
+            if f() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        f()
+    }
+
+    #[tokio::test]
+    async fn connections_are_counted_per_address_over_both_ports() {
+        let config = self_signed_config(&["count.example"]).expect("cert");
+        let both = Site::https(ip(141), config, Reply::Html("x".into())).with_plain_http(true);
+        let other = Site::plain(ip(142), Reply::Html("y".into()));
+        let web = WebServer::start(vec![both, other]).await.expect("starts");
+        let mut held = Vec::new();
+        for port in [web.https_port(), web.http_port(), web.http_port()] {
+            held.push(TcpStream::connect((ip(141), port)).await.expect("connects"));
+        }
+        held.push(
+            TcpStream::connect((ip(142), web.http_port()))
+                .await
+                .expect("connects"),
+        );
+        assert!(
+            eventually(|| web.open_connections_to(ip(141)) == 3).await,
+            "open to .141: {}",
+            web.open_connections_to(ip(141))
+        );
+        assert!(eventually(|| web.open_connections_to(ip(142)) == 1).await);
+        assert_eq!(web.open_connections(), 4);
+        drop(held);
+        assert!(eventually(|| web.open_connections() == 0).await);
+        // One more after the others closed: the peak stays the high-water mark.
+        let _again = TcpStream::connect((ip(141), web.http_port()))
+            .await
+            .expect("connects");
+        assert!(eventually(|| web.open_connections_to(ip(141)) == 1).await);
+        assert_eq!(web.peak_open_connections(ip(141)), 3);
+        assert_eq!(web.peak_open_connections(ip(142)), 1);
+        assert_eq!(web.peak_open_connections(ip(143)), 0);
+        assert_eq!(web.open_connections_to(ip(143)), 0);
+    }
+
+    /// A TLS exchange with SNI `name` on `addr`: the body after the head and the
+    /// server's leaf certificate.
+    async fn tls_get(addr: (Ipv4Addr, u16), name: &str) -> (String, Vec<u8>) {
+        let connector = tokio_rustls::TlsConnector::from(insecure_client_config());
+        let tcp = TcpStream::connect(addr).await.expect("connects");
+        let server_name =
+            rustls_pki_types::ServerName::try_from(name.to_owned()).expect("valid name");
+        let mut tls =
+            tokio::time::timeout(Duration::from_secs(10), connector.connect(server_name, tcp))
+                .await
+                .expect("handshake in time")
+                .expect("handshake");
+        let leaf = tls.get_ref().1.peer_certificates().expect("certificates")[0].to_vec();
+        tls.write_all(
+            format!("GET / HTTP/1.1\r\nHost: {name}\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .expect("writes");
+        let mut out = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut out))
+            .await
+            .expect("in time");
+        let text = String::from_utf8_lossy(&out).into_owned();
+        let body = text
+            .split_once("\r\n\r\n")
+            .map_or("", |(_, b)| b)
+            .to_owned();
+        (body, leaf)
+    }
+
+    #[tokio::test]
+    async fn one_address_serves_several_sites_by_sni_and_host() {
+        let shared_ip = ip(161);
+        let named = |name: &str, body: &str| NamedSite {
+            names: vec![name.to_owned(), format!("www.{name}")],
+            site: Site::https(
+                shared_ip,
+                self_signed_config(&[name]).expect("cert"),
+                Reply::Html(body.to_owned()),
+            )
+            .with_plain_http(true)
+            .with_robots(Reply::Text {
+                content_type: "text/plain".into(),
+                body: format!("# robots of {name}\n"),
+            }),
+        };
+        let sites = vec![
+            named("a.example", "site a"),
+            named("b.example", "site b"),
+            named("c.example", "site c"),
+            Site::plain(ip(162), Reply::Html("alone".into())).into(),
+        ];
+        let web = WebServer::start_with(sites, WebOptions::default())
+            .await
+            .expect("starts");
+        let https = (shared_ip, web.https_port());
+        let (a, cert_a) = tls_get(https, "a.example").await;
+        let (b, cert_b) = tls_get(https, "B.Example").await;
+        let (www_c, cert_c) = tls_get(https, "www.c.example").await;
+        assert_eq!(
+            (a.as_str(), b.as_str(), www_c.as_str()),
+            ("site a", "site b", "site c")
+        );
+        assert!(
+            cert_a != cert_b && cert_b != cert_c,
+            "one certificate per site"
+        );
+        // An unknown name gets the first site, as a default virtual host.
+        let (other, cert_other) = tls_get(https, "unknown.example").await;
+        assert_eq!(other, "site a");
+        assert_eq!(cert_other, cert_a);
+        assert_eq!(web.handshakes(), 4);
+
+        // Plain HTTP: the Host header picks the site, request by request on one
+        // kept-alive connection.
+        let out = exchange(
+            (shared_ip, web.http_port()),
+            b"GET /robots.txt HTTP/1.1\r\nHost: b.example\r\n\r\nGET / HTTP/1.1\r\nHost: c.example:80\r\n\r\nGET / HTTP/1.1\r\nConnection: close\r\n\r\n",
+        )
+        .await;
+        let text = String::from_utf8(out).expect("ascii");
+        let bodies: Vec<&str> = text
+            .split("HTTP/1.1 200 OK")
+            .skip(1)
+            .map(|r| r.split_once("\r\n\r\n").map_or("", |(_, b)| b))
+            .collect();
+        assert_eq!(bodies, ["# robots of b.example\n", "site c", "site a"]);
+        let log = web.requests();
+        assert!(log.iter().all(|r| r.ip == shared_ip));
+        assert_eq!(log[0].sni.as_deref(), Some("a.example"));
+        assert_eq!(log[1].sni.as_deref(), Some("b.example"));
+        // The lone site still answers on its own address.
+        let alone = exchange(
+            (ip(162), web.http_port()),
+            b"GET / HTTP/1.1\r\nHost: whatever\r\nConnection: close\r\n\r\n",
+        )
+        .await;
+        assert!(alone.ends_with(b"alone"));
+        assert!(web.bytes_sent(shared_ip) > 0);
+    }
+
+    #[tokio::test]
+    async fn shared_addresses_need_names_and_one_tls_kind() {
+        let config = self_signed_config(&["x.example"]).expect("cert");
+        let unnamed = vec![
+            NamedSite {
+                names: vec!["x.example".into()],
+                site: Site::plain(ip(171), Reply::Status(200)),
+            },
+            Site::plain(ip(171), Reply::Status(200)).into(),
+        ];
+        let err = WebServer::start_with(unnamed, WebOptions::default())
+            .await
+            .expect_err("an unnamed shared site");
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        let mixed = vec![
+            NamedSite {
+                names: vec!["x.example".into()],
+                site: Site::https(ip(172), config, Reply::Status(200)).with_plain_http(true),
+            },
+            NamedSite {
+                names: vec!["y.example".into()],
+                site: Site::plain(ip(172), Reply::Status(200)),
+            },
+        ];
+        let err = WebServer::start_with(mixed, WebOptions::default())
+            .await
+            .expect_err("TLS and no TLS on one address");
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        let clash = WebServer::start_with(
+            vec![Site::plain(ip(173), Reply::Status(200)).into()],
+            WebOptions {
+                filtered: vec![ip(173)],
+                ..WebOptions::default()
+            },
+        )
+        .await
+        .expect_err("a filtered site address");
+        assert_eq!(clash.kind(), io::ErrorKind::InvalidInput);
+    }
+
+    #[tokio::test]
+    async fn filtered_addresses_never_answer_a_connect_on_either_port() {
+        let sites = vec![Site::plain(ip(181), Reply::Html("up".into())).into()];
+        let options = WebOptions {
+            filtered: vec![ip(182), ip(183)],
+            ..WebOptions::default()
+        };
+        let web = WebServer::start_with(sites, options).await.expect("starts");
+        let holes = web.filtered();
+        assert_eq!(holes.len(), 4);
+        let mut pending = Vec::new();
+        for filtered in [ip(182), ip(183)] {
+            for port in [web.https_port(), web.http_port()] {
+                assert!(holes.contains(&SocketAddr::from((filtered, port))));
+                pending.push(tokio::spawn(async move {
+                    tokio::time::timeout(
+                        Duration::from_millis(1500),
+                        TcpStream::connect((filtered, port)),
+                    )
+                    .await
+                    .is_err()
+                }));
+            }
+        }
+        for p in pending {
+            assert!(p.await.expect("joins"), "a filtered connect got an answer");
+        }
+        // The site next to them serves; its HTTPS port (nothing bound) refuses.
+        let out = exchange(
+            (ip(181), web.http_port()),
+            b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n",
+        )
+        .await;
+        assert!(out.ends_with(b"up"));
+        let refused = TcpStream::connect((ip(181), web.https_port())).await;
+        assert_eq!(
+            refused.expect_err("refused").kind(),
+            io::ErrorKind::ConnectionRefused
+        );
+        assert_eq!(web.accepted_connections(), 1);
+    }
+
+    #[tokio::test]
+    async fn network_conditions_cost_each_exchange_a_round_trip() {
+        let rtt = Duration::from_millis(80);
+        let options = WebOptions {
+            network: TcpConditions {
+                rtt,
+                jitter: Duration::from_millis(10),
+                seed: 3,
+            },
+            ..WebOptions::default()
+        };
+        let sites = vec![Site::plain(ip(191), Reply::Html("slow".into())).into()];
+        let web = WebServer::start_with(sites, options).await.expect("starts");
+        let started = std::time::Instant::now();
+        let mut s = TcpStream::connect((ip(191), web.http_port()))
+            .await
+            .expect("connects");
+        let mut exchanges = Vec::new();
+        for last in [false, true] {
+            let t = std::time::Instant::now();
+            let close = if last { "Connection: close\r\n" } else { "" };
+            s.write_all(format!("GET / HTTP/1.1\r\n{close}\r\n").as_bytes())
+                .await
+                .expect("writes");
+            let mut head = vec![0u8; 1024];
+            let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut head))
+                .await
+                .expect("answer in time")
+                .expect("reads");
+            assert!(
+                head[..n].ends_with(b"slow"),
+                "{:?}",
+                String::from_utf8_lossy(&head[..n])
+            );
+            exchanges.push(t.elapsed());
+        }
+        // Connect and the first exchange: two round trips; every later one: one.
+        assert!(started.elapsed() >= rtt * 3, "{:?}", started.elapsed());
+        assert!(exchanges[0] >= rtt * 2, "first exchange {:?}", exchanges[0]);
+        assert!(exchanges[1] >= rtt, "second exchange {:?}", exchanges[1]);
+        assert_eq!(web.requests().len(), 2);
     }
 
     #[tokio::test]

@@ -7,19 +7,26 @@
 //! `mailto:`, IP literals). Alongside, it states per crawled host the exact set of
 //! edges and the outcome SPEC §1 requires, computed from the world's own data, never
 //! by parsing what it served.
+//!
+//! [`WorldOptions`] add hazards (black holes, filtered addresses, shared hosting
+//! addresses) that change what some sites expect, and internet conditions (TCP and
+//! DNS round trips, jitter, DNS loss) that change nothing a correct probe emits: the
+//! expected edges and outcomes of a world depend on its seed, size and hazards only.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::Path;
+use std::time::Duration;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use spyder_model::{EdgeType, apex_of};
 
-use crate::dns::{DnsServer, Zone};
+use crate::dns::{DnsServer, NetworkConditions, ServerOptions, Zone};
+use crate::netsim::TcpConditions;
 use crate::pki::{CertKind, TestCa};
-use crate::web::{Reply, Site, TlsMode, WebServer};
+use crate::web::{NamedSite, Reply, Site, TlsMode, WebOptions, WebServer};
 
 /// One expected edge: type, source, target.
 pub type ExpectedEdge = (EdgeType, String, String);
@@ -33,6 +40,14 @@ const WORDS: [&str; 12] = [
 const NS_POOL: usize = 8;
 const MX_POOL: usize = 5;
 const CDN_POOL: usize = 4;
+/// Shared hosting addresses, far from the sites' own (127.1.0.1 + index).
+const SHARED_BASE: Ipv4Addr = Ipv4Addr::new(127, 254, 0, 1);
+/// How many shared hosting addresses there are at most.
+const SHARED_POOL: u32 = 4;
+/// Seeds of the hazard draws that came after the first ones, each from its own
+/// stream: adding one leaves the rest of the world as it was.
+const FILTERED_SALT: u64 = 0xf117_e2ed_0000_0001;
+const SHARED_SALT: u64 = 0x5ba2_ed19_0000_0002;
 
 /// What a correct probe reports for one crawled host.
 #[derive(Clone, Debug)]
@@ -56,7 +71,8 @@ pub struct ExpectedMetrics {
     /// failed attempts).
     pub tls_handshakes: u64,
     /// The `spyder_tls_errors_total` reason of the host's one failed TLS attempt:
-    /// `connect_refused` (nothing on the HTTPS port) or `timeout` (a black hole).
+    /// `connect_refused` (nothing on the HTTPS port) or `timeout` (a black hole or a
+    /// filtered address).
     pub tls_error: Option<&'static str>,
     /// robots.txt requests (`spyder_http_request_duration_seconds{kind="robots"}`).
     pub robots_requests: u64,
@@ -79,7 +95,7 @@ impl World {
         Self::generate_with(seed, n, WorldOptions::default()).await
     }
 
-    /// Like [`World::generate`], with extra hazards mixed in.
+    /// Like [`World::generate`], with extra hazards and network conditions mixed in.
     pub async fn generate_with(
         seed: u64,
         n: usize,
@@ -89,14 +105,22 @@ impl World {
         let ca = TestCa::new();
         let mut zone = Zone::new();
         let mut sites = Vec::with_capacity(n);
+        let mut filtered = Vec::new();
         let mut expected = Vec::with_capacity(n);
         for spec in &plan.sites {
             let (site, exp) = spec.build(&plan, &ca, &mut zone);
-            sites.push(site);
+            match site {
+                Some(site) => sites.push(site),
+                None => filtered.push(spec.ip),
+            }
             expected.push(exp);
         }
-        let dns = DnsServer::start(zone).await?;
-        let web = WebServer::start(sites).await?;
+        let dns = DnsServer::start_with(zone, options.dns_server()).await?;
+        let web_options = WebOptions {
+            network: options.tcp_conditions(),
+            filtered,
+        };
+        let web = WebServer::start_with(sites, web_options).await?;
         Ok(Self {
             dns,
             web,
@@ -154,13 +178,77 @@ pub fn probe_flags(dns: SocketAddr, https_port: u16, http_port: u16, roots: &Pat
     ]
 }
 
-/// Hazards a world can mix in beyond the defaults.
+/// Hazards and network conditions a world can mix in beyond the defaults. The
+/// default is the plain world: no hazards, loopback speed, no loss. Build others with
+/// struct update syntax: `WorldOptions { dns_loss: 0.01, ..WorldOptions::default() }`.
+///
+/// Shares are probabilities per site (0.0–1.0; values outside are treated as 0 or 1)
+/// drawn from the world's seed, so the same seed and options give the same sites.
+/// Hazards change some sites' expectations; the network conditions (`tcp_*`, `dns_*`)
+/// never change what a correct probe emits.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct WorldOptions {
     /// Share of sites whose HTTPS port accepts connections and never answers, with
     /// nothing on the HTTP port: a correct probe gives up after `tls_timeout` with
     /// outcome `no_web` and DNS edges only.
     pub black_holes: f64,
+    /// Share of the other sites whose address is filtered: a TCP connect to its HTTPS
+    /// port and to its HTTP port never completes (no SYN-ACK, no RST; see
+    /// [`crate::netsim`]). A correct probe gives up on both with outcome `no_web`, DNS
+    /// edges only and the TLS error `timeout`. No site redirects to a filtered one.
+    pub filtered: f64,
+    /// Share of the HTTPS sites (valid, expired or self-signed certificate) moved onto
+    /// a few shared hosting addresses (127.254.0.1–4), skewed: about half of them on
+    /// the first address, a quarter on the second, an eighth on each of the last two.
+    /// The server picks the site by SNI and `Host`; the sites' RESOLVES_TO edges name
+    /// the shared address.
+    pub shared_ip_sites: f64,
+    /// Round trip every TCP exchange costs (see [`crate::netsim`]: the client sees
+    /// connect plus the first exchange cost two).
+    pub tcp_rtt: Duration,
+    /// Up to this much more per TCP exchange, drawn uniformly.
+    pub tcp_jitter: Duration,
+    /// Round trip every DNS answer costs.
+    pub dns_rtt: Duration,
+    /// Up to this much more per DNS answer, drawn uniformly.
+    pub dns_jitter: Duration,
+    /// Share of UDP DNS datagrams lost, each way: a query is dropped before the
+    /// server sees it with this probability, and an answer on its way back with the
+    /// same probability, so about `2 × dns_loss` of exchanges fail (as a path that
+    /// drops this share of all datagrams would). TCP answers are never lost.
+    pub dns_loss: f64,
+    /// Seed of the network draws (jitter, DNS loss), independent of the world's seed.
+    pub seed: u64,
+}
+
+impl WorldOptions {
+    /// The DNS server's options: these network conditions.
+    fn dns_server(&self) -> ServerOptions {
+        let loss = if self.dns_loss > 0.0 {
+            self.dns_loss.min(1.0)
+        } else {
+            0.0
+        };
+        ServerOptions {
+            network: NetworkConditions {
+                rtt: self.dns_rtt,
+                jitter: self.dns_jitter,
+                query_loss: loss,
+                answer_loss: loss,
+                seed: self.seed,
+            },
+            ..ServerOptions::default()
+        }
+    }
+
+    /// The web server's TCP conditions.
+    fn tcp_conditions(&self) -> TcpConditions {
+        TcpConditions {
+            rtt: self.tcp_rtt,
+            jitter: self.tcp_jitter,
+            seed: self.seed,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -172,6 +260,20 @@ enum Tls {
     None,
     /// Accepts and never answers; nothing on the HTTP port.
     BlackHole,
+    /// The address is filtered: connects to either port never complete.
+    Filtered,
+}
+
+impl Tls {
+    /// Whether a crawl of the site never reaches HTTP.
+    fn unreachable(self) -> bool {
+        matches!(self, Self::BlackHole | Self::Filtered)
+    }
+
+    /// Whether the HTTPS port serves a rustls certificate.
+    fn serves_certificate(self) -> bool {
+        matches!(self, Self::Valid | Self::Expired | Self::SelfSigned)
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -250,11 +352,34 @@ impl Plan {
                 }
             }
         }
+        if options.filtered > 0.0 {
+            let mut draws = StdRng::seed_from_u64(seed ^ FILTERED_SALT);
+            for site in &mut sites {
+                if site.tls != Tls::BlackHole && draws.random_bool(options.filtered.min(1.0)) {
+                    site.tls = Tls::Filtered;
+                    site.redirect = Redirect::None;
+                }
+            }
+        }
+        if options.shared_ip_sites > 0.0 {
+            let mut draws = StdRng::seed_from_u64(seed ^ SHARED_SALT);
+            for site in &mut sites {
+                if site.tls.serves_certificate()
+                    && draws.random_bool(options.shared_ip_sites.min(1.0))
+                {
+                    let mut slot = 0;
+                    while slot + 1 < SHARED_POOL && draws.random_bool(0.5) {
+                        slot += 1;
+                    }
+                    site.ip = Ipv4Addr::from(u32::from(SHARED_BASE) + slot);
+                }
+            }
+        }
         // Links and cross-apex redirects point at other sites, so draw them last.
         let hosts: Vec<(String, String, bool)> = sites
             .iter()
             .map(|s| {
-                let direct = s.redirect == Redirect::None && s.tls != Tls::BlackHole;
+                let direct = s.redirect == Redirect::None && !s.tls.unreachable();
                 (s.host.clone(), s.apex.clone(), direct)
             })
             .collect();
@@ -374,8 +499,14 @@ impl SiteSpec {
         }
     }
 
-    /// Adds this site's DNS data to `zone` and returns its web site and expectations.
-    fn build(&self, plan: &Plan, ca: &TestCa, zone: &mut Zone) -> (Site, ExpectedSite) {
+    /// Adds this site's DNS data to `zone` and returns its web site (none for a
+    /// filtered address) and expectations.
+    fn build(
+        &self,
+        plan: &Plan,
+        ca: &TestCa,
+        zone: &mut Zone,
+    ) -> (Option<NamedSite>, ExpectedSite) {
         let h = &self.host;
         let mut edges = BTreeSet::new();
         let mut edge = |kind: EdgeType, s: &str, t: &str| {
@@ -430,7 +561,7 @@ impl SiteSpec {
         // TLS.
         let names = [h.as_str(), self.apex.as_str()];
         let tls = match self.tls {
-            Tls::None => TlsMode::Off,
+            Tls::None | Tls::Filtered => TlsMode::Off,
             Tls::BlackHole => TlsMode::Hang,
             kind => {
                 let cert_kind = match kind {
@@ -473,13 +604,13 @@ impl SiteSpec {
             )),
             tls_error: match self.tls {
                 Tls::None => Some("connect_refused"),
-                Tls::BlackHole => Some("timeout"),
+                Tls::BlackHole | Tls::Filtered => Some("timeout"),
                 _ => None,
             },
-            robots_requests: u64::from(self.tls != Tls::BlackHole),
+            robots_requests: u64::from(!self.tls.unreachable()),
             root_requests: 0,
         };
-        if self.tls == Tls::BlackHole {
+        if self.tls.unreachable() {
             outcome = "no_web";
         } else if blocked {
             outcome = "robots_blocked";
@@ -540,10 +671,19 @@ impl SiteSpec {
         let site = Site {
             ip: self.ip,
             tls,
-            plain_http: self.tls != Tls::BlackHole,
+            plain_http: !self.tls.unreachable(),
             robots,
             routes,
         };
+        // The names a client may send as SNI or Host: the host, its apex and the
+        // apex's www (a same-apex redirect's target), once each.
+        let mut names = vec![h.clone()];
+        for name in [self.apex.clone(), format!("www.{}", self.apex)] {
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+        let site = (self.tls != Tls::Filtered).then_some(NamedSite { names, site });
         let exp = ExpectedSite {
             host: h.clone(),
             outcome,
@@ -631,5 +771,200 @@ impl SiteSpec {
         );
         let _ = self.index;
         p
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    /// A site's expectations with certificate hashes masked (every world draws fresh
+    /// keys, so only the presence of a USES_CERT edge is comparable across worlds).
+    fn comparable(site: &ExpectedSite) -> (&'static str, Vec<ExpectedEdge>, ExpectedMetrics) {
+        let edges = site
+            .edges
+            .iter()
+            .map(|(kind, s, t)| {
+                let t = if *kind == EdgeType::UsesCert {
+                    "<cert>".to_owned()
+                } else {
+                    t.clone()
+                };
+                (*kind, s.clone(), t)
+            })
+            .collect();
+        (site.outcome, edges, site.metrics.clone())
+    }
+
+    #[tokio::test]
+    async fn network_conditions_leave_every_expectation_alone() {
+        let plain = World::generate(0x51_0001, 120).await.unwrap();
+        let slow = World::generate_with(
+            0x51_0001,
+            120,
+            WorldOptions {
+                tcp_rtt: Duration::from_millis(100),
+                tcp_jitter: Duration::from_millis(10),
+                dns_rtt: Duration::from_millis(40),
+                dns_jitter: Duration::from_millis(5),
+                dns_loss: 0.01,
+                seed: 9,
+                ..WorldOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(plain.hosts(), slow.hosts());
+        for (a, b) in plain.sites.iter().zip(&slow.sites) {
+            assert_eq!(comparable(a), comparable(b), "{}", a.host);
+        }
+        assert_eq!(plain.expected_edges().len(), slow.expected_edges().len());
+        assert!(slow.web.filtered().is_empty());
+    }
+
+    #[tokio::test]
+    async fn filtered_sites_expect_dns_edges_only_and_change_no_one_else() {
+        let seed = 0x51_0002;
+        let plain = World::generate(seed, 150).await.unwrap();
+        let options = WorldOptions {
+            filtered: 0.1,
+            ..WorldOptions::default()
+        };
+        let world = World::generate_with(seed, 150, options).await.unwrap();
+        let holes = world.web.filtered();
+        let dns_only = [
+            EdgeType::ResolvesTo,
+            EdgeType::AliasOf,
+            EdgeType::UsesNs,
+            EdgeType::UsesMx,
+        ];
+        let mut filtered = 0;
+        let mut changed = 0;
+        for (before, site) in plain.sites.iter().zip(&world.sites) {
+            let v4: Vec<Ipv4Addr> = site
+                .edges
+                .iter()
+                .filter(|(kind, s, _)| *kind == EdgeType::ResolvesTo && *s == site.host)
+                .filter_map(|(_, _, t)| t.parse().ok())
+                .collect();
+            let ip = v4[0];
+            let is_hole = holes.contains(&SocketAddr::from((ip, world.web.https_port())));
+            if site.outcome == "no_web" && site.metrics.robots_requests == 0 && is_hole {
+                filtered += 1;
+                assert!(holes.contains(&SocketAddr::from((ip, world.web.http_port()))));
+                assert!(site.edges.iter().all(|(k, _, _)| dns_only.contains(k)));
+                assert_eq!(
+                    site.metrics,
+                    ExpectedMetrics {
+                        tls_error: Some("timeout"),
+                        ..ExpectedMetrics::default()
+                    }
+                );
+                continue;
+            }
+            assert!(
+                !is_hole,
+                "{} is served but its address is filtered",
+                site.host
+            );
+            if comparable(before) != comparable(site) {
+                // Only a cross-apex redirect whose target became filtered changes:
+                // it is dropped, and the page is served directly.
+                changed += 1;
+                assert_eq!(before.metrics.root_requests, 2, "{}", site.host);
+                assert_eq!(site.metrics.root_requests, 1, "{}", site.host);
+            }
+        }
+        assert_eq!(holes.len(), filtered * 2);
+        assert!(filtered >= 5, "only {filtered} filtered sites");
+        assert!(changed <= 5, "{changed} sites changed");
+    }
+
+    #[tokio::test]
+    async fn shared_addresses_are_skewed_and_serve_each_site_by_sni() {
+        let seed = 0x51_0003;
+        let plain = World::generate(seed, 150).await.unwrap();
+        let options = WorldOptions {
+            shared_ip_sites: 0.5,
+            ..WorldOptions::default()
+        };
+        let world = World::generate_with(seed, 150, options).await.unwrap();
+        // Sites per shared address, from the expected RESOLVES_TO edges.
+        let mut hosted: BTreeMap<Ipv4Addr, Vec<String>> = BTreeMap::new();
+        for (before, site) in plain.sites.iter().zip(&world.sites) {
+            let resolves = |s: &ExpectedSite| -> Ipv4Addr {
+                s.edges
+                    .iter()
+                    .find_map(|(k, src, t)| {
+                        (*k == EdgeType::ResolvesTo && *src == s.host)
+                            .then(|| t.parse().ok())
+                            .flatten()
+                    })
+                    .unwrap()
+            };
+            let ip = resolves(site);
+            if ip != resolves(before) {
+                assert_eq!(ip.octets()[..3], [127, 254, 0], "{}", site.host);
+                hosted.entry(ip).or_default().push(site.host.clone());
+                // Only the address changed.
+                let mask = |s: &ExpectedSite| {
+                    let mut c = comparable(s);
+                    c.1.retain(|(k, _, t)| {
+                        !(*k == EdgeType::ResolvesTo && t.parse::<Ipv4Addr>().is_ok())
+                    });
+                    c
+                };
+                assert_eq!(mask(before), mask(site));
+            }
+        }
+        let counts: Vec<usize> = hosted.values().map(Vec::len).collect();
+        assert!(counts.len() >= 2, "{counts:?}");
+        assert!(
+            counts[0] >= 10 && counts[0] == *counts.iter().max().unwrap(),
+            "{counts:?}"
+        );
+
+        // Every shared site with a valid certificate is served its own certificate
+        // by SNI (a verifying client accepts it for exactly that name) and its own
+        // page by Host.
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(world.ca.root_der()).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+        // The plan says which certificates are valid (the expectations do not).
+        let plan = Plan::new(seed, 150, options);
+        let mut verified = 0;
+        for (ip, hosts) in &hosted {
+            for host in hosts {
+                let spec = plan.sites.iter().find(|s| s.host == *host).unwrap();
+                if spec.tls != Tls::Valid {
+                    continue;
+                }
+                let tcp = tokio::net::TcpStream::connect((*ip, world.web.https_port()))
+                    .await
+                    .unwrap();
+                let name = rustls_pki_types::ServerName::try_from(host.clone()).unwrap();
+                let tls =
+                    tokio::time::timeout(Duration::from_secs(10), connector.connect(name, tcp))
+                        .await
+                        .expect("handshake in time");
+                assert!(tls.is_ok(), "{host} on {ip}: {:?}", tls.err());
+                verified += 1;
+            }
+        }
+        assert!(verified >= 10, "only {verified} shared sites verified");
+        let per_address: Vec<usize> = hosted
+            .keys()
+            .map(|ip| world.web.peak_open_connections(*ip))
+            .collect();
+        assert!(per_address.iter().all(|&p| p >= 1), "{per_address:?}");
     }
 }

@@ -769,6 +769,8 @@ mod tests {
                 requests: 2 * sites as u64,
                 cpu_s: 6.0,
                 peak_rss_kib: 400 * 1024,
+                dns_lost_queries: 0,
+                dns_lost_answers: 0,
             },
             xtask_cpu_s: 0.1,
             machine_cpu_s: 12.1,
@@ -803,6 +805,8 @@ mod tests {
                 fd_limit: 65_536,
                 open_fds: 20_000,
                 generate_s: 4.0,
+                conditions: super::super::world::Conditions::default(),
+                filtered_sites: 0,
             },
             run,
             ceiling: Ceiling {

@@ -71,18 +71,16 @@ impl Network {
         *self != Self::default()
     }
 
-    /// `world-serve` flags for this network (none for the zero-delay world).
-    pub(super) fn world_args(&self) -> Vec<String> {
-        if !self.is_slow() {
-            return Vec::new();
+    /// The world's conditions for this network.
+    pub(super) fn conditions(&self) -> world::Conditions {
+        world::Conditions {
+            rtt: self.rtt,
+            jitter: self.jitter,
+            dns_rtt: self.dns_rtt,
+            dns_loss: self.dns_loss,
+            blackhole: self.blackhole,
+            ..world::Conditions::default()
         }
-        vec![
-            format!("--rtt={}ms", self.rtt.as_millis()),
-            format!("--jitter={}ms", self.jitter.as_millis()),
-            format!("--dns-rtt={}ms", self.dns_rtt.as_millis()),
-            format!("--dns-loss={}", self.dns_loss),
-            format!("--blackhole={}", self.blackhole),
-        ]
     }
 
     /// One line for the report.
@@ -227,9 +225,9 @@ async fn sweep_world(plan: &Plan<'_>, network: &Network) -> Result<Vec<LiveRun>>
         pinning,
         sites,
         seed,
+        &network.conditions(),
         dir.path(),
         ready_limit,
-        &network.world_args(),
     )
     .await?;
     eprintln!(

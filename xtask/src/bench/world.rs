@@ -1,7 +1,8 @@
 //! The world as a separate process: `xtask world-serve` and the handle that drives it.
 //!
-//! `xtask world-serve --sites N --seed S --dir D` generates `World::generate(S, N)`,
-//! writes `D/domains.txt` (the names to crawl), `D/ca.pem` (the roots to trust) and
+//! `xtask world-serve --sites N --seed S --dir D [conditions]` generates
+//! `World::generate_with(S, N, options)`, writes `D/domains.txt` (the names to crawl),
+//! `D/ca.pem` (the roots to trust) and
 //! `D/https_sites.txt` (`host ip` of every site that completes a TLS handshake), prints
 //! one [`Hello`] JSON line on stdout and then answers commands read from stdin, one
 //! per line: `stats` answers one [`WorldStats`] JSON line. EOF on stdin ends it.
@@ -9,6 +10,14 @@
 //!
 //! Running the world in its own process lets it be pinned to its own core and its
 //! CPU and memory be measured apart from the probe's.
+//!
+//! The optional conditions ([`Conditions`]) make it a slow, lossy, partly filtered
+//! internet: `--rtt 100ms` (every TCP exchange), `--jitter 10ms`, `--dns-rtt 40ms`,
+//! `--dns-jitter 5ms`, `--dns-loss 1%` (of UDP datagrams, each way), `--blackhole 2%`
+//! (sites whose address never completes a connect, on either port) and
+//! `--shared-ips 20%` (HTTPS sites moved onto a few skewed shared addresses).
+//! Durations take `us`, `ms` or `s`; shares take `%` or a fraction (`0.01`). The
+//! network draws are seeded by `--seed` too.
 
 use std::fmt::Write as _;
 use std::io::{BufRead, Write};
@@ -19,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use spyder_model::EdgeType;
-use spyder_testkit::world::World;
+use spyder_testkit::world::{World, WorldOptions};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, ChildStdout};
 
@@ -60,6 +69,153 @@ pub(super) struct Hello {
     pub(super) open_fds: u64,
     /// Seconds spent generating and starting the world.
     pub(super) generate_s: f64,
+    /// The network conditions the world was started with.
+    #[serde(default)]
+    pub(super) conditions: Conditions,
+    /// Sites whose address is filtered (`--blackhole`): they end `no_web`.
+    #[serde(default)]
+    pub(super) filtered_sites: usize,
+}
+
+/// The internet conditions between the world and its clients (all zero by default:
+/// loopback speed, no loss, no filtered addresses).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub(super) struct Conditions {
+    /// Round trip of every TCP exchange (`--rtt`), in seconds in JSON.
+    #[serde(with = "seconds")]
+    pub(super) rtt: Duration,
+    /// Up to this much more per TCP exchange (`--jitter`).
+    #[serde(with = "seconds")]
+    pub(super) jitter: Duration,
+    /// Round trip of every DNS answer (`--dns-rtt`).
+    #[serde(with = "seconds")]
+    pub(super) dns_rtt: Duration,
+    /// Up to this much more per DNS answer (`--dns-jitter`).
+    #[serde(with = "seconds")]
+    pub(super) dns_jitter: Duration,
+    /// Share of UDP DNS datagrams lost, each way (`--dns-loss`).
+    pub(super) dns_loss: f64,
+    /// Share of sites whose address never completes a connect (`--blackhole`).
+    pub(super) blackhole: f64,
+    /// Share of HTTPS sites on shared, skewed addresses (`--shared-ips`).
+    pub(super) shared_ips: f64,
+}
+
+impl Conditions {
+    /// Takes `flag value` if it is one of the conditions' flags; `Ok(false)` if not.
+    fn take(&mut self, flag: &str, value: &str) -> Result<bool> {
+        let duration = |v: &str| parse_duration(v).map_err(|e| format!("{flag} {v}: {e}"));
+        let share = |v: &str| parse_share(v).map_err(|e| format!("{flag} {v}: {e}"));
+        match flag {
+            "--rtt" => self.rtt = duration(value)?,
+            "--jitter" => self.jitter = duration(value)?,
+            "--dns-rtt" => self.dns_rtt = duration(value)?,
+            "--dns-jitter" => self.dns_jitter = duration(value)?,
+            "--dns-loss" => self.dns_loss = share(value)?,
+            "--blackhole" => self.blackhole = share(value)?,
+            "--shared-ips" => self.shared_ips = share(value)?,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// The `world-serve` arguments that reproduce these conditions (none for zero).
+    pub(super) fn args(&self) -> Vec<String> {
+        let mut args = Vec::new();
+        let durations = [
+            ("--rtt", self.rtt),
+            ("--jitter", self.jitter),
+            ("--dns-rtt", self.dns_rtt),
+            ("--dns-jitter", self.dns_jitter),
+        ];
+        for (flag, value) in durations {
+            if !value.is_zero() {
+                args.extend([flag.to_owned(), format!("{}us", value.as_micros())]);
+            }
+        }
+        let shares = [
+            ("--dns-loss", self.dns_loss),
+            ("--blackhole", self.blackhole),
+            ("--shared-ips", self.shared_ips),
+        ];
+        for (flag, value) in shares {
+            if value > 0.0 {
+                args.extend([flag.to_owned(), value.to_string()]);
+            }
+        }
+        args
+    }
+
+    /// The world's options for these conditions, network draws seeded by `seed`.
+    pub(super) fn world_options(&self, seed: u64) -> WorldOptions {
+        WorldOptions {
+            filtered: self.blackhole,
+            shared_ip_sites: self.shared_ips,
+            tcp_rtt: self.rtt,
+            tcp_jitter: self.jitter,
+            dns_rtt: self.dns_rtt,
+            dns_jitter: self.dns_jitter,
+            dns_loss: self.dns_loss,
+            seed,
+            ..WorldOptions::default()
+        }
+    }
+}
+
+/// `100ms`, `1s`, `1.5s`, `250us`, or `0`.
+fn parse_duration(text: &str) -> Result<Duration> {
+    let text = text.trim();
+    if text == "0" {
+        return Ok(Duration::ZERO);
+    }
+    let (number, scale) = if let Some(n) = text.strip_suffix("us") {
+        (n, 1e-6)
+    } else if let Some(n) = text.strip_suffix("ms") {
+        (n, 1e-3)
+    } else if let Some(n) = text.strip_suffix('s') {
+        (n, 1.0)
+    } else {
+        return Err("needs a unit: us, ms or s".into());
+    };
+    let value: f64 = number
+        .trim()
+        .parse()
+        .map_err(|e| format!("not a number: {e}"))?;
+    Duration::try_from_secs_f64(value * scale).map_err(|e| format!("not a duration: {e}"))
+}
+
+/// `1%` or `0.01`, within 0–1.
+fn parse_share(text: &str) -> Result<f64> {
+    let text = text.trim();
+    let (number, scale) = match text.strip_suffix('%') {
+        Some(n) => (n.trim(), 0.01),
+        None => (text, 1.0),
+    };
+    let value = number
+        .parse::<f64>()
+        .map_err(|e| format!("not a number: {e}"))?
+        * scale;
+    if (0.0..=1.0).contains(&value) {
+        Ok(value)
+    } else {
+        Err("must be between 0 and 100 %".into())
+    }
+}
+
+/// A [`Duration`] as seconds (a JSON number).
+mod seconds {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let secs = f64::deserialize(d)?;
+        Duration::try_from_secs_f64(secs).map_err(serde::de::Error::custom)
+    }
 }
 
 /// The answer to `stats`: the world's counters and the process's own costs so far.
@@ -73,6 +229,12 @@ pub(super) struct WorldStats {
     pub(super) handshakes: u64,
     /// HTTP requests received (both ports).
     pub(super) requests: u64,
+    /// UDP DNS queries the network lost before the server saw them (`--dns-loss`).
+    #[serde(default)]
+    pub(super) dns_lost_queries: u64,
+    /// UDP DNS answers the network lost on their way back.
+    #[serde(default)]
+    pub(super) dns_lost_answers: u64,
     /// `utime + stime` of the world process.
     pub(super) cpu_s: f64,
     /// `VmHWM` of the world process.
@@ -96,6 +258,12 @@ impl WorldStats {
             dns_tcp: self.dns_tcp.saturating_sub(before.dns_tcp),
             handshakes: self.handshakes.saturating_sub(before.handshakes),
             requests: self.requests.saturating_sub(before.requests),
+            dns_lost_queries: self
+                .dns_lost_queries
+                .saturating_sub(before.dns_lost_queries),
+            dns_lost_answers: self
+                .dns_lost_answers
+                .saturating_sub(before.dns_lost_answers),
             cpu_s: (self.cpu_s - before.cpu_s).max(0.0),
             peak_rss_kib: self.peak_rss_kib,
         }
@@ -106,19 +274,24 @@ impl WorldStats {
 // The server side: `xtask world-serve`.
 
 /// What `world-serve` is asked for.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 struct ServeOptions {
     sites: usize,
     seed: u64,
     dir: PathBuf,
+    conditions: Conditions,
 }
 
 impl ServeOptions {
     fn parse(args: &[String]) -> Result<Self> {
         let (mut sites, mut seed, mut dir) = (None, None, None);
+        let mut conditions = Conditions::default();
         let mut args = args.iter();
         while let Some(flag) = args.next() {
             let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
+            if conditions.take(flag, value)? {
+                continue;
+            }
             match flag.as_str() {
                 "--sites" => {
                     sites = Some(value.parse().map_err(|e| format!("--sites {value}: {e}"))?);
@@ -134,11 +307,12 @@ impl ServeOptions {
             sites: sites.ok_or("--sites is required")?,
             seed: seed.ok_or("--seed is required")?,
             dir: dir.ok_or("--dir is required")?,
+            conditions,
         })
     }
 }
 
-/// Entry point of the hidden `xtask world-serve --sites N --seed S --dir D`.
+/// Entry point of the hidden `xtask world-serve --sites N --seed S --dir D [conditions]`.
 pub fn world_serve(args: &[String]) -> ExitCode {
     match ServeOptions::parse(args).and_then(serve) {
         Ok(()) => ExitCode::SUCCESS,
@@ -150,15 +324,23 @@ pub fn world_serve(args: &[String]) -> ExitCode {
 }
 
 fn serve(options: ServeOptions) -> Result<()> {
-    let fd_limit = raise_fd_limit(2 * options.sites as u64 + FD_MARGIN);
+    // Two listeners per site; a filtered site holds two more sockets (the fillers of
+    // its holes), counted here with a margin for the draw.
+    let filtered_bound = (options.sites as f64 * options.conditions.blackhole * 1.2).ceil();
+    let fd_limit = raise_fd_limit(2 * options.sites as u64 + 2 * filtered_bound as u64 + FD_MARGIN);
     let runtime = tokio::runtime::Runtime::new().map_err(|e| format!("tokio runtime: {e}"))?;
     eprintln!(
-        "xtask world-serve: generating a world of {} sites (seed {:#x})",
-        options.sites, options.seed
+        "xtask world-serve: generating a world of {} sites (seed {:#x}, conditions {:?})",
+        options.sites, options.seed, options.conditions
     );
     let started = Instant::now();
+    let world_options = options.conditions.world_options(options.seed);
     let world = runtime
-        .block_on(World::generate(options.seed, options.sites))
+        .block_on(World::generate_with(
+            options.seed,
+            options.sites,
+            world_options,
+        ))
         .map_err(|e| format!("cannot start the world: {e}"))?;
     let generate_s = started.elapsed().as_secs_f64();
     eprintln!(
@@ -177,6 +359,9 @@ fn serve(options: ServeOptions) -> Result<()> {
         fd_limit,
         open_fds: open_fds(),
         generate_s,
+        conditions: options.conditions,
+        // Each filtered address holds two holes.
+        filtered_sites: world.web.filtered().len() / 2,
     };
     answer(&hello)?;
     // The runtime's workers serve the world; this thread only reads commands.
@@ -215,6 +400,8 @@ fn stats(world: &World) -> Result<WorldStats> {
         dns_tcp: world.dns.tcp_query_count(),
         handshakes: world.web.handshakes(),
         requests: world.web.requests().len() as u64,
+        dns_lost_queries: world.dns.lost_queries(),
+        dns_lost_answers: world.dns.lost_answers(),
         cpu_s,
         peak_rss_kib,
     })
@@ -337,17 +524,18 @@ impl WorldProcess {
         dir: &Path,
         ready_limit: Duration,
     ) -> Result<(Self, Hello)> {
-        Self::start_with(pinning, sites, seed, dir, ready_limit, &[]).await
+        let conditions = Conditions::default();
+        Self::start_with(pinning, sites, seed, &conditions, dir, ready_limit).await
     }
 
-    /// [`WorldProcess::start`] with more `world-serve` flags (network conditions).
+    /// Like [`WorldProcess::start`], with the world behind `conditions`.
     pub(super) async fn start_with(
         pinning: &Pinning,
         sites: usize,
         seed: u64,
+        conditions: &Conditions,
         dir: &Path,
         ready_limit: Duration,
-        extra: &[String],
     ) -> Result<(Self, Hello)> {
         let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
         let mut child = pinning
@@ -355,9 +543,9 @@ impl WorldProcess {
             .arg("world-serve")
             .args(["--sites", &sites.to_string()])
             .args(["--seed", &seed.to_string()])
+            .args(conditions.args())
             .arg("--dir")
             .arg(dir)
-            .args(extra)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -473,6 +661,7 @@ mod tests {
                 sites: 10,
                 seed: 7,
                 dir: PathBuf::from("/tmp/w"),
+                conditions: Conditions::default(),
             })
         );
         assert!(ServeOptions::parse(&args(&["--sites", "10", "--dir", "/tmp/w"])).is_err());
@@ -481,6 +670,91 @@ mod tests {
             ServeOptions::parse(&args(&["--sites", "x", "--seed", "1", "--dir", "d"])).is_err()
         );
         assert!(ServeOptions::parse(&args(&["--what", "1"])).is_err());
+    }
+
+    #[test]
+    fn serve_options_take_the_network_conditions() {
+        let parsed = ServeOptions::parse(&args(&[
+            "--sites",
+            "10",
+            "--seed",
+            "7",
+            "--dir",
+            "/tmp/w",
+            "--rtt",
+            "100ms",
+            "--jitter",
+            "10ms",
+            "--dns-rtt",
+            "0.04s",
+            "--dns-jitter",
+            "500us",
+            "--dns-loss",
+            "1%",
+            "--blackhole",
+            "0.02",
+            "--shared-ips",
+            "20 %",
+        ]))
+        .expect("parses");
+        let want = Conditions {
+            rtt: Duration::from_millis(100),
+            jitter: Duration::from_millis(10),
+            dns_rtt: Duration::from_millis(40),
+            dns_jitter: Duration::from_micros(500),
+            dns_loss: 0.01,
+            blackhole: 0.02,
+            shared_ips: 0.2,
+        };
+        assert_eq!(parsed.conditions, want);
+        let options = want.world_options(7);
+        assert_eq!(
+            (
+                options.tcp_rtt,
+                options.dns_rtt,
+                options.filtered,
+                options.seed
+            ),
+            (want.rtt, want.dns_rtt, 0.02, 7)
+        );
+        assert_eq!(options.black_holes, 0.0);
+        // The arguments a client passes reproduce the conditions exactly.
+        let mut again = vec!["--sites", "1", "--seed", "1", "--dir", "d"]
+            .into_iter()
+            .map(str::to_owned)
+            .collect::<Vec<_>>();
+        again.extend(want.args());
+        assert_eq!(
+            ServeOptions::parse(&again).expect("parses").conditions,
+            want
+        );
+        assert!(Conditions::default().args().is_empty());
+        for bad in [
+            ["--rtt", "100"],
+            ["--rtt", "fast"],
+            ["--rtt", "-1s"],
+            ["--dns-loss", "101%"],
+            ["--blackhole", "-0.1"],
+            ["--dns-loss", "x%"],
+        ] {
+            let mut list = vec!["--sites", "1", "--seed", "1", "--dir", "d"];
+            list.extend(bad);
+            assert!(ServeOptions::parse(&args(&list)).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn durations_and_shares_parse() {
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        assert_eq!(parse_duration("1s"), Ok(Duration::from_secs(1)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("250us"), Ok(Duration::from_micros(250)));
+        assert!(parse_duration("ms").is_err());
+        assert_eq!(parse_share("1%"), Ok(0.01));
+        assert_eq!(parse_share("0.01"), Ok(0.01));
+        assert_eq!(parse_share("100%"), Ok(1.0));
+        assert!(parse_share("1.5").is_err());
+        assert!(parse_share("NaN").is_err());
     }
 
     #[test]
@@ -504,6 +778,8 @@ mod tests {
             dns_tcp: 10,
             handshakes: 5,
             requests: 12,
+            dns_lost_queries: 1,
+            dns_lost_answers: 2,
             cpu_s: 1.5,
             peak_rss_kib: 1_000,
         };
@@ -513,6 +789,8 @@ mod tests {
             dns_tcp: 20,
             handshakes: 8,
             requests: 20,
+            dns_lost_queries: 4,
+            dns_lost_answers: 2,
             cpu_s: 2.0,
             peak_rss_kib: 1_200,
         };
@@ -522,6 +800,7 @@ mod tests {
             (60, 50, 10)
         );
         assert_eq!((delta.handshakes, delta.requests), (3, 8));
+        assert_eq!((delta.dns_lost_queries, delta.dns_lost_answers), (3, 0));
         assert!((delta.cpu_s - 0.5).abs() < 1e-9);
         assert_eq!(delta.peak_rss_kib, 1_200);
     }
@@ -538,9 +817,16 @@ mod tests {
             fd_limit: 20_000,
             open_fds: 19_500,
             generate_s: 0.5,
+            conditions: Conditions {
+                rtt: Duration::from_millis(100),
+                dns_loss: 0.01,
+                ..Conditions::default()
+            },
+            filtered_sites: 2,
         };
         let line = serde_json::to_string(&hello).expect("serialises");
         assert!(line.contains(r#""dns":"127.0.0.1:5353""#), "{line}");
+        assert!(line.contains(r#""rtt":0.1"#), "{line}");
         assert_eq!(serde_json::from_str::<Hello>(&line).expect("parses"), hello);
         assert_eq!(hello.connection_room(), 500);
         let stats = WorldStats {
