@@ -247,6 +247,13 @@ static KEYS: &[KeySpec] = &[
         "per-host token bucket depth",
     ),
     KeySpec::new(
+        "crawling.max_conns_per_ip",
+        Immediate,
+        int(0, 65_536),
+        "32",
+        "connections open at once to one IP address, all workers together (0 = no cap)",
+    ),
+    KeySpec::new(
         "crawling.max_domains",
         Immediate,
         int(0, 1_000_000_000_000),

@@ -57,6 +57,9 @@ pub struct ProbeSettings {
     pub rate_per_host: f64,
     /// Token bucket depth per host.
     pub rate_burst: u32,
+    /// Connections open at once to one IP address, across all workers (0 = no cap).
+    /// Waiting for a slot counts against `task_timeout`, not `tls_timeout`.
+    pub max_conns_per_ip: usize,
     /// Whole-task deadline, waits included.
     pub task_timeout: Duration,
     /// DNS phase deadline.
@@ -90,6 +93,7 @@ impl Default for ProbeSettings {
             exclude_tlds: vec!["gov".into(), "mil".into(), "int".into()],
             rate_per_host: 1.0,
             rate_burst: 2,
+            max_conns_per_ip: 32,
             task_timeout: Duration::from_secs(30),
             dns_timeout: Duration::from_secs(10),
             tls_timeout: Duration::from_secs(8),

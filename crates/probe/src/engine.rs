@@ -13,7 +13,7 @@ use spyder_model::{
 use crate::dns::{self, DnsClient, ResolveStatus};
 use crate::fetch::{Web, WebFindings};
 use crate::policy;
-use crate::politeness::HostLimiter;
+use crate::politeness::{AddressLimiter, HostLimiter};
 use crate::robots::RobotsCache;
 use crate::tls::{TlsConnector, TlsSetupError};
 use crate::{CrawlReport, Outcome, PhaseTimings, ProbeConfig, ProbeSettings};
@@ -34,8 +34,8 @@ pub enum BuildError {
 }
 
 /// The probe engine. Share one behind an `Arc` and call [`Probe::crawl`] from as many
-/// tasks as you like: DNS sockets, the DNS and robots caches and the per-host
-/// politeness buckets are shared by all of them.
+/// tasks as you like: DNS sockets, the DNS and robots caches, the per-host
+/// politeness buckets and the per-address connection slots are shared by all of them.
 #[derive(Debug)]
 pub struct Probe {
     probe_id: String,
@@ -44,6 +44,7 @@ pub struct Probe {
     dns: DnsClient,
     tls: TlsConnector,
     limiter: HostLimiter,
+    addresses: AddressLimiter,
     robots: RobotsCache,
 }
 
@@ -55,6 +56,7 @@ impl Probe {
             dns: DnsClient::new(config.dns_sockets, config.dns_cache_size)?,
             tls: TlsConnector::new(&config.tls_roots)?,
             limiter: HostLimiter::new(LIMITER_HOSTS),
+            addresses: AddressLimiter::new(),
             robots: RobotsCache::new(ROBOTS_CACHE_HOSTS, ROBOTS_CACHE_TTL),
             settings: ArcSwap::from_pointee(config.settings),
             probe_id: config.probe_id,
@@ -222,6 +224,7 @@ impl Task {
             dns: &probe.dns,
             tls: &probe.tls,
             limiter: &probe.limiter,
+            addresses: &probe.addresses,
             robots: &probe.robots,
         };
         web.run(&host, &permitted, &mut self.found, &mut self.timings)

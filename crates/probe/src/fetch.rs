@@ -4,19 +4,30 @@
 //! another host are resolved by our own DNS client, checked against the private-target
 //! policy and reached on a new connection with SNI and `Host` set to the new host.
 //! Every request takes a token from the target host's bucket first.
+//!
+//! Every connection holds a slot of its address ([`AddressLimiter`],
+//! `crawling.max_conns_per_ip`) from before its connect until its socket is closed. A
+//! task holds one connection at a time: it closes the one it has before opening
+//! another, so it never holds a slot while waiting for one (no two tasks can wait on
+//! each other's addresses).
 
+use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use spyder_model::{HostName, NameKind, NodeCert};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
 use url::Url;
 
 use crate::dns::{self, DnsClient};
 use crate::http::{self, HttpSession, ResponseHead};
 use crate::links;
 use crate::policy;
-use crate::politeness::HostLimiter;
+use crate::politeness::{AddressLimiter, AddressSlot, HostLimiter};
 use crate::robots::{ROBOTS_MAX_BYTES, RobotsCache, RobotsRules};
 use crate::tls::{TlsConnectError, TlsConnector};
 use crate::{PhaseTimings, ProbeSettings};
@@ -36,6 +47,7 @@ pub(crate) struct Web<'a> {
     pub dns: &'a DnsClient,
     pub tls: &'a TlsConnector,
     pub limiter: &'a HostLimiter,
+    pub addresses: &'a AddressLimiter,
     pub robots: &'a RobotsCache,
 }
 
@@ -87,6 +99,59 @@ struct Conn {
     session: HttpSession,
 }
 
+/// The crawled host's own origin and the address that answered on it.
+struct Home {
+    origin: Origin,
+    ip: IpAddr,
+}
+
+/// A TCP stream with its address's connection slot: the slot goes back only once the
+/// stream is dropped, that is once the socket is closed (fields drop in order).
+struct SlottedStream {
+    tcp: TcpStream,
+    _slot: AddressSlot,
+}
+
+impl AsyncRead for SlottedStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().tcp).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for SlottedStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().tcp).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().tcp).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().tcp).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().tcp).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.tcp.is_write_vectored()
+    }
+}
+
 impl Web<'_> {
     /// Runs steps 6–10 for `host`, whose permitted `addresses` were already checked.
     pub async fn run(
@@ -97,15 +162,20 @@ impl Web<'_> {
         timings: &mut PhaseTimings,
     ) {
         let started = Instant::now();
-        let Some(mut conn) = self.connect_first(host, addresses, found).await else {
+        let Some(conn) = self.connect_first(host, addresses, found).await else {
             timings.connect = Some(started.elapsed());
             return;
         };
         timings.connect = Some(started.elapsed());
         found.connected = true;
+        let home = Home {
+            origin: conn.origin.clone(),
+            ip: conn.addr.ip(),
+        };
+        let mut link = Some(conn);
 
         let started = Instant::now();
-        let rules = self.robots_rules(&mut conn).await;
+        let rules = self.robots_rules(&mut link, &home).await;
         timings.robots = Some(started.elapsed());
         if !rules.allows("/") {
             found.robots_blocked = true;
@@ -114,7 +184,7 @@ impl Web<'_> {
         }
 
         let started = Instant::now();
-        self.root_page(host, conn, found).await;
+        self.root_page(host, &mut link, &home, found).await;
         timings.root = Some(started.elapsed());
     }
 
@@ -122,6 +192,7 @@ impl Web<'_> {
     /// `http_fallback`, plain TCP to `http_port`. The TLS attempts share one
     /// `tls_timeout`; after a timeout (a filtered host) the fallback gets at most
     /// [`FILTERED_FALLBACK_BUDGET`], so such a host costs `tls_timeout` + 1 s in all.
+    /// Time spent waiting for an address slot is not charged to either budget.
     async fn connect_first(
         &self,
         host: &HostName,
@@ -134,14 +205,14 @@ impl Web<'_> {
             scheme: Scheme::Https,
             port: s.https_port,
         };
-        let tls_budget = Budget::new(s.tls_timeout);
+        let mut tls_budget = Budget::new(s.tls_timeout);
         let mut timed_out = false;
         for &ip in addresses.iter().take(MAX_ADDRESSES_TRIED) {
-            let Some(left) = tls_budget.left() else {
+            if tls_budget.left().is_none() {
                 timed_out = true;
                 break;
-            };
-            match self.open(&tls_origin, ip, left).await {
+            }
+            match self.open(&tls_origin, ip, &mut tls_budget).await {
                 Ok((conn, cert)) => {
                     found.cert = cert;
                     return Some(conn);
@@ -160,14 +231,14 @@ impl Web<'_> {
             port: s.http_port,
             ..tls_origin
         };
-        let plain_budget = Budget::new(if timed_out {
+        let mut plain_budget = Budget::new(if timed_out {
             FILTERED_FALLBACK_BUDGET.min(s.tls_timeout)
         } else {
             s.tls_timeout
         });
         for &ip in addresses.iter().take(MAX_ADDRESSES_TRIED) {
-            let left = plain_budget.left()?;
-            match self.open(&plain_origin, ip, left).await {
+            plain_budget.left()?;
+            match self.open(&plain_origin, ip, &mut plain_budget).await {
                 Ok((conn, _)) => return Some(conn),
                 Err(e) => tracing::debug!(%host, %ip, error = %e, "http connection failed"),
             }
@@ -175,24 +246,38 @@ impl Web<'_> {
         None
     }
 
-    /// Opens one connection to `origin` at `ip`: TCP connect plus, for https, the TLS
-    /// handshake, both within `budget`. The TLS attempt is timed and its failures
-    /// counted by [`TlsConnector::connect`], which also enforces the deadline.
+    /// Opens one connection to `origin` at `ip`: first a slot of `ip`
+    /// (`max_conns_per_ip`; the wait is bounded by the task deadline and not charged
+    /// to `budget`), then TCP connect plus, for https, the TLS handshake, both within
+    /// what is left of `budget`. The TLS attempt is timed and its failures counted by
+    /// [`TlsConnector::connect_wrapped`], which also enforces the deadline.
     async fn open(
         &self,
         origin: &Origin,
         ip: IpAddr,
-        budget: Duration,
+        budget: &mut Budget,
     ) -> Result<(Conn, Option<NodeCert>), ConnectError> {
         let addr = SocketAddr::new(ip, origin.port);
+        let waiting = Instant::now();
+        let slot = self
+            .addresses
+            .acquire(ip, self.settings.max_conns_per_ip)
+            .await;
+        budget.pause(waiting.elapsed());
+        let left = budget.left().unwrap_or(Duration::ZERO);
         // Starting HTTP/1.1 on an open stream does no I/O: no deadline needed for it.
         let (session, cert) = match origin.scheme {
             Scheme::Http => {
-                let tcp = http::dial(addr, budget).await?;
-                (HttpSession::handshake(tcp).await?, None)
+                let tcp = http::dial(addr, left).await?;
+                let stream = SlottedStream { tcp, _slot: slot };
+                (HttpSession::handshake(stream).await?, None)
             }
             Scheme::Https => {
-                let (tls, cert) = self.tls.connect(addr, &origin.host, budget).await?;
+                let wrap = |tcp| SlottedStream { tcp, _slot: slot };
+                let (tls, cert) = self
+                    .tls
+                    .connect_wrapped(addr, &origin.host, left, wrap)
+                    .await?;
                 (HttpSession::handshake(tls).await?, cert)
             }
         };
@@ -206,27 +291,32 @@ impl Web<'_> {
         ))
     }
 
-    /// Reconnects to the same origin and address (the server closed the connection).
-    async fn reopen(&self, conn: &Conn) -> Option<Conn> {
-        self.open(&conn.origin, conn.addr.ip(), self.settings.tls_timeout)
-            .await
-            .ok()
-            .map(|(c, _)| c)
+    /// Closes the connection in `link` and opens a new one to the same origin and
+    /// address (the server closed it). The old one goes first, so its slot is free.
+    async fn reopen(&self, link: &mut Option<Conn>) -> Option<()> {
+        let old = link.take()?;
+        let (origin, ip) = (old.origin, old.addr.ip());
+        drop(old.session);
+        let mut budget = Budget::new(self.settings.tls_timeout);
+        let (conn, _) = self.open(&origin, ip, &mut budget).await.ok()?;
+        *link = Some(conn);
+        Some(())
     }
 
-    /// One GET on `conn`, reconnecting once if the server had closed it. Takes a token
-    /// from the origin host's bucket just before the request is written, so connection
-    /// setup never eats into the spacing the server sees.
+    /// One GET on the connection in `link`, reconnecting once if the server had
+    /// closed it. Takes a token from the origin host's bucket just before the request
+    /// is written, so connection setup never eats into the spacing the server sees.
     async fn get(
         &self,
-        conn: &mut Conn,
+        link: &mut Option<Conn>,
         path: &str,
         kind: &'static str,
     ) -> Result<ResponseHead, http::HttpError> {
         let s = self.settings;
-        if !conn.session.is_usable() {
-            *conn = self.reopen(conn).await.ok_or(http::HttpError::Closed)?;
+        if !link.as_ref().is_some_and(|c| c.session.is_usable()) {
+            self.reopen(link).await.ok_or(http::HttpError::Closed)?;
         }
+        let conn = link.as_mut().ok_or(http::HttpError::Closed)?;
         self.limiter
             .acquire(conn.origin.host.as_str(), s.rate_per_host, s.rate_burst)
             .await;
@@ -237,9 +327,9 @@ impl Web<'_> {
             .get(&host_header, path, &s.user_agent, s.http_timeout)
             .await;
         if matches!(result, Err(http::HttpError::Closed))
-            && let Some(fresh) = self.reopen(conn).await
+            && self.reopen(link).await.is_some()
+            && let Some(conn) = link.as_mut()
         {
-            *conn = fresh;
             result = conn
                 .session
                 .get(&host_header, path, &s.user_agent, s.http_timeout)
@@ -262,28 +352,29 @@ impl Web<'_> {
         }
     }
 
-    /// Step 7: robots.txt from the cache or over `conn` (following up to five
+    /// Step 7: robots.txt from the cache or over the connection (following up to five
     /// redirects). 2xx parses, 4xx allows all, 5xx and failures disallow all.
-    async fn robots_rules(&self, conn: &mut Conn) -> Arc<RobotsRules> {
-        let host = conn.origin.host.clone();
+    async fn robots_rules(&self, link: &mut Option<Conn>, home: &Home) -> Arc<RobotsRules> {
+        let host = home.origin.host.clone();
         if let Some(rules) = self.robots.get(host.as_str()) {
             return rules;
         }
-        let rules = Arc::new(self.fetch_robots(conn).await);
+        let rules = Arc::new(self.fetch_robots(link, home).await);
         self.robots.insert(host.as_str(), Arc::clone(&rules));
         rules
     }
 
-    async fn fetch_robots(&self, conn: &mut Conn) -> RobotsRules {
+    async fn fetch_robots(&self, link: &mut Option<Conn>, home: &Home) -> RobotsRules {
         let s = self.settings;
-        let mut url = match self.url_of(&conn.origin, "/robots.txt") {
+        let mut url = match self.url_of(&home.origin, "/robots.txt") {
             Some(u) => u,
             None => return RobotsRules::unreachable(),
         };
-        let mut detour: Option<Conn> = None;
         for _ in 0..=ROBOTS_MAX_REDIRECTS {
-            let target = detour.as_mut().unwrap_or(conn);
-            let head = match self.get(target, &path_of(&url), "robots").await {
+            if self.connection_for(link, home, &url).await.is_none() {
+                return RobotsRules::unreachable();
+            }
+            let head = match self.get(link, &path_of(&url), "robots").await {
                 Ok(h) => h,
                 Err(_) => return RobotsRules::unreachable(),
             };
@@ -294,10 +385,7 @@ impl Web<'_> {
                 let Some(next) = next.filter(|u| matches!(u.scheme(), "http" | "https")) else {
                     return RobotsRules::unreachable();
                 };
-                match self.connection_for(conn, &mut detour, &next).await {
-                    Some(()) => url = next,
-                    None => return RobotsRules::unreachable(),
-                }
+                url = next;
                 continue;
             }
             if !(200..300).contains(&status) {
@@ -314,16 +402,24 @@ impl Web<'_> {
     }
 
     /// Steps 9–10: `GET /` with redirects, then links from a 2xx HTML page.
-    async fn root_page(&self, host: &HostName, mut conn: Conn, found: &mut WebFindings) {
+    async fn root_page(
+        &self,
+        host: &HostName,
+        link: &mut Option<Conn>,
+        home: &Home,
+        found: &mut WebFindings,
+    ) {
         let s = self.settings;
-        let Some(mut url) = self.url_of(&conn.origin, "/") else {
+        let Some(mut url) = self.url_of(&home.origin, "/") else {
             return;
         };
-        let mut detour: Option<Conn> = None;
         let mut hops = 0;
         loop {
-            let target = detour.as_mut().unwrap_or(&mut conn);
-            let head = match self.get(target, &path_of(&url), "root").await {
+            // A robots.txt redirect may have left the connection on another origin.
+            if self.connection_for(link, home, &url).await.is_none() {
+                return;
+            }
+            let head = match self.get(link, &path_of(&url), "root").await {
                 Ok(h) => h,
                 Err(e) => {
                     tracing::debug!(%host, %url, error = %e, "root request failed");
@@ -347,10 +443,7 @@ impl Web<'_> {
                     return;
                 }
                 hops += 1;
-                match self.connection_for(&conn, &mut detour, &next).await {
-                    Some(()) => url = next,
-                    None => return,
-                }
+                url = next;
                 continue;
             }
             if !(200..300).contains(&head.status) || !is_html(head.content_type.as_deref()) {
@@ -373,32 +466,31 @@ impl Web<'_> {
         }
     }
 
-    /// Makes `detour` a connection able to serve `next`: keeps the current one when the
-    /// origin is unchanged, else resolves, checks and connects to the new origin.
-    async fn connection_for(
-        &self,
-        home: &Conn,
-        detour: &mut Option<Conn>,
-        next: &Url,
-    ) -> Option<()> {
+    /// Makes `link` a connection able to serve `next`: keeps it when the origin is
+    /// unchanged; else closes it first (one connection per task, so no slot is held
+    /// while waiting for another), then connects to the home origin at the address
+    /// that answered, or to another origin after resolving and checking it.
+    async fn connection_for(&self, link: &mut Option<Conn>, home: &Home, next: &Url) -> Option<()> {
         let origin = self.origin_of(next)?;
-        let current = detour.as_ref().unwrap_or(home);
-        if current.origin == origin {
+        if link.as_ref().is_some_and(|c| c.origin == origin) {
             return Some(());
         }
-        if origin == home.origin {
-            *detour = None;
-            return Some(());
-        }
-        if !redirect_port_allowed(origin.port, self.settings) {
-            metrics::counter!("spyder_redirects_refused_total", "reason" => "port").increment(1);
-            tracing::debug!(url = %next, port = origin.port, "redirect to a refused port not followed");
-            return None;
-        }
-        let addresses = self.permitted_addresses(&origin.host).await;
+        let addresses = if origin == home.origin {
+            vec![home.ip]
+        } else {
+            if !redirect_port_allowed(origin.port, self.settings) {
+                metrics::counter!("spyder_redirects_refused_total", "reason" => "port")
+                    .increment(1);
+                tracing::debug!(url = %next, port = origin.port, "redirect to a refused port not followed");
+                return None;
+            }
+            self.permitted_addresses(&origin.host).await
+        };
+        *link = None;
         for ip in addresses.into_iter().take(MAX_ADDRESSES_TRIED) {
-            if let Ok((conn, _)) = self.open(&origin, ip, self.settings.tls_timeout).await {
-                *detour = Some(conn);
+            let mut budget = Budget::new(self.settings.tls_timeout);
+            if let Ok((conn, _)) = self.open(&origin, ip, &mut budget).await {
+                *link = Some(conn);
                 return Some(());
             }
         }
@@ -473,7 +565,8 @@ impl ConnectError {
     }
 }
 
-/// A time budget shared by several attempts.
+/// A time budget shared by several attempts; waits that are not the network's (for
+/// an address slot) push its deadline back.
 struct Budget {
     deadline: Option<Instant>,
 }
@@ -494,6 +587,11 @@ impl Budget {
             }
             None => Some(Duration::MAX),
         }
+    }
+
+    /// Moves the deadline `waited` later: that time was not spent on the network.
+    fn pause(&mut self, waited: Duration) {
+        self.deadline = self.deadline.and_then(|d| d.checked_add(waited));
     }
 }
 

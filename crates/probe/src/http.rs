@@ -67,7 +67,38 @@ pub enum HttpError {
 
 /// Opens a TCP connection to `addr` within `timeout`, with a small receive buffer
 /// (so a stopped reader is not flooded, B-11) and `TCP_NODELAY`.
+///
+/// Running out of descriptors, ephemeral ports or socket buffers is not an answer
+/// from `addr`: such a try waits a short backoff and is made again, for as long as
+/// the caller lets it (its task deadline), each wait counted in
+/// `spyder_resource_waits_total` ([`crate::resources`]). `timeout` bounds each try.
 pub async fn dial(addr: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
+    dial_timed(addr, timeout).await.0
+}
+
+/// [`dial`], also giving when its last try began: a deadline that follows the
+/// connect runs from there, so waits for machine resources do not eat into it.
+pub(crate) async fn dial_timed(
+    addr: SocketAddr,
+    timeout: Duration,
+) -> (io::Result<TcpStream>, tokio::time::Instant) {
+    let mut waits = 0u32;
+    loop {
+        let started = tokio::time::Instant::now();
+        match dial_once(addr, timeout).await {
+            Err(e) => match crate::resources::exhausted(&e) {
+                Some(resource) => {
+                    crate::resources::wait_for_resource(resource, waits).await;
+                    waits = waits.saturating_add(1);
+                }
+                None => return (Err(e), started),
+            },
+            ok => return (ok, started),
+        }
+    }
+}
+
+async fn dial_once(addr: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
     let socket = match addr {
         SocketAddr::V4(_) => TcpSocket::new_v4()?,
         SocketAddr::V6(_) => TcpSocket::new_v6()?,

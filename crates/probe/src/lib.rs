@@ -34,6 +34,7 @@ pub mod http;
 pub mod links;
 pub mod policy;
 pub mod politeness;
+pub mod resources;
 pub mod robots;
 pub mod tls;
 

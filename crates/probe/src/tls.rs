@@ -274,7 +274,9 @@ impl TlsConnector {
     /// This is the attempt the metrics describe: its wall time, TCP connect included,
     /// is recorded in `spyder_tls_handshake_duration_seconds` however it ends, and a
     /// failure counts once in `spyder_tls_errors_total{reason}` (a timed-out attempt as
-    /// `timeout`, so filtered hosts are counted) and is logged at debug level.
+    /// `timeout`, so filtered hosts are counted) and is logged at debug level. Waits
+    /// for descriptors or ports before the connect ([`crate::http::dial`]) are
+    /// neither timed nor charged to `budget`.
     pub async fn connect(
         &self,
         addr: SocketAddr,
@@ -282,18 +284,39 @@ impl TlsConnector {
         budget: Duration,
     ) -> Result<(tokio_rustls::client::TlsStream<TcpStream>, Option<NodeCert>), TlsConnectError>
     {
-        let started = tokio::time::Instant::now();
-        let attempt = async {
-            let tcp = crate::http::dial(addr, budget)
-                .await
-                .map_err(|e| TlsConnectError::from_connect(e, budget))?;
-            Ok(self.handshake(tcp, host).await?)
+        self.connect_wrapped(addr, host, budget, |tcp| tcp).await
+    }
+
+    /// [`Self::connect`], with the TCP stream passed through `wrap` before the
+    /// handshake: the wrapper lives (and is dropped) with the connection, as the
+    /// probe's per-address connection slot does.
+    pub async fn connect_wrapped<S, W>(
+        &self,
+        addr: SocketAddr,
+        host: &HostName,
+        budget: Duration,
+        wrap: W,
+    ) -> Result<(tokio_rustls::client::TlsStream<S>, Option<NodeCert>), TlsConnectError>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+        W: FnOnce(TcpStream) -> S,
+    {
+        let (dialed, started) = crate::http::dial_timed(addr, budget).await;
+        let result = match dialed {
+            Err(e) => Err(TlsConnectError::from_connect(e, budget)),
+            Ok(tcp) => {
+                // The deadline is checked here, not by the caller, so that an attempt
+                // cut short is still timed and counted.
+                let handshake = self.handshake(wrap(tcp), host);
+                match started.checked_add(budget) {
+                    Some(deadline) => match tokio::time::timeout_at(deadline, handshake).await {
+                        Ok(done) => done.map_err(TlsConnectError::from),
+                        Err(_) => Err(TlsConnectError::Timeout(budget)),
+                    },
+                    None => handshake.await.map_err(TlsConnectError::from),
+                }
+            }
         };
-        // The deadline is checked here, not by the caller, so that an attempt cut
-        // short is still timed and counted.
-        let result = tokio::time::timeout(budget, attempt)
-            .await
-            .unwrap_or(Err(TlsConnectError::Timeout(budget)));
         metrics::histogram!("spyder_tls_handshake_duration_seconds")
             .record(started.elapsed().as_secs_f64());
         if let Err(err) = &result {
