@@ -119,6 +119,16 @@ pub const METRICS: &[MetricSpec] = &[
         "TLS connection attempts (TCP connect plus handshake) that failed, by reason (timeout, connect_refused, connect_error, or the handshake's).",
     ),
     counter(
+        "spyder_conn_waits_total",
+        &[],
+        "Connections that waited for a slot of their IP address (crawling.max_conns_per_ip); each waiting connect counts once.",
+    ),
+    counter(
+        "spyder_resource_waits_total",
+        &["resource"],
+        "Connect tries that found a machine resource exhausted and waited to try again, by resource (fd: EMFILE/ENFILE, port: EADDRNOTAVAIL, buffer: ENOBUFS/ENOMEM).",
+    ),
+    counter(
         "spyder_redirects_refused_total",
         &["reason"],
         "Redirects not followed, by reason (port: a bad port, or one crawling.redirect_ports does not allow).",
