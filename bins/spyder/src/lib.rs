@@ -72,6 +72,14 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     for warning in &loaded.warnings {
         tracing::warn!("{warning}");
     }
+    // Before anything opens a descriptor (SPEC §2.4 / issue 11): a default soft limit of
+    // 1,024 must not cap a crawl of thousands of tasks.
+    let descriptors = spyder_probe::resources::raise_descriptor_limit();
+    spyder_probe::resources::log_descriptor_limit(
+        &descriptors,
+        config.crawling.concurrency as usize,
+        config.dns.sockets as usize,
+    );
 
     // A panic inside a task is caught, and logged once with its host by the run loop
     // (outcome `internal`); the default hook would print it a second time, unstructured.

@@ -906,6 +906,11 @@ fn subscribe(shared: &Arc<Shared>, options: &Options) {
         {
             let target = change.new.crawling.concurrency as usize;
             tracing::info!(concurrency = target, "worker pool resized");
+            spyder_probe::resources::warn_if_short(
+                &spyder_probe::resources::descriptor_limit(),
+                target,
+                change.new.dns.sockets as usize,
+            );
             if let WorkQueue::Redis(q) = &shared.queue {
                 q.set_capacity(target + EXTRA_HELD_LEASES);
             }

@@ -19,8 +19,9 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(10);
 /// Longest single wait between two tries.
 const MAX_BACKOFF: Duration = Duration::from_millis(250);
 
-/// Descriptors one crawl task may hold at once: its connection, plus a second one
-/// while a redirect to another origin (or a reconnect) opens before the first closes.
+/// Descriptors one crawl task may hold at once: its one connection, plus a second
+/// for the moment a closed connection's socket outlives the opening of the next one,
+/// or for a DNS answer too large for UDP that is fetched over TCP.
 pub const DESCRIPTORS_PER_TASK: u64 = 2;
 /// Descriptors the rest of the process holds whatever the concurrency: standard
 /// streams, the runtime's epoll and wake-up descriptors, the ops listener and its
@@ -146,6 +147,51 @@ pub fn raise_descriptor_limit() -> DescriptorLimit {
         }
     }
     unchanged
+}
+
+/// The process's descriptor limit now, unchanged (`raised_from` is `None`).
+pub fn descriptor_limit() -> DescriptorLimit {
+    let now = getrlimit(RlimitResource::Nofile);
+    DescriptorLimit {
+        soft: now.current,
+        hard: now.maximum,
+        raised_from: None,
+    }
+}
+
+/// Logs the limit in force once at info level, then [`warn_if_short`].
+pub fn log_descriptor_limit(limit: &DescriptorLimit, concurrency: usize, dns_sockets: usize) {
+    tracing::info!(
+        soft = %shown(limit.soft),
+        hard = %shown(limit.hard),
+        raised_from = %limit.raised_from.map_or_else(|| "-".to_owned(), |v| v.to_string()),
+        "descriptor limit (RLIMIT_NOFILE)"
+    );
+    warn_if_short(limit, concurrency, dns_sockets);
+}
+
+/// Warns, and returns true, when `limit` cannot hold what `concurrency` tasks may
+/// need ([`descriptors_needed`]). Such a run still completes: tasks short of a
+/// descriptor wait for one (counted in `spyder_resource_waits_total{resource="fd"}`).
+pub fn warn_if_short(limit: &DescriptorLimit, concurrency: usize, dns_sockets: usize) -> bool {
+    let needed = descriptors_needed(concurrency, dns_sockets);
+    if limit.holds(needed) {
+        return false;
+    }
+    tracing::warn!(
+        soft = %shown(limit.soft),
+        hard = %shown(limit.hard),
+        needed,
+        concurrency,
+        "the descriptor limit cannot hold crawling.concurrency tasks (estimate: {DESCRIPTORS_PER_TASK} per task, \
+         the DNS sockets and {DESCRIPTORS_BASE} for the rest); tasks will wait for descriptors: \
+         raise the hard limit (ulimit -Hn, systemd LimitNOFILE=) or lower crawling.concurrency"
+    );
+    true
+}
+
+fn shown(limit: Option<u64>) -> String {
+    limit.map_or_else(|| "unlimited".to_owned(), |v| v.to_string())
 }
 
 /// Descriptors a probe of `concurrency` tasks and `dns_sockets` DNS sockets may hold
