@@ -1068,3 +1068,100 @@ async fn links_resolve_against_the_final_url_not_the_first() {
         ])
     );
 }
+
+#[tokio::test]
+async fn a_redirect_to_another_origin_on_the_same_address_needs_no_second_slot() {
+    // max_conns_per_ip = 1 and every hop on one address: a task that kept its first
+    // connection while opening the next would wait for itself until its deadline.
+    let ca = TestCa::new();
+    let mut zone = Zone::new();
+    zone.a("one.example", ip(45)).a("www.one.example", ip(45));
+    let names = ["one.example", "www.one.example"];
+    let hop = |to: &str| Reply::Redirect {
+        status: 302,
+        location: to.into(),
+    };
+    let s = site(
+        &ca,
+        ip(45),
+        &names,
+        CertKind::Valid,
+        hop("https://www.one.example/home"),
+    )
+    .with_route("/home", hop("http://one.example/plain"))
+    .with_route(
+        "/plain",
+        Reply::Html(r#"<a href="https://far.net/">f</a>"#.into()),
+    );
+    let w = start(zone, vec![s], ca).await;
+    let settings = ProbeSettings {
+        max_conns_per_ip: 1,
+        task_timeout: Duration::from_secs(8),
+        ..w.settings()
+    };
+    let probe = w.probe_with(settings).await;
+    let r = bounded(probe.crawl("one.example")).await;
+    assert_eq!(r.outcome, Outcome::Complete, "{r:?}");
+    assert_eq!(
+        edges(&r, EdgeType::LinksTo),
+        BTreeSet::from([pair("one.example", "far.net")])
+    );
+    let paths: Vec<String> = w.web.requests().iter().map(|q| q.path.clone()).collect();
+    assert_eq!(paths, ["/robots.txt", "/", "/home", "/plain"]);
+}
+
+#[tokio::test]
+async fn a_slow_redirect_loop_ends_by_the_task_deadline_with_partial_records() {
+    // Issue 11 item 3: two hosts redirecting to each other, each hop slow, with room
+    // for 20 hops: the task deadline ends it, and what was seen before is kept.
+    let ca = TestCa::new();
+    let mut zone = Zone::new();
+    zone.a("ping.example", ip(46)).a("pong.org", ip(47));
+    let slow_hop = |to: &str| {
+        Reply::Slow(
+            Duration::from_millis(400),
+            Box::new(Reply::Redirect {
+                status: 302,
+                location: to.into(),
+            }),
+        )
+    };
+    let ping = https(
+        &ca,
+        ip(46),
+        &["ping.example"],
+        slow_hop("https://pong.org/"),
+    );
+    let pong = https(
+        &ca,
+        ip(47),
+        &["pong.org"],
+        slow_hop("https://ping.example/"),
+    );
+    let w = start(zone, vec![ping, pong], ca).await;
+    let settings = ProbeSettings {
+        max_redirects: 20,
+        task_timeout: Duration::from_secs(2),
+        ..w.settings()
+    };
+    let probe = w.probe_with(settings).await;
+    let started = Instant::now();
+    let r = bounded(probe.crawl("ping.example")).await;
+    assert_eq!(r.outcome, Outcome::Timeout, "{r:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "bounded by task_timeout"
+    );
+    assert_eq!(
+        edges(&r, EdgeType::ResolvesTo),
+        BTreeSet::from([pair("ping.example", &ip(46).to_string())])
+    );
+    assert_eq!(edges(&r, EdgeType::UsesCert).len(), 1, "the cert is kept");
+    assert_eq!(
+        edges(&r, EdgeType::LinksTo),
+        BTreeSet::from([pair("ping.example", "pong.org")]),
+        "the redirect seen before the deadline is kept"
+    );
+    let hops = w.web.requests().iter().filter(|q| q.path == "/").count();
+    assert!((1..21).contains(&hops), "{hops} hops before the deadline");
+}
