@@ -583,6 +583,7 @@ async fn p7_every_name_resolves_under_load() {
     let opts = ServerOptions {
         max_concurrent: Some(100),
         delay: Some(Duration::from_millis(5)),
+        ..ServerOptions::default()
     };
     let server = DnsServer::start_with(zone, opts)
         .await
