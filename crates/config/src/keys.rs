@@ -402,7 +402,7 @@ static KEYS: &[KeySpec] = &[
         "dns.max_inflight",
         Immediate,
         int(1, 65_536),
-        "256",
+        "1024",
         "open DNS queries per server",
     ),
     KeySpec::new(

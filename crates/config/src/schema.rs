@@ -348,7 +348,7 @@ impl Config {
                 servers: dns_servers,
                 query_timeout: Duration::from_secs(2),
                 retries: 2,
-                max_inflight: 256,
+                max_inflight: 1024,
                 sockets: 4,
                 cache_size: 10_000,
             },

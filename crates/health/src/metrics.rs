@@ -210,6 +210,16 @@ pub const METRICS: &[MetricSpec] = &[
         "Wall time of the DNS phase of one task (one observation per task).",
     ),
     histogram(
+        "spyder_dns_queue_wait_seconds",
+        &[],
+        "Time one DNS query waited for a free slot (the server's dns.max_inflight) before it was sent; one observation per try.",
+    ),
+    histogram(
+        "spyder_dns_query_duration_seconds",
+        &[],
+        "Network time of one answered DNS try (UDP, or TCP after truncation): send to matching reply.",
+    ),
+    histogram(
         "spyder_tls_handshake_duration_seconds",
         &[],
         "Wall time of one TLS connection attempt, TCP connect plus handshake, failed and timed-out ones included.",
@@ -273,6 +283,12 @@ pub fn install_metrics() -> Result<MetricsHandle, HealthError> {
             Matcher::Suffix("_duration_seconds".to_owned()),
             DURATION_BUCKETS,
         )
+        .and_then(|b| {
+            b.set_buckets_for_metric(
+                Matcher::Full("spyder_dns_queue_wait_seconds".to_owned()),
+                DURATION_BUCKETS,
+            )
+        })
         .map_err(|e| HealthError::MetricsInstall(e.to_string()))?;
     let handle = builder
         .install_recorder()

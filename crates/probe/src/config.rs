@@ -40,7 +40,7 @@ impl Default for DnsSettings {
             servers: crate::dns::system_servers(),
             query_timeout: Duration::from_secs(2),
             retries: 2,
-            max_inflight: 256,
+            max_inflight: 1024,
         }
     }
 }

@@ -54,8 +54,18 @@ pub const MAX_SOCKETS: usize = 64;
 /// Most retries honoured, whatever the settings say.
 pub const MAX_RETRIES: u32 = 10;
 
-/// Shortest interval at which a lookup queued for a server checks its callers.
-const MIN_QUEUE_CHECK: Duration = Duration::from_millis(50);
+/// Interval at which a lookup queued for a server checks whether its callers are
+/// still waiting (its place in the queue is kept meanwhile).
+const QUEUE_CHECK: Duration = Duration::from_secs(1);
+/// Shortest per-try timeout the adaptive estimate may give (SPEC §3.7).
+const MIN_TRY_TIMEOUT: Duration = Duration::from_millis(50);
+/// Per-try timeout before a server has answered anything (RFC 6298's initial RTO),
+/// capped by `query_timeout`.
+const INITIAL_TRY_TIMEOUT: Duration = Duration::from_secs(1);
+/// Time a query waited for a free slot (SPEC §3.7, §3.13).
+pub const QUEUE_WAIT_METRIC: &str = "spyder_dns_queue_wait_seconds";
+/// Network time of one answered UDP or TCP try.
+pub const QUERY_DURATION_METRIC: &str = "spyder_dns_query_duration_seconds";
 
 const RESOLV_CONF: &str = "/etc/resolv.conf";
 const DNS_PORT: u16 = 53;
@@ -176,7 +186,52 @@ struct Inner {
     flights: Mutex<Flights>,
     next_flight: AtomicU64,
     limits: Mutex<HashMap<SocketAddr, (usize, Arc<Semaphore>)>>,
+    /// Round-trip estimates per server, for the per-try timeout.
+    rtt: Mutex<HashMap<SocketAddr, RttEstimate>>,
     dropped: Arc<DropCounter>,
+}
+
+/// A server's smoothed round trip and its variation, as TCP keeps them (RFC 6298).
+/// Every try has its own query ID, so a reply always belongs to one try and every
+/// answered try is a clean sample (Karn's problem does not arise).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct RttEstimate {
+    /// Smoothed round trip, seconds (`None` before the first sample).
+    srtt: Option<f64>,
+    /// Round-trip variation, seconds.
+    rttvar: f64,
+}
+
+impl RttEstimate {
+    /// Folds in one measured round trip.
+    pub fn sample(&mut self, rtt: Duration) {
+        let r = rtt.as_secs_f64();
+        match self.srtt {
+            None => {
+                self.srtt = Some(r);
+                self.rttvar = r / 2.0;
+            }
+            Some(srtt) => {
+                self.rttvar = 0.75 * self.rttvar + 0.25 * (srtt - r).abs();
+                self.srtt = Some(0.875 * srtt + 0.125 * r);
+            }
+        }
+    }
+
+    /// The timeout of a try after `timeouts` tries of this lookup timed out: smoothed
+    /// RTT + 4 × variation, doubled per timeout (as TCP backs off its RTO), clamped to
+    /// [50 ms, `max`]; before any sample, 1 s (clamped the same way).
+    pub fn try_timeout(&self, timeouts: u32, max: Duration) -> Duration {
+        let base = match self.srtt {
+            None => INITIAL_TRY_TIMEOUT,
+            Some(srtt) => {
+                Duration::try_from_secs_f64(srtt + 4.0 * self.rttvar).unwrap_or(INITIAL_TRY_TIMEOUT)
+            }
+        };
+        let backed_off = base.saturating_mul(1u32 << timeouts.min(16));
+        let floor = MIN_TRY_TIMEOUT.min(max);
+        backed_off.clamp(floor, max.max(floor))
+    }
 }
 
 /// The probe's DNS client. Cheap to share behind an `Arc`; all methods take `&self`.
@@ -207,6 +262,7 @@ impl DnsClient {
                 flights: Mutex::default(),
                 next_flight: AtomicU64::new(0),
                 limits: Mutex::default(),
+                rtt: Mutex::default(),
                 dropped,
             }),
         })
@@ -311,6 +367,13 @@ impl Drop for Flight {
 }
 
 impl Inner {
+    /// Folds one answered UDP try into `server`'s estimate and the network-time
+    /// histogram.
+    fn observe_rtt(&self, server: SocketAddr, rtt: Duration) {
+        metrics::histogram!(QUERY_DURATION_METRIC).record(rtt.as_secs_f64());
+        lock(&self.rtt).entry(server).or_default().sample(rtt);
+    }
+
     /// The semaphore bounding open queries to `server`.
     fn limit(&self, server: SocketAddr, max_inflight: usize) -> Arc<Semaphore> {
         let max = max_inflight.max(1);
@@ -361,23 +424,67 @@ impl Inner {
         let question = Question::new(name.as_str(), rtype)?;
         let tries = s.retries.min(MAX_RETRIES) as usize + 1;
         let mut last = DnsError::Timeout;
+        let mut timeouts: HashMap<SocketAddr, u32> = HashMap::new();
         for attempt in 0..tries {
             let server = s.servers[attempt % s.servers.len()];
             let limit = self.limit(server, s.max_inflight);
+            if self.abandoned(key, id) {
+                return Err(DnsError::Cancelled);
+            }
+            let queued = std::time::Instant::now();
+            // One acquire for the whole wait, so the query keeps its place in the
+            // server's FIFO queue while it checks its callers now and then.
+            let acquire = limit.acquire_owned();
+            tokio::pin!(acquire);
+            let mut check =
+                tokio::time::interval_at(tokio::time::Instant::now() + QUEUE_CHECK, QUEUE_CHECK);
             let _permit = loop {
-                if self.abandoned(key, id) {
-                    return Err(DnsError::Cancelled);
-                }
-                let wait = Arc::clone(&limit).acquire_owned();
-                match tokio::time::timeout(s.query_timeout.max(MIN_QUEUE_CHECK), wait).await {
-                    Ok(Ok(permit)) => break permit,
-                    Ok(Err(_)) => return Err(DnsError::Cancelled),
-                    Err(_) => continue, // still queued: check the callers again
+                tokio::select! {
+                    biased;
+                    permit = &mut acquire => match permit {
+                        Ok(permit) => break permit,
+                        Err(_) => return Err(DnsError::Cancelled),
+                    },
+                    _ = check.tick() => {
+                        if self.abandoned(key, id) {
+                            return Err(DnsError::Cancelled);
+                        }
+                    }
                 }
             };
-            let reply = match self.transport.udp(server, &question, s.query_timeout).await {
+            metrics::histogram!(QUEUE_WAIT_METRIC).record(queued.elapsed().as_secs_f64());
+            let server_timeouts = timeouts.get(&server).copied().unwrap_or(0);
+            // The last try waits the whole query_timeout: the adaptive tries recover
+            // lost datagrams quickly, and a server slowed by load still gets the
+            // patience the settings give it before the lookup fails.
+            let try_timeout = if attempt + 1 == tries {
+                s.query_timeout
+            } else {
+                lock(&self.rtt)
+                    .get(&server)
+                    .copied()
+                    .unwrap_or_default()
+                    .try_timeout(server_timeouts, s.query_timeout)
+            };
+            let sent = std::time::Instant::now();
+            let reply = match self.transport.udp(server, &question, try_timeout).await {
                 Ok(msg) if msg.metadata.truncation => {
-                    self.transport.tcp(server, &question, s.query_timeout).await
+                    self.observe_rtt(server, sent.elapsed());
+                    let sent = std::time::Instant::now();
+                    let reply = self.transport.tcp(server, &question, s.query_timeout).await;
+                    if reply.is_ok() {
+                        metrics::histogram!(QUERY_DURATION_METRIC)
+                            .record(sent.elapsed().as_secs_f64());
+                    }
+                    reply
+                }
+                Ok(msg) => {
+                    self.observe_rtt(server, sent.elapsed());
+                    Ok(msg)
+                }
+                Err(DnsError::Timeout) => {
+                    *timeouts.entry(server).or_default() += 1;
+                    Err(DnsError::Timeout)
                 }
                 other => other,
             };
@@ -493,6 +600,42 @@ options ndots:2\n";
         assert_eq!(r.addresses, vec![IpAddr::from([192, 0, 2, 1])]);
         assert_eq!(r.aliases.len(), 1);
         assert!(fuzz_reply(b"\x00").is_none());
+    }
+
+    #[test]
+    fn the_try_timeout_follows_the_measured_round_trip() {
+        let max = Duration::from_secs(2);
+        let mut rtt = RttEstimate::default();
+        assert_eq!(rtt.try_timeout(0, max), Duration::from_secs(1));
+        assert_eq!(
+            rtt.try_timeout(0, Duration::from_millis(300)),
+            Duration::from_millis(300)
+        );
+        for _ in 0..50 {
+            rtt.sample(Duration::from_millis(40));
+        }
+        // A steady 40 ms server: the variation decays, the timeout nears 40 ms and
+        // never goes below the 50 ms floor.
+        let t = rtt.try_timeout(0, max);
+        assert!(
+            t >= Duration::from_millis(50) && t < Duration::from_millis(60),
+            "{t:?}"
+        );
+        // Each timed-out try doubles it, up to query_timeout.
+        assert!(rtt.try_timeout(1, max) >= Duration::from_millis(80));
+        assert_eq!(rtt.try_timeout(10, max), max);
+        assert_eq!(rtt.try_timeout(u32::MAX, max), max);
+        // A jittery server gets room for its variation.
+        let mut jittery = RttEstimate::default();
+        for i in 0..50u64 {
+            jittery.sample(Duration::from_millis(if i % 2 == 0 { 20 } else { 200 }));
+        }
+        assert!(jittery.try_timeout(0, max) > Duration::from_millis(300));
+        // A query_timeout under the floor wins.
+        assert_eq!(
+            rtt.try_timeout(0, Duration::from_millis(10)),
+            Duration::from_millis(10)
+        );
     }
 
     #[test]

@@ -24,6 +24,10 @@ use super::{DnsError, lock};
 pub(crate) const EDNS_PAYLOAD: u16 = 1232;
 /// Receive buffer: the largest datagram, so oversized replies are read whole.
 const RECV_BUFFER: usize = 65_535;
+/// Kernel buffers asked for on every UDP socket (capped by `net.core.rmem_max` and
+/// `wmem_max`): a burst of thousands of replies must wait in the socket, not be
+/// dropped before the receive task reads it.
+const SOCKET_BUFFER: usize = 4 << 20;
 /// Attempts at drawing an ID not already pending for a server on one socket.
 const ID_DRAWS: usize = 64;
 
@@ -183,6 +187,17 @@ async fn receive(socket: Arc<UdpSocket>, pending: Arc<PendingMap>, dropped: Arc<
     }
 }
 
+/// Asks for [`SOCKET_BUFFER`] each way; a kernel that gives less still works.
+fn grow_buffers<S: std::os::fd::AsFd>(socket: &S) {
+    let sock = socket2::SockRef::from(socket);
+    if let Err(e) = sock.set_recv_buffer_size(SOCKET_BUFFER) {
+        tracing::debug!(error = %e, "dns: cannot grow the receive buffer");
+    }
+    if let Err(e) = sock.set_send_buffer_size(SOCKET_BUFFER) {
+        tracing::debug!(error = %e, "dns: cannot grow the send buffer");
+    }
+}
+
 /// The client's sockets.
 pub(crate) struct Transport {
     v4: Vec<Mux>,
@@ -212,6 +227,7 @@ impl Transport {
             .map(|_| {
                 let s = std::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))?;
                 s.set_nonblocking(true)?;
+                grow_buffers(&s);
                 Ok(Mux::new(UdpSocket::from_std(s)?, Arc::clone(&dropped)))
             })
             .collect::<io::Result<Vec<_>>>()?;
@@ -234,6 +250,7 @@ impl Transport {
                     let mut v = Vec::with_capacity(self.sockets);
                     for _ in 0..self.sockets {
                         let s = UdpSocket::bind((Ipv6Addr::UNSPECIFIED, 0)).await?;
+                        grow_buffers(&s);
                         v.push(Mux::new(s, Arc::clone(&self.dropped)));
                     }
                     Ok::<_, io::Error>(v)
