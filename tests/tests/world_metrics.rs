@@ -2,7 +2,7 @@
 //! asserted by value against what the world says a correct probe does and what its
 //! servers saw: one DNS observation per task, one TLS observation per attempt (refused
 //! and timed-out ones included, with their reasons), one HTTP observation per request
-//! by kind, robots.txt blocks, and no dropped DNS replies.
+//! by kind, robots.txt blocks, and DNS replies dropped only as late answers.
 //!
 //! The recorder is the one `/metrics` renders (`spyder_health::install_metrics`); there
 //! is one per process, so this file holds one test.
@@ -74,9 +74,17 @@ async fn a_world_crawl_is_counted_exactly_in_the_probe_metrics() {
         tasks,
         "one DNS phase per task"
     );
-    // No reply dropped in a clean world; the counter is the client's own count.
-    assert_eq!(probe.dns().dropped_replies(), 0);
-    assert_eq!(count("spyder_dns_dropped_replies_total", &[]), 0);
+    // In a clean world a reply is dropped only as the late answer of a try that timed
+    // out (a loaded machine can stall a reply past the 50 ms floor of the adaptive
+    // timeout); the counters are the client's own counts.
+    let dropped = probe.dns().dropped_replies();
+    let try_timeouts = probe.dns().try_timeouts();
+    assert!(
+        dropped <= try_timeouts,
+        "{dropped} replies dropped, {try_timeouts} tries timed out"
+    );
+    assert_eq!(count("spyder_dns_dropped_replies_total", &[]), dropped);
+    assert_eq!(count("spyder_dns_try_timeouts_total", &[]), try_timeouts);
 
     // TLS: handshakes as the server counted them, errors by reason, and one timing per
     // attempt, failed ones included.

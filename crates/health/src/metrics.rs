@@ -139,6 +139,11 @@ pub const METRICS: &[MetricSpec] = &[
         "DNS replies dropped because they matched no outstanding query.",
     ),
     counter(
+        "spyder_dns_try_timeouts_total",
+        &[],
+        "UDP DNS tries with no reply within their adaptive timeout (retried unless it was the lookup's last; the try keeps listening).",
+    ),
+    counter(
         "spyder_queue_requeued_total",
         &[],
         "Queue items whose lease expired and that were put back on the queue.",

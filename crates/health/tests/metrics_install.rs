@@ -19,7 +19,7 @@ async fn install_describe_and_serve_metrics() {
     let names: BTreeSet<&str> = METRICS.iter().map(|m| m.name).collect();
     assert_eq!(names.len(), METRICS.len());
     // SPEC §2.8 and §3.13 (24), plus spyder_redirects_refused_total (issue 10).
-    assert_eq!(METRICS.len(), 30);
+    assert_eq!(METRICS.len(), 31);
     for metric in METRICS {
         assert!(metric.name.starts_with("spyder_"), "{}", metric.name);
         match metric.kind {

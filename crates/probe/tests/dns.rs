@@ -505,6 +505,52 @@ async fn p3_late_replies_are_dropped() {
     assert_eq!(a_addresses(&fast), vec![v4(2)]);
 }
 
+/// A try that timed out keeps listening: when its reply arrives after the retry went
+/// out (a slow answer, the retry's datagram lost), that reply ends the lookup. Before,
+/// the reply was dropped as late and the lookup failed waiting for the lost retry.
+#[tokio::test]
+async fn a_late_reply_to_an_earlier_try_answers_the_lookup() {
+    let socket = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))
+        .await
+        .expect("bind loopback");
+    let addr = socket.local_addr().expect("local addr");
+    // Holds the first query until the retry arrives, answers the first only.
+    let server = tokio::spawn(async move {
+        let mut buf = vec![0u8; 2048];
+        let mut queries = Vec::new();
+        while queries.len() < 2 {
+            let (n, peer) = socket.recv_from(&mut buf).await.expect("receive");
+            queries.push((Message::from_vec(&buf[..n]).expect("a query"), peer));
+        }
+        let (first, peer) = &queries[0];
+        let mut reply = Message::new(first.metadata.id, MessageType::Response, OpCode::Query);
+        reply.add_queries(first.queries.iter().cloned());
+        reply.add_answer(Record::from_rdata(
+            first.queries[0].name().clone(),
+            60,
+            RData::A(A(v4(7))),
+        ));
+        socket
+            .send_to(&reply.to_vec().expect("encodes"), peer)
+            .await
+            .expect("send");
+        queries.len()
+    });
+    let c = client(0);
+    let mut s = settings(&[addr]);
+    // No RTT sample yet: the first try waits 1 s, each later one the full 3 s.
+    s.query_timeout = Duration::from_secs(3);
+    s.retries = 1;
+    let answer = tokio::time::timeout(GUARD, c.query(&host("late.example"), RecordType::A, &s))
+        .await
+        .expect("within the guard")
+        .expect("the first try's reply is accepted");
+    assert_eq!(a_addresses(&answer), vec![v4(7)]);
+    assert_eq!(server.await.expect("server task"), 2, "one retry was sent");
+    assert_eq!(c.try_timeouts(), 1);
+    assert_eq!(c.dropped_replies(), 0, "the reply was not dropped as late");
+}
+
 /// P-3: the per-domain DNS deadline bounds the whole resolution, whatever the
 /// per-query timeout and retries would allow.
 #[tokio::test]

@@ -41,7 +41,7 @@ use tokio::sync::{Semaphore, oneshot};
 
 use crate::DnsSettings;
 use cache::{Cache, Key};
-use transport::{DropCounter, Transport};
+use transport::{DropCounter, Transport, UdpTry};
 
 pub use resolve::{Resolution, ResolveStatus, resolve, resolve_addresses};
 /// The client's query encoding and reply matching, re-exported for the crate's own
@@ -66,6 +66,9 @@ const INITIAL_TRY_TIMEOUT: Duration = Duration::from_secs(1);
 pub const QUEUE_WAIT_METRIC: &str = "spyder_dns_queue_wait_seconds";
 /// Network time of one answered UDP or TCP try.
 pub const QUERY_DURATION_METRIC: &str = "spyder_dns_query_duration_seconds";
+/// UDP tries that got no reply within their adaptive timeout (each is followed by a
+/// retry unless it was a lookup's last); the try keeps listening meanwhile.
+pub const TRY_TIMEOUTS_METRIC: &str = "spyder_dns_try_timeouts_total";
 
 const RESOLV_CONF: &str = "/etc/resolv.conf";
 const DNS_PORT: u16 = 53;
@@ -189,6 +192,8 @@ struct Inner {
     /// Round-trip estimates per server, for the per-try timeout.
     rtt: Mutex<HashMap<SocketAddr, RttEstimate>>,
     dropped: Arc<DropCounter>,
+    /// UDP tries timed out so far.
+    try_timeouts: AtomicU64,
 }
 
 /// A server's smoothed round trip and its variation, as TCP keeps them (RFC 6298).
@@ -264,6 +269,7 @@ impl DnsClient {
                 limits: Mutex::default(),
                 rtt: Mutex::default(),
                 dropped,
+                try_timeouts: AtomicU64::new(0),
             }),
         })
     }
@@ -289,6 +295,12 @@ impl DnsClient {
     /// Replies dropped so far: unmatched, late, spoofed or undecodable.
     pub fn dropped_replies(&self) -> u64 {
         self.inner.dropped.get()
+    }
+
+    /// UDP tries that timed out so far. A reply dropped as late answers one of them,
+    /// so against honest servers `dropped_replies() <= try_timeouts()`.
+    pub fn try_timeouts(&self) -> u64 {
+        self.inner.try_timeouts.load(Ordering::Relaxed)
     }
 
     async fn query_shared(
@@ -425,6 +437,9 @@ impl Inner {
         let tries = s.retries.min(MAX_RETRIES) as usize + 1;
         let mut last = DnsError::Timeout;
         let mut timeouts: HashMap<SocketAddr, u32> = HashMap::new();
+        // Tries that timed out but may still be answered: a late reply to any of them
+        // ends the lookup as well as the reply to the newest try does.
+        let mut open: Vec<UdpTry> = Vec::new();
         for attempt in 0..tries {
             let server = s.servers[attempt % s.servers.len()];
             let limit = self.limit(server, s.max_inflight);
@@ -433,7 +448,8 @@ impl Inner {
             }
             let queued = std::time::Instant::now();
             // One acquire for the whole wait, so the query keeps its place in the
-            // server's FIFO queue while it checks its callers now and then.
+            // server's FIFO queue while it checks its callers now and then and
+            // listens to its earlier tries.
             let acquire = limit.acquire_owned();
             tokio::pin!(acquire);
             let mut check =
@@ -445,6 +461,14 @@ impl Inner {
                         Ok(permit) => break permit,
                         Err(_) => return Err(DnsError::Cancelled),
                     },
+                    (i, reply) = first_reply(&mut open) => {
+                        let done = open.remove(i);
+                        match self.settle(done, reply, &question, s).await {
+                            Ok(answer) => return Ok(answer),
+                            // The next try's outcome is what the lookup reports.
+                            Err(e) => tracing::debug!(%name, ?rtype, error = %e, "dns: late try failed"),
+                        }
+                    }
                     _ = check.tick() => {
                         if self.abandoned(key, id) {
                             return Err(DnsError::Cancelled);
@@ -466,45 +490,96 @@ impl Inner {
                     .unwrap_or_default()
                     .try_timeout(server_timeouts, s.query_timeout)
             };
-            let sent = std::time::Instant::now();
-            let reply = match self.transport.udp(server, &question, try_timeout).await {
-                Ok(msg) if msg.metadata.truncation => {
-                    self.observe_rtt(server, sent.elapsed());
-                    let sent = std::time::Instant::now();
-                    let reply = self.transport.tcp(server, &question, s.query_timeout).await;
-                    if reply.is_ok() {
-                        metrics::histogram!(QUERY_DURATION_METRIC)
-                            .record(sent.elapsed().as_secs_f64());
-                    }
-                    reply
+            let deadline = tokio::time::Instant::now() + try_timeout;
+            match tokio::time::timeout_at(deadline, self.transport.send_udp(server, &question))
+                .await
+            {
+                Ok(Ok(sent)) => open.push(sent),
+                Ok(Err(e)) => {
+                    tracing::debug!(%name, ?rtype, %server, attempt, error = %e, "dns: send failed");
+                    last = e;
+                    continue;
                 }
-                Ok(msg) => {
-                    self.observe_rtt(server, sent.elapsed());
-                    Ok(msg)
+                Err(_) => {
+                    last = DnsError::Timeout;
+                    continue;
                 }
-                Err(DnsError::Timeout) => {
+            }
+            // Wait for this try (or an earlier one) until its timeout; a failed reply
+            // to an earlier try is noted and the wait goes on.
+            loop {
+                let Ok((i, reply)) =
+                    tokio::time::timeout_at(deadline, first_reply(&mut open)).await
+                else {
                     *timeouts.entry(server).or_default() += 1;
-                    Err(DnsError::Timeout)
-                }
-                other => other,
-            };
-            let err = match reply {
-                Ok(msg) => match msg.metadata.response_code {
-                    ResponseCode::NoError | ResponseCode::NXDomain => {
-                        let ttl = cache::cache_ttl(&msg, rtype);
-                        return Ok((Answer::from_message(msg), ttl));
+                    metrics::counter!(TRY_TIMEOUTS_METRIC).increment(1);
+                    self.try_timeouts.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(%name, ?rtype, %server, attempt, "dns: try timed out");
+                    last = DnsError::Timeout;
+                    break;
+                };
+                // `remove` keeps the order, so the newest try stays last.
+                let was_newest = i + 1 == open.len();
+                let done = open.remove(i);
+                match self.settle(done, reply, &question, s).await {
+                    Ok(answer) => return Ok(answer),
+                    Err(e) => {
+                        tracing::debug!(%name, ?rtype, %server, attempt, error = %e, "dns: try failed");
+                        last = e;
                     }
-                    ResponseCode::ServFail => DnsError::ServFail,
-                    ResponseCode::Refused => DnsError::Refused,
-                    other => DnsError::Rcode(other),
-                },
-                Err(e) => e,
-            };
-            tracing::debug!(%name, ?rtype, %server, attempt, error = %err, "dns: try failed");
-            last = err;
+                }
+                if was_newest {
+                    break;
+                }
+            }
         }
         Err(last)
     }
+
+    /// What one answered try means for its lookup: the answer and its cache lifetime,
+    /// or the error to try the next server on. A truncated reply is asked again over
+    /// TCP of the same server.
+    async fn settle(
+        &self,
+        done: UdpTry,
+        reply: Result<Message, DnsError>,
+        question: &Question,
+        s: &DnsSettings,
+    ) -> Result<(Answer, Option<Duration>), DnsError> {
+        let server = done.server();
+        let mut msg = reply?;
+        // Each try has its own ID, so the sample is never ambiguous (Karn's problem).
+        self.observe_rtt(server, done.sent().elapsed());
+        drop(done);
+        if msg.metadata.truncation {
+            let sent = std::time::Instant::now();
+            msg = self
+                .transport
+                .tcp(server, question, s.query_timeout)
+                .await?;
+            metrics::histogram!(QUERY_DURATION_METRIC).record(sent.elapsed().as_secs_f64());
+        }
+        match msg.metadata.response_code {
+            ResponseCode::NoError | ResponseCode::NXDomain => {
+                let ttl = cache::cache_ttl(&msg, question.rtype());
+                Ok((Answer::from_message(msg), ttl))
+            }
+            ResponseCode::ServFail => Err(DnsError::ServFail),
+            ResponseCode::Refused => Err(DnsError::Refused),
+            other => Err(DnsError::Rcode(other)),
+        }
+    }
+}
+
+/// The first reply to any of `open` tries, with its index; never ready when none is
+/// open.
+async fn first_reply(open: &mut [UdpTry]) -> (usize, Result<Message, DnsError>) {
+    if open.is_empty() {
+        return std::future::pending().await;
+    }
+    let (reply, i, _) =
+        futures_util::future::select_all(open.iter_mut().map(|t| Box::pin(t.reply()))).await;
+    (i, reply)
 }
 
 /// A reply's bytes through the client's answer handling, for the fuzz targets

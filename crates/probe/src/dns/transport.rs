@@ -9,7 +9,7 @@ use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{DNSClass, Name, RecordType};
@@ -65,6 +65,11 @@ impl Question {
             key: name_key(name),
             rtype,
         })
+    }
+
+    /// The record type asked for.
+    pub fn rtype(&self) -> RecordType {
+        self.rtype
     }
 
     /// True when `msg` is a response carrying exactly this question.
@@ -132,18 +137,47 @@ impl Mux {
 }
 
 /// Removes a pending query when its try ends, however it ends.
-struct PendingGuard<'a> {
-    pending: &'a PendingMap,
+struct PendingGuard {
+    pending: Arc<PendingMap>,
     key: (SocketAddr, u16),
     token: u64,
 }
 
-impl Drop for PendingGuard<'_> {
+impl Drop for PendingGuard {
     fn drop(&mut self) {
-        let mut map = lock(self.pending);
+        let mut map = lock(&self.pending);
         if map.get(&self.key).is_some_and(|p| p.token == self.token) {
             map.remove(&self.key);
         }
+    }
+}
+
+/// One UDP try on the wire: its reply is accepted for as long as this value lives,
+/// so a lookup can keep listening to an earlier try after sending the next one.
+pub(crate) struct UdpTry {
+    server: SocketAddr,
+    sent: Instant,
+    rx: oneshot::Receiver<Message>,
+    _guard: PendingGuard,
+}
+
+impl UdpTry {
+    /// The server this try was sent to.
+    pub(crate) fn server(&self) -> SocketAddr {
+        self.server
+    }
+
+    /// When the query left.
+    pub(crate) fn sent(&self) -> Instant {
+        self.sent
+    }
+
+    /// The matching reply; an error only if the socket's receive task has ended.
+    /// Cancel-safe: a try polled and put aside can be polled again.
+    pub(crate) async fn reply(&mut self) -> Result<Message, DnsError> {
+        (&mut self.rx)
+            .await
+            .map_err(|_| DnsError::Io(Arc::new(io::Error::other("receive task ended"))))
     }
 }
 
@@ -262,13 +296,13 @@ impl Transport {
             .ok_or_else(|| DnsError::Io(Arc::new(io::Error::other("no UDP socket"))))
     }
 
-    /// One UDP try: the reply matching `question` from `server`, or `Timeout`.
-    pub(crate) async fn udp(
+    /// Sends one UDP try of `question` to `server` under a fresh ID; the reply is
+    /// awaited on the returned [`UdpTry`].
+    pub(crate) async fn send_udp(
         &self,
         server: SocketAddr,
         question: &Question,
-        timeout: Duration,
-    ) -> Result<Message, DnsError> {
+    ) -> Result<UdpTry, DnsError> {
         let mux = self.mux_for(server).await?;
         let token = self.tokens.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
@@ -288,20 +322,19 @@ impl Transport {
             );
             id
         };
-        let _guard = PendingGuard {
-            pending: &mux.pending,
+        let guard = PendingGuard {
+            pending: Arc::clone(&mux.pending),
             key: (server, id),
             token,
         };
         let bytes = question.encode(id)?;
-        let send_and_wait = async {
-            mux.socket.send_to(&bytes, server).await?;
-            rx.await
-                .map_err(|_| DnsError::Io(Arc::new(io::Error::other("receive task ended"))))
-        };
-        tokio::time::timeout(timeout, send_and_wait)
-            .await
-            .unwrap_or(Err(DnsError::Timeout))
+        mux.socket.send_to(&bytes, server).await?;
+        Ok(UdpTry {
+            server,
+            sent: Instant::now(),
+            rx,
+            _guard: guard,
+        })
     }
 
     /// One TCP try (RFC 7766 framing) on a fresh connection, within `timeout`.
