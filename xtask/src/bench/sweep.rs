@@ -45,8 +45,12 @@ const SCRAPE_EVERY: Duration = Duration::from_millis(100);
 const SCRAPE_LIMIT: Duration = Duration::from_secs(5);
 /// Bound on spyder's exit after its stdin closed (its own shutdown is shorter).
 const EXIT_LIMIT: Duration = Duration::from_secs(60);
-/// spyder's `crawling.tls_timeout` default, which the tail target adds.
-const TLS_TIMEOUT_S: f64 = 5.0;
+/// spyder's `crawling.tls_timeout` default (SPEC §2.4: 8 s), which the tail target
+/// adds.
+const TLS_TIMEOUT_S: f64 = 8.0;
+/// Set to keep each world's directory (domains, expected edges, spyder's output and
+/// log per concurrency) for a look after the sweep.
+const KEEP_ENV: &str = "SPYDER_BENCH_KEEP";
 /// The concurrencies swept unless given.
 pub(super) const DEFAULT_SWEEP: [usize; 4] = [256, 1_024, 4_096, 16_384];
 
@@ -220,7 +224,14 @@ async fn sweep_world(plan: &Plan<'_>, network: &Network) -> Result<Vec<LiveRun>>
         ready_limit,
     } = *plan;
     let label = if network.is_slow() { "slow" } else { "zero" };
-    let dir = tempfile::tempdir().map_err(|e| format!("temp dir: {e}"))?;
+    let mut dir = tempfile::tempdir().map_err(|e| format!("temp dir: {e}"))?;
+    if std::env::var_os(KEEP_ENV).is_some() {
+        dir.disable_cleanup(true);
+        eprintln!(
+            "xtask bench: {label} world files kept in {}",
+            dir.path().display()
+        );
+    }
     let (world, hello) = WorldProcess::start_with(
         pinning,
         sites,
