@@ -523,15 +523,8 @@ async fn a_late_reply_to_an_earlier_try_answers_the_lookup() {
             queries.push((Message::from_vec(&buf[..n]).expect("a query"), peer));
         }
         let (first, peer) = &queries[0];
-        let mut reply = Message::new(first.metadata.id, MessageType::Response, OpCode::Query);
-        reply.add_queries(first.queries.iter().cloned());
-        reply.add_answer(Record::from_rdata(
-            first.queries[0].name().clone(),
-            60,
-            RData::A(A(v4(7))),
-        ));
         socket
-            .send_to(&reply.to_vec().expect("encodes"), peer)
+            .send_to(&answer_a(first, v4(7)), peer)
             .await
             .expect("send");
         queries.len()
@@ -676,6 +669,16 @@ async fn p7_every_name_resolves_under_load() {
     assert_eq!(server.query_count(), (NAMES * 5) as u64);
 }
 
+/// The wire form of a reply to `query` answering each of its questions with `ip`.
+fn answer_a(query: &Message, ip: Ipv4Addr) -> Vec<u8> {
+    let mut reply = Message::new(query.metadata.id, MessageType::Response, OpCode::Query);
+    reply.add_queries(query.queries.iter().cloned());
+    for q in &query.queries {
+        reply.add_answer(Record::from_rdata(q.name().clone(), 60, RData::A(A(ip))));
+    }
+    reply.to_vec().expect("encodes")
+}
+
 /// A fake UDP server that answers every query with hostile datagrams and never a
 /// valid reply.
 async fn hostile_server() -> (SocketAddr, tokio::task::JoinHandle<()>) {
@@ -693,16 +696,7 @@ async fn hostile_server() -> (SocketAddr, tokio::task::JoinHandle<()>) {
                 continue;
             };
             let id = query.metadata.id;
-            let mut reply = Message::new(id, MessageType::Response, OpCode::Query);
-            reply.add_queries(query.queries.iter().cloned());
-            for q in &query.queries {
-                reply.add_answer(Record::from_rdata(
-                    q.name().clone(),
-                    60,
-                    RData::A(A(Ipv4Addr::new(6, 6, 6, 6))),
-                ));
-            }
-            let valid = reply.to_vec().expect("encodes");
+            let valid = answer_a(&query, Ipv4Addr::new(6, 6, 6, 6));
             let random: Vec<u8> = (0..300).map(|_| rand::random::<u8>()).collect();
             let mut lying_header = id.to_be_bytes().to_vec();
             lying_header.extend_from_slice(&[0x81, 0x80, 0, 1, 0, 5, 0, 0, 0, 0]);
