@@ -54,6 +54,9 @@ const SEND_BUFFER: u32 = 4 * 1024;
 const FILL_CHUNK: usize = 16 * 1024;
 /// Backlog of every serving listener.
 const LISTEN_BACKLOG: u32 = 1024;
+/// First pause of a listener after a failed `accept`, and the most it doubles to.
+const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_millis(200);
 /// Attempts at finding a port pair free on every site address.
 const PORT_ATTEMPTS: usize = 50;
 /// The TLS alert a TLS 1.0-only server sends to a TLS 1.2+ ClientHello:
@@ -272,6 +275,9 @@ struct Shared {
     requests: Mutex<Vec<RequestLog>>,
     open: AtomicUsize,
     accepted: AtomicU64,
+    /// `accept` calls that failed (typically out of descriptors: connects then wait
+    /// in the listen queue or, once it is full, go unanswered).
+    accept_errors: AtomicU64,
     handshakes: AtomicU64,
     next_conn: AtomicU64,
     /// Every served address (immutable after start).
@@ -457,6 +463,13 @@ impl WebServer {
     /// `accept`, before anything is read).
     pub fn accepted_connections(&self) -> u64 {
         self.shared.accepted.load(Ordering::SeqCst)
+    }
+
+    /// Failed `accept` calls so far, over all listeners. Non-zero means the server ran
+    /// out of descriptors (or another resource) and clients' connects waited on it:
+    /// whatever a client measured meanwhile is bound by the server, not the client.
+    pub fn accept_errors(&self) -> u64 {
+        self.shared.accept_errors.load(Ordering::SeqCst)
     }
 
     /// Completed TLS handshakes so far.
@@ -839,18 +852,24 @@ impl rustls::client::danger::ServerCertVerifier for AcceptAnyCert {
 /// Connection tasks live in a local set, so aborting this loop ends them too.
 async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, address: Arc<Address>, tls: bool) {
     let mut conns = JoinSet::new();
+    let mut backoff = ACCEPT_BACKOFF_MIN;
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((tcp, _)) => {
+                    backoff = ACCEPT_BACKOFF_MIN;
                     shared.accepted.fetch_add(1, Ordering::SeqCst);
                     let guard = OpenGuard::new(&shared, &address);
                     conns.spawn(serve_connection(tcp, Arc::clone(&shared), Arc::clone(&address), tls, guard));
                 }
                 Err(e) => {
-                    // Typically descriptor exhaustion: back off instead of spinning.
+                    // Typically descriptor exhaustion: back off instead of spinning
+                    // (doubling: thousands of listeners retrying every 10 ms would
+                    // keep the server's core busy failing).
+                    shared.accept_errors.fetch_add(1, Ordering::SeqCst);
                     tracing::debug!(error = %e, ip = %address.ip, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    tokio::time::sleep(backoff).await;
+                    backoff = backoff.saturating_mul(2).min(ACCEPT_BACKOFF_MAX);
                 }
             },
             Some(_) = conns.join_next(), if !conns.is_empty() => {}

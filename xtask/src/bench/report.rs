@@ -124,6 +124,9 @@ pub(super) struct WorldFigures {
     pub(super) dns_queries: u64,
     pub(super) handshakes: u64,
     pub(super) requests: u64,
+    /// Failed `accept` calls of the world during the run (out of descriptors).
+    #[serde(default)]
+    pub(super) accept_errors: u64,
 }
 
 /// The ceiling's rates and what they make of spyder's run.
@@ -226,6 +229,7 @@ impl Report {
             dns_queries: run.world.dns_queries,
             handshakes: run.world.handshakes,
             requests: run.world.requests,
+            accept_errors: run.world.accept_errors,
         };
         let noisy = [
             ("spyder run", probe.others_core_share),
@@ -462,6 +466,13 @@ impl Report {
                 out,
                 "CAUTION: the world has descriptors for {room} connections (limit {}, {} held by listeners and sockets), fewer than concurrency {} + {TLS_IN_FLIGHT}: its accepts may have stalled",
                 self.world_setup.fd_limit, self.world_setup.open_fds, self.inputs.concurrency
+            );
+        }
+        if self.world.accept_errors > 0 {
+            let _ = writeln!(
+                out,
+                "CAUTION: the world failed {} accepts during the run (out of descriptors): spyder's connects waited on the world, so the run measures the world",
+                self.world.accept_errors
             );
         }
         if !self.noisy.is_empty() {
@@ -771,6 +782,7 @@ mod tests {
                 peak_rss_kib: 400 * 1024,
                 dns_lost_queries: 0,
                 dns_lost_answers: 0,
+                accept_errors: 0,
             },
             xtask_cpu_s: 0.1,
             machine_cpu_s: 12.1,

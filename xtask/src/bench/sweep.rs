@@ -186,6 +186,13 @@ pub(super) struct LiveRun {
     pub(super) incomplete_sample: Vec<String>,
     /// `(seconds since spawn, domains done)` as scraped.
     pub(super) progress: Vec<(f64, u64)>,
+    /// Connections the world had descriptors for when it started.
+    #[serde(default)]
+    pub(super) world_room: u64,
+    /// The world's failed `accept` calls during this run: non-zero means spyder's
+    /// connects waited on the world (out of descriptors), and the run measures it.
+    #[serde(default)]
+    pub(super) world_accept_errors: u64,
 }
 
 impl LiveRun {
@@ -232,7 +239,7 @@ async fn sweep_world(plan: &Plan<'_>, network: &Network) -> Result<Vec<LiveRun>>
             dir.path().display()
         );
     }
-    let (world, hello) = WorldProcess::start_with(
+    let (mut world, hello) = WorldProcess::start_with(
         pinning,
         sites,
         seed,
@@ -247,15 +254,27 @@ async fn sweep_world(plan: &Plan<'_>, network: &Network) -> Result<Vec<LiveRun>>
         network.describe(),
         hello.connection_room()
     );
+    if let Some(&c) = concurrencies
+        .iter()
+        .find(|&&c| (c as u64) > hello.connection_room())
+    {
+        eprintln!(
+            "xtask bench: WARNING: the {label} world has descriptors for {} connections, fewer than concurrency {c}: its accepts will fail and its listen queues fill, so such runs measure the world, not spyder (the report counts the failed accepts)",
+            hello.connection_room()
+        );
+    }
     let expected = read_expected(&dir.path().join(EXPECTED_EDGES_FILE))?;
     let names = world::read_domains(dir.path())?;
     let mut runs = Vec::new();
     for &c in concurrencies {
         let limit = Duration::from_secs(120) + Duration::from_millis(20) * sites as u32;
+        let before = world.stats().await?;
         let mut run = run_live(binary, pinning, &hello, dir.path(), c, spyder_flags, limit)
             .await
             .map_err(|e| format!("{label} world, concurrency {c}: {e}"))?;
         run.network = label.to_owned();
+        run.world_room = hello.connection_room();
+        run.world_accept_errors = world.stats().await?.since(&before).accept_errors;
         let output = read_output_edges(&dir.path().join(output_file(c)))?;
         let (complete, missing) = completeness(&names, &expected, &output);
         run.complete_domains = complete;
@@ -428,6 +447,8 @@ async fn run_live(
         complete_domains: 0,
         incomplete_sample: Vec::new(),
         progress,
+        world_room: 0,
+        world_accept_errors: 0,
     })
 }
 
@@ -722,6 +743,17 @@ pub(super) fn render(network: &Network, slow: &[LiveRun], zero: &[LiveRun]) -> S
     );
     for (met, line) in targets(slow, zero) {
         let _ = writeln!(s, "  [{}] {line}", if met { "met" } else { "MISSED" });
+    }
+    for r in slow
+        .iter()
+        .chain(zero)
+        .filter(|r| r.world_accept_errors > 0)
+    {
+        let _ = writeln!(
+            s,
+            "  CAUTION {} c={}: the world failed {} accepts (descriptors for {} connections): spyder's connects waited on the world, so this run measures the world, not spyder",
+            r.network, r.concurrency, r.world_accept_errors, r.world_room
+        );
     }
     for r in slow
         .iter()

@@ -235,6 +235,10 @@ pub(super) struct WorldStats {
     /// UDP DNS answers the network lost on their way back.
     #[serde(default)]
     pub(super) dns_lost_answers: u64,
+    /// Failed `accept` calls of the web server (out of descriptors: clients' connects
+    /// waited on the world, so their timings are the world's).
+    #[serde(default)]
+    pub(super) accept_errors: u64,
     /// `utime + stime` of the world process.
     pub(super) cpu_s: f64,
     /// `VmHWM` of the world process.
@@ -264,6 +268,7 @@ impl WorldStats {
             dns_lost_answers: self
                 .dns_lost_answers
                 .saturating_sub(before.dns_lost_answers),
+            accept_errors: self.accept_errors.saturating_sub(before.accept_errors),
             cpu_s: (self.cpu_s - before.cpu_s).max(0.0),
             peak_rss_kib: self.peak_rss_kib,
         }
@@ -402,6 +407,7 @@ fn stats(world: &World) -> Result<WorldStats> {
         requests: world.web.requests().len() as u64,
         dns_lost_queries: world.dns.lost_queries(),
         dns_lost_answers: world.dns.lost_answers(),
+        accept_errors: world.web.accept_errors(),
         cpu_s,
         peak_rss_kib,
     })
@@ -780,6 +786,7 @@ mod tests {
             requests: 12,
             dns_lost_queries: 1,
             dns_lost_answers: 2,
+            accept_errors: 7,
             cpu_s: 1.5,
             peak_rss_kib: 1_000,
         };
@@ -791,6 +798,7 @@ mod tests {
             requests: 20,
             dns_lost_queries: 4,
             dns_lost_answers: 2,
+            accept_errors: 19,
             cpu_s: 2.0,
             peak_rss_kib: 1_200,
         };
@@ -801,6 +809,7 @@ mod tests {
         );
         assert_eq!((delta.handshakes, delta.requests), (3, 8));
         assert_eq!((delta.dns_lost_queries, delta.dns_lost_answers), (3, 0));
+        assert_eq!(delta.accept_errors, 12);
         assert!((delta.cpu_s - 0.5).abs() < 1e-9);
         assert_eq!(delta.peak_rss_kib, 1_200);
     }
