@@ -10,8 +10,10 @@
 //! [`WebOptions`] make the server behave like a far, partly filtered network: every
 //! connection reads through a round-trip delay line, and filtered addresses never
 //! complete a connect on either port (see [`crate::netsim`]). Connections are counted
-//! per address ([`WebServer::peak_open_connections`]), so a client's per-address
-//! connection cap can be proven at the server.
+//! per address ([`WebServer::peak_open_connections`]), and so are the spans in which
+//! the server was serving one ([`WebServer::peak_serving_connections`]), which lie
+//! inside the client's own: a client's per-address connection cap is proven at the
+//! server.
 //!
 //! The HTTP/1.1 server is written by hand on tokio so that every behaviour is exact:
 //! keep-alive with several requests per connection, `Connection: close` honoured,
@@ -298,6 +300,10 @@ struct Address {
     open: AtomicUsize,
     /// The most connections ever open at once, both ports.
     peak: AtomicUsize,
+    /// Connections being served now (see [`WebServer::peak_serving_connections`]).
+    serving: AtomicUsize,
+    /// The most connections ever served at once.
+    serving_peak: AtomicUsize,
     /// Bytes written to sockets of this address.
     bytes_sent: AtomicU64,
 }
@@ -457,6 +463,23 @@ impl WebServer {
             .addresses
             .get(&ip)
             .map_or(0, |a| a.peak.load(Ordering::SeqCst))
+    }
+
+    /// The most connections to `ip` the server was serving at once, over both ports;
+    /// 0 for an unknown address. A connection is being served from its accept until
+    /// the server writes its first answer (the TLS handshake's first flight, or the
+    /// response to the first plain-HTTP request), and again from the arrival of each
+    /// request until its response is written; a connection never answered is served
+    /// until it ends. Each such span lies inside the client's time with the
+    /// connection open (its connect precedes the accept; it waits for each answer),
+    /// whatever the delay line does to the server's view of the client's close (a
+    /// rejected certificate, a response read), so a client's per-address connection
+    /// cap must bound this, except on addresses that never answer.
+    pub fn peak_serving_connections(&self, ip: Ipv4Addr) -> usize {
+        self.shared
+            .addresses
+            .get(&ip)
+            .map_or(0, |a| a.serving_peak.load(Ordering::SeqCst))
     }
 
     /// TCP connections accepted so far, over all sites and both ports (counted at
@@ -663,6 +686,8 @@ fn prepare_address(ip: Ipv4Addr, sites: Vec<NamedSite>) -> io::Result<Address> {
         names,
         open: AtomicUsize::new(0),
         peak: AtomicUsize::new(0),
+        serving: AtomicUsize::new(0),
+        serving_peak: AtomicUsize::new(0),
         bytes_sent: AtomicU64::new(0),
     })
 }
@@ -907,12 +932,63 @@ impl Drop for OpenGuard {
     }
 }
 
+/// Whether one connection is being served now (see
+/// [`WebServer::peak_serving_connections`]); ends the span when dropped.
+#[derive(Debug)]
+struct Serving {
+    address: Arc<Address>,
+    on: bool,
+}
+
+impl Serving {
+    /// Starts the span at accept.
+    fn new(address: &Arc<Address>) -> Self {
+        let mut serving = Self {
+            address: Arc::clone(address),
+            on: false,
+        };
+        serving.start();
+        serving
+    }
+
+    /// A request arrived (or the connection was accepted): serving until answered.
+    fn start(&mut self) {
+        if !std::mem::replace(&mut self.on, true) {
+            let now = self
+                .address
+                .serving
+                .fetch_add(1, Ordering::SeqCst)
+                .saturating_add(1);
+            self.address.serving_peak.fetch_max(now, Ordering::SeqCst);
+        }
+    }
+
+    /// The answer is written: the client may close at any moment from now.
+    fn stop(&mut self) {
+        if std::mem::take(&mut self.on) {
+            self.address.serving.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
 /// A connection (through its delay line) that adds every byte it writes to its
-/// address's counter.
+/// address's counter, and knows whether it is being served.
 #[derive(Debug)]
 struct Counted {
     io: Delayed,
     address: Arc<Address>,
+    serving: Serving,
+    /// End the serving span at the next byte written: the TLS handshake's first
+    /// flight, which the client waits for. After it the client may reject the
+    /// certificate and close, and the server would see that only through the delay
+    /// line; the span starts again with the first request.
+    stop_on_write: bool,
 }
 
 impl AsyncRead for Counted {
@@ -936,6 +1012,9 @@ impl AsyncWrite for Counted {
             self.address
                 .bytes_sent
                 .fetch_add(*n as u64, Ordering::Relaxed);
+            if *n > 0 && std::mem::take(&mut self.stop_on_write) {
+                self.serving.stop();
+            }
         }
         polled
     }
@@ -949,20 +1028,30 @@ impl AsyncWrite for Counted {
     }
 }
 
-/// A byte stream the HTTP loop runs on, with access to its TCP socket (for RST).
+/// A byte stream the HTTP loop runs on, with access to its TCP socket (for RST) and
+/// its serving span.
 trait Transport: AsyncRead + AsyncWrite + Unpin + Send {
     fn tcp(&self) -> &TcpStream;
+    fn serving(&mut self) -> &mut Serving;
 }
 
 impl Transport for Counted {
     fn tcp(&self) -> &TcpStream {
         self.io.get_ref()
     }
+
+    fn serving(&mut self) -> &mut Serving {
+        &mut self.serving
+    }
 }
 
 impl Transport for tokio_rustls::server::TlsStream<Counted> {
     fn tcp(&self) -> &TcpStream {
         self.get_ref().0.io.get_ref()
+    }
+
+    fn serving(&mut self) -> &mut Serving {
+        &mut self.get_mut().0.serving
     }
 }
 
@@ -988,6 +1077,8 @@ async fn serve_connection(
     let mut io = Counted {
         io: Delayed::new(tcp, shared.network, id),
         address: Arc::clone(&address),
+        serving: Serving::new(&address),
+        stop_on_write: tls,
     };
     if !tls {
         // The `Host` header picks the site, request by request.
@@ -1093,7 +1184,10 @@ async fn http_loop<S: Transport>(
     let mut buf = Vec::with_capacity(4096);
     loop {
         let req = match read_head(io, &mut buf).await {
-            Ok(req) => req,
+            Ok(req) => {
+                io.serving().start();
+                req
+            }
             Err(HeadError::Gone) => return,
             Err(HeadError::Bad(status)) => {
                 let _ = write_head(io, status, &[], 0, false).await;
@@ -1118,7 +1212,9 @@ async fn http_loop<S: Transport>(
         }
         let site = fixed.unwrap_or_else(|| address.site_for(req.host.as_deref()));
         let reply = route(site, &req.target);
-        match respond(io, reply, &req, &mut buf).await {
+        let after = respond(io, reply, &req, &mut buf).await;
+        io.serving().stop();
+        match after {
             After::KeepAlive if req.keep_alive => {}
             After::KeepAlive | After::Close => {
                 let _ = io.shutdown().await;
@@ -1664,6 +1760,47 @@ mod tests {
         assert_eq!(web.peak_open_connections(ip(142)), 1);
         assert_eq!(web.peak_open_connections(ip(143)), 0);
         assert_eq!(web.open_connections_to(ip(143)), 0);
+    }
+
+    #[tokio::test]
+    async fn a_connection_is_served_only_until_its_answer_is_written() {
+        // Through a 300 ms delay line the server sees a client's close 300 ms late, so
+        // it counts the first connection open while the client's second one runs; the
+        // serving span ends with the answer, so it never counts both.
+        let options = WebOptions {
+            network: TcpConditions {
+                rtt: Duration::from_millis(300),
+                ..TcpConditions::default()
+            },
+            filtered: Vec::new(),
+        };
+        let site = Site::plain(ip(145), Reply::Html("x".into()));
+        let web = WebServer::start_with(vec![site.into()], options)
+            .await
+            .expect("starts");
+        for _ in 0..2 {
+            let mut s = TcpStream::connect((ip(145), web.http_port()))
+                .await
+                .expect("connects");
+            s.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+                .await
+                .expect("writes");
+            let mut got = Vec::new();
+            while !got.ends_with(b"\r\n\r\nx") {
+                let mut chunk = [0u8; 1024];
+                let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut chunk))
+                    .await
+                    .expect("answers in time")
+                    .expect("reads");
+                assert!(n > 0, "closed before the answer: {got:?}");
+                got.extend_from_slice(&chunk[..n]);
+            }
+            // Closed here, with the connection kept alive at the server.
+        }
+        assert_eq!(web.peak_open_connections(ip(145)), 2);
+        assert_eq!(web.peak_serving_connections(ip(145)), 1);
+        assert!(eventually(|| web.open_connections() == 0).await);
+        assert_eq!(web.peak_serving_connections(ip(146)), 0);
     }
 
     /// A TLS exchange with SNI `name` on `addr`: the body after the head and the
