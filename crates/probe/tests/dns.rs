@@ -797,3 +797,108 @@ async fn many_names_load_and_answer() {
         vec![Ipv4Addr::from(0x0a00_0000u32 + 4999)]
     );
 }
+
+/// Issue 11: a retry keeps its lookup's open-query slot. With one slot, a lookup
+/// whose first datagram is lost retries at once, ahead of the lookup queued behind
+/// it; before, the retry went to the back of the queue (here: behind one lookup; at
+/// 16,384 tasks, behind thousands, past its caller's deadline).
+#[tokio::test]
+async fn a_retry_keeps_its_slot_instead_of_queueing_behind_newer_lookups() {
+    let socket = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))
+        .await
+        .expect("bind loopback");
+    let addr = socket.local_addr().expect("local addr");
+    let (seen_tx, mut seen_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    // Loses the first query for lost.example, answers every other one at once.
+    let server = tokio::spawn(async move {
+        let mut buf = vec![0u8; 2048];
+        let mut lost_one = false;
+        loop {
+            let Ok((n, peer)) = socket.recv_from(&mut buf).await else {
+                continue;
+            };
+            let Ok(query) = Message::from_vec(&buf[..n]) else {
+                continue;
+            };
+            let name = query.queries[0].name().to_ascii();
+            let _ = seen_tx.send(name.clone());
+            if name == "lost.example." && !std::mem::replace(&mut lost_one, true) {
+                continue;
+            }
+            let _ = socket.send_to(&answer_a(&query, v4(9)), peer).await;
+        }
+    });
+    let c = Arc::new(client(0));
+    let s = DnsSettings {
+        max_inflight: 1,
+        query_timeout: Duration::from_millis(300),
+        retries: 1,
+        ..settings(&[addr])
+    };
+    let first = {
+        let (c, s) = (Arc::clone(&c), s.clone());
+        tokio::spawn(async move { c.query(&host("lost.example"), RecordType::A, &s).await })
+    };
+    let got = tokio::time::timeout(GUARD, seen_rx.recv()).await.expect("in time");
+    assert_eq!(got.as_deref(), Some("lost.example."));
+    // The slot is held by lost.example's first try: this lookup queues.
+    let second = {
+        let (c, s) = (Arc::clone(&c), s.clone());
+        tokio::spawn(async move { c.query(&host("queued.example"), RecordType::A, &s).await })
+    };
+    for task in [first, second] {
+        let answer = tokio::time::timeout(GUARD, task)
+            .await
+            .expect("in time")
+            .expect("task")
+            .expect("answered");
+        assert_eq!(a_addresses(&answer), vec![v4(9)]);
+    }
+    let mut order = Vec::new();
+    while let Ok(name) = seen_rx.try_recv() {
+        order.push(name);
+    }
+    assert_eq!(order, ["lost.example.", "queued.example."], "the retry went first");
+    server.abort();
+}
+
+/// Issue 11, SPEC §3.7 "Under load": waiting for a free slot is not network time.
+/// A host whose five queries wait 600 ms for the only slot still resolves under a
+/// 300 ms phase deadline; before, it failed without a datagram sent.
+#[tokio::test]
+async fn a_slot_wait_does_not_count_against_the_phase_deadline() {
+    let mut zone = Zone::new();
+    zone.a("slow.example", v4(1))
+        .behave("slow.example", Behaviour::Delay(Duration::from_millis(600)))
+        .a("fast.example", v4(2));
+    let server = start(zone).await;
+    let c = Arc::new(client(0));
+    let s = DnsSettings {
+        max_inflight: 1,
+        query_timeout: Duration::from_secs(2),
+        retries: 0,
+        ..settings(&[server.addr()])
+    };
+    let holder = {
+        let (c, s) = (Arc::clone(&c), s.clone());
+        tokio::spawn(async move { c.query(&host("slow.example"), RecordType::A, &s).await })
+    };
+    assert!(
+        eventually(|| server.query_count() >= 1).await,
+        "the slow query holds the slot"
+    );
+    let r = tokio::time::timeout(
+        GUARD,
+        resolve(&c, &host("fast.example"), &s, Duration::from_millis(300)),
+    )
+    .await
+    .expect("within the guard");
+    assert_eq!(r.status, ResolveStatus::Resolved);
+    assert_eq!(r.addresses, vec![IpAddr::V4(v4(2))]);
+    let slow = tokio::time::timeout(GUARD, holder)
+        .await
+        .expect("in time")
+        .expect("task")
+        .expect("the slow answer");
+    assert_eq!(a_addresses(&slow), vec![v4(1)]);
+}

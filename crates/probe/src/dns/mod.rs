@@ -179,8 +179,57 @@ impl Answer {
 
 type Waiters = Vec<oneshot::Sender<Result<Answer, DnsError>>>;
 
-/// The lookup in flight for a key: its number and the callers waiting for it.
-type Flights = HashMap<Key, (u64, Waiters)>;
+/// The lookup in flight for a key: its number, the callers waiting for it and the
+/// time it spent waiting for free slots.
+struct FlightEntry {
+    id: u64,
+    waiters: Waiters,
+    slot_waits: Arc<SlotWaits>,
+}
+
+type Flights = HashMap<Key, FlightEntry>;
+
+/// Time one lookup has spent waiting for a free slot (`max_inflight`), shared with
+/// its callers: a slot wait is queueing, not network time, so it does not count
+/// against a caller's DNS deadline (SPEC §3.7 "Under load"); the task deadline bounds
+/// it. Without this, thousands of tasks starting at once spent their whole DNS phase
+/// in the slot queue and failed names that resolve.
+#[derive(Debug, Default)]
+struct SlotWaits {
+    /// Waits finished, and the start of the one under way.
+    state: Mutex<(Duration, Option<tokio::time::Instant>)>,
+}
+
+impl SlotWaits {
+    /// A wait starts now and lasts until the returned guard is dropped.
+    fn waiting(&self) -> SlotWait<'_> {
+        lock(&self.state).1 = Some(tokio::time::Instant::now());
+        SlotWait(self)
+    }
+
+    /// All waiting so far, the current wait included.
+    fn total(&self) -> Duration {
+        let state = lock(&self.state);
+        let current = state.1.map_or(Duration::ZERO, |since| since.elapsed());
+        state.0.saturating_add(current)
+    }
+}
+
+/// One slot wait under way; ends when dropped, however the wait ends.
+struct SlotWait<'a>(&'a SlotWaits);
+
+impl Drop for SlotWait<'_> {
+    fn drop(&mut self) {
+        let mut state = lock(&self.0.state);
+        if let Some(since) = state.1.take() {
+            state.0 = state.0.saturating_add(since.elapsed());
+        }
+    }
+}
+
+/// How often a caller past its deadline re-checks a lookup that is still waiting
+/// for a slot.
+const SLOT_WAIT_RECHECK: Duration = Duration::from_millis(250);
 
 struct Inner {
     transport: Transport,
@@ -309,33 +358,98 @@ impl DnsClient {
         rtype: RecordType,
         settings: &DnsSettings,
     ) -> Result<Answer, DnsError> {
+        match self.join(name, rtype, settings) {
+            Joined::Cached(answer) => Ok(answer),
+            Joined::Flight(rx, _) => rx.await.unwrap_or(Err(DnsError::Cancelled)),
+        }
+    }
+
+    /// Like [`DnsClient::query`], giving up at `deadline` (none: no deadline). Time
+    /// the lookup spends waiting for a free slot moves the deadline back by as much:
+    /// the deadline is for network time, and the caller's own outer deadline (the
+    /// task's) bounds the queueing.
+    async fn query_until(
+        &self,
+        name: &HostName,
+        rtype: RecordType,
+        settings: &DnsSettings,
+        deadline: Option<tokio::time::Instant>,
+    ) -> Result<Answer, DnsError> {
+        let (rx, slot_waits) = match self.join(name, rtype, settings) {
+            Joined::Cached(answer) => return Ok(answer),
+            Joined::Flight(rx, slot_waits) => (rx, slot_waits),
+        };
+        let Some(deadline) = deadline else {
+            return rx.await.unwrap_or(Err(DnsError::Cancelled));
+        };
+        // Waits before this caller joined were not its time.
+        let before = slot_waits.total();
+        let waited = || slot_waits.total().saturating_sub(before);
+        tokio::pin!(rx);
+        let mut until = deadline;
+        loop {
+            match tokio::time::timeout_at(until, &mut rx).await {
+                Ok(result) => return result.unwrap_or(Err(DnsError::Cancelled)),
+                Err(_) => {
+                    let Some(moved) = deadline.checked_add(waited()) else {
+                        return rx.await.unwrap_or(Err(DnsError::Cancelled));
+                    };
+                    let now = tokio::time::Instant::now();
+                    if moved <= now && until >= moved {
+                        return Err(DnsError::Timeout);
+                    }
+                    // Still queued past the deadline: look again a little later.
+                    until = moved.max(now + SLOT_WAIT_RECHECK);
+                }
+            }
+        }
+    }
+
+    /// The cached answer, or a receiver for the flight of `(name, rtype)` (joined, or
+    /// started) and that flight's slot waits.
+    fn join(&self, name: &HostName, rtype: RecordType, settings: &DnsSettings) -> Joined {
         let key: Key = (name.as_str().to_owned(), rtype);
-        let rx = {
+        {
             let mut flights = lock(&self.inner.flights);
             // Checked under the flights lock: a finishing lookup fills the cache before
             // it leaves `flights`, so a caller either hits the cache or joins.
             if let Some(answer) = self.inner.cache.get(&key) {
-                return Ok(answer);
+                return Joined::Cached(answer);
             }
             let (tx, rx) = oneshot::channel();
             match flights.entry(key.clone()) {
-                Entry::Occupied(mut e) => e.get_mut().1.push(tx),
+                Entry::Occupied(mut e) => {
+                    let entry = e.get_mut();
+                    entry.waiters.push(tx);
+                    Joined::Flight(rx, Arc::clone(&entry.slot_waits))
+                }
                 Entry::Vacant(e) => {
                     let id = self.inner.next_flight.fetch_add(1, Ordering::Relaxed);
-                    e.insert((id, vec![tx]));
+                    let slot_waits = Arc::new(SlotWaits::default());
+                    e.insert(FlightEntry {
+                        id,
+                        waiters: vec![tx],
+                        slot_waits: Arc::clone(&slot_waits),
+                    });
                     let flight = Flight {
                         inner: Arc::clone(&self.inner),
                         key,
                         id,
+                        slot_waits: Arc::clone(&slot_waits),
                         result: None,
                     };
                     tokio::spawn(flight.run(name.clone(), settings.clone()));
+                    Joined::Flight(rx, slot_waits)
                 }
             }
-            rx
-        };
-        rx.await.unwrap_or(Err(DnsError::Cancelled))
+        }
     }
+}
+
+/// What joining a lookup gave.
+enum Joined {
+    Cached(Answer),
+    Flight(oneshot::Receiver<Result<Answer, DnsError>>, Arc<SlotWaits>),
 }
 
 /// One shared lookup; whatever way it ends, its waiters hear about it.
@@ -343,6 +457,7 @@ struct Flight {
     inner: Arc<Inner>,
     key: Key,
     id: u64,
+    slot_waits: Arc<SlotWaits>,
     result: Option<Result<Answer, DnsError>>,
 }
 
@@ -350,7 +465,7 @@ impl Flight {
     async fn run(mut self, name: HostName, settings: DnsSettings) {
         let result = self
             .inner
-            .lookup(&name, &self.key, self.id, &settings)
+            .lookup(&name, &self.key, self.id, &self.slot_waits, &settings)
             .await;
         self.result = Some(result.map(|(answer, ttl)| {
             if let Some(ttl) = ttl {
@@ -366,11 +481,11 @@ impl Drop for Flight {
         let waiters = {
             let mut flights = lock(&self.inner.flights);
             match flights.get(&self.key) {
-                Some((id, _)) if *id == self.id => flights.remove(&self.key),
+                Some(entry) if entry.id == self.id => flights.remove(&self.key),
                 _ => None, // already given up, and maybe replaced by a newer flight
             }
         };
-        let waiters = waiters.map(|(_, w)| w).unwrap_or_default();
+        let waiters = waiters.map(|entry| entry.waiters).unwrap_or_default();
         let result = self.result.take().unwrap_or(Err(DnsError::Cancelled));
         for w in waiters {
             let _ = w.send(result.clone());
@@ -406,8 +521,8 @@ impl Inner {
     fn abandoned(&self, key: &Key, id: u64) -> bool {
         let mut flights = lock(&self.flights);
         match flights.get(key) {
-            Some((current, waiters)) if *current == id => {
-                let gone = waiters.iter().all(oneshot::Sender::is_closed);
+            Some(entry) if entry.id == id => {
+                let gone = entry.waiters.iter().all(oneshot::Sender::is_closed);
                 if gone {
                     flights.remove(key);
                 }
@@ -427,6 +542,7 @@ impl Inner {
         name: &HostName,
         key: &Key,
         id: u64,
+        slot_waits: &SlotWaits,
         s: &DnsSettings,
     ) -> Result<(Answer, Option<Duration>), DnsError> {
         if s.servers.is_empty() {
@@ -440,43 +556,56 @@ impl Inner {
         // Tries that timed out but may still be answered: a late reply to any of them
         // ends the lookup as well as the reply to the newest try does.
         let mut open: Vec<UdpTry> = Vec::new();
+        // The open-query slot of the latest try's server. A retry to the same server
+        // keeps it: the lookup is one open query until it ends. (Re-queued behind
+        // every newer lookup, a retry for a lost datagram waited out its caller's
+        // deadline when thousands of tasks resolved at once.)
+        let mut slot: Option<(SocketAddr, tokio::sync::OwnedSemaphorePermit)> = None;
         for attempt in 0..tries {
             let server = s.servers[attempt % s.servers.len()];
-            let limit = self.limit(server, s.max_inflight);
             if self.abandoned(key, id) {
                 return Err(DnsError::Cancelled);
             }
-            let queued = std::time::Instant::now();
-            // One acquire for the whole wait, so the query keeps its place in the
-            // server's FIFO queue while it checks its callers now and then and
-            // listens to its earlier tries.
-            let acquire = limit.acquire_owned();
-            tokio::pin!(acquire);
-            let mut check =
-                tokio::time::interval_at(tokio::time::Instant::now() + QUEUE_CHECK, QUEUE_CHECK);
-            let _permit = loop {
-                tokio::select! {
-                    biased;
-                    permit = &mut acquire => match permit {
-                        Ok(permit) => break permit,
-                        Err(_) => return Err(DnsError::Cancelled),
-                    },
-                    (i, reply) = first_reply(&mut open) => {
-                        let done = open.remove(i);
-                        match self.settle(done, reply, &question, s).await {
-                            Ok(answer) => return Ok(answer),
-                            // The next try's outcome is what the lookup reports.
-                            Err(e) => tracing::debug!(%name, ?rtype, error = %e, "dns: late try failed"),
+            if slot.as_ref().is_none_or(|(held, _)| *held != server) {
+                drop(slot.take());
+                let limit = self.limit(server, s.max_inflight);
+                let queued = std::time::Instant::now();
+                let waiting = slot_waits.waiting();
+                // One acquire for the whole wait, so the query keeps its place in the
+                // server's FIFO queue while it checks its callers now and then and
+                // listens to its earlier tries.
+                let acquire = limit.acquire_owned();
+                tokio::pin!(acquire);
+                let mut check = tokio::time::interval_at(
+                    tokio::time::Instant::now() + QUEUE_CHECK,
+                    QUEUE_CHECK,
+                );
+                let permit = loop {
+                    tokio::select! {
+                        biased;
+                        permit = &mut acquire => match permit {
+                            Ok(permit) => break permit,
+                            Err(_) => return Err(DnsError::Cancelled),
+                        },
+                        (i, reply) = first_reply(&mut open) => {
+                            let done = open.remove(i);
+                            match self.settle(done, reply, &question, s).await {
+                                Ok(answer) => return Ok(answer),
+                                // The next try's outcome is what the lookup reports.
+                                Err(e) => tracing::debug!(%name, ?rtype, error = %e, "dns: late try failed"),
+                            }
+                        }
+                        _ = check.tick() => {
+                            if self.abandoned(key, id) {
+                                return Err(DnsError::Cancelled);
+                            }
                         }
                     }
-                    _ = check.tick() => {
-                        if self.abandoned(key, id) {
-                            return Err(DnsError::Cancelled);
-                        }
-                    }
-                }
-            };
-            metrics::histogram!(QUEUE_WAIT_METRIC).record(queued.elapsed().as_secs_f64());
+                };
+                drop(waiting);
+                metrics::histogram!(QUEUE_WAIT_METRIC).record(queued.elapsed().as_secs_f64());
+                slot = Some((server, permit));
+            }
             let server_timeouts = timeouts.get(&server).copied().unwrap_or(0);
             // The last try waits the whole query_timeout: the adaptive tries recover
             // lost datagrams quickly, and a server slowed by load still gets the

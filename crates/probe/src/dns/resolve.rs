@@ -42,7 +42,9 @@ pub enum ResolveStatus {
 }
 
 /// Queries A, AAAA, NS, CNAME and MX for `host` concurrently; answers that are not in
-/// by `phase_timeout` count as timed out.
+/// by `phase_timeout` count as timed out. The phase timeout is network time: a query
+/// waiting for a free slot (`max_inflight`) has its deadline moved back by the wait,
+/// so load alone never fails a name; the caller's own deadline bounds the waiting.
 pub async fn resolve(
     client: &DnsClient,
     host: &HostName,
@@ -84,6 +86,8 @@ fn phase_deadline(phase_timeout: Duration) -> Option<Instant> {
     Instant::now().checked_add(phase_timeout)
 }
 
+/// One query under the phase deadline; time spent waiting for a free slot moves the
+/// deadline back (see [`DnsClient::query_until`]).
 async fn bounded(
     client: &DnsClient,
     host: &HostName,
@@ -91,13 +95,7 @@ async fn bounded(
     settings: &DnsSettings,
     deadline: Option<Instant>,
 ) -> Result<Answer, DnsError> {
-    let query = client.query(host, rtype, settings);
-    match deadline {
-        Some(deadline) => tokio::time::timeout_at(deadline, query)
-            .await
-            .unwrap_or(Err(DnsError::Timeout)),
-        None => query.await,
-    }
+    client.query_until(host, rtype, settings, deadline).await
 }
 
 type Reply = Result<Answer, DnsError>;
