@@ -254,13 +254,17 @@ async fn sweep_world(plan: &Plan<'_>, network: &Network) -> Result<Vec<LiveRun>>
         network.describe(),
         hello.connection_room()
     );
+    // A task has about one connection open at a time, and no more tasks run than
+    // there are sites.
+    let in_flight = |c: usize| (c as u64).min(hello.sites as u64);
     if let Some(&c) = concurrencies
         .iter()
-        .find(|&&c| (c as u64) > hello.connection_room())
+        .find(|&&c| in_flight(c) > hello.connection_room())
     {
         eprintln!(
-            "xtask bench: WARNING: the {label} world has descriptors for {} connections, fewer than concurrency {c}: its accepts will fail and its listen queues fill, so such runs measure the world, not spyder (the report counts the failed accepts)",
-            hello.connection_room()
+            "xtask bench: WARNING: the {label} world has descriptors for {} connections, fewer than the {} tasks concurrency {c} keeps in flight: its accepts will fail and its listen queues fill, so such runs measure the world, not spyder (the report counts the failed accepts)",
+            hello.connection_room(),
+            in_flight(c)
         );
     }
     let expected = read_expected(&dir.path().join(EXPECTED_EDGES_FILE))?;
