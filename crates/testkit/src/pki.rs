@@ -66,6 +66,8 @@ pub struct LeafSpec {
 pub struct TestCa {
     issuer: Issuer<'static, KeyPair>,
     subject: DistinguishedName,
+    /// The random OU that makes the subject unique (see [`TestCa::new`]).
+    unit: String,
     root: CertificateDer<'static>,
     root_pem: String,
 }
@@ -85,12 +87,51 @@ impl TestCa {
     /// Its subject is CN [`TestCa::COMMON_NAME`] plus a random OU, so two CAs never
     /// share a subject: a leaf of one is `unknown_issuer` to the other.
     pub fn new() -> Self {
+        let unit = format!("testkit {:016x}", rand::random::<u64>());
         let mut subject = distinguished_name(Some(Self::COMMON_NAME));
-        subject.push(
-            DnType::OrganizationalUnitName,
-            format!("testkit {:016x}", rand::random::<u64>()),
-        );
-        Self::with_subject(subject)
+        subject.push(DnType::OrganizationalUnitName, unit.clone());
+        let mut ca = Self::with_subject(subject);
+        ca.unit = unit;
+        ca
+    }
+
+    /// This CA as text another process can load with [`TestCa::from_export`]: its
+    /// subject's unit, its private key and its root certificate, PEM. Worlds served by
+    /// several processes share one CA this way. Test material only: the key is in it.
+    pub fn export(&self) -> String {
+        format!(
+            "{}\n{}{}",
+            self.unit,
+            self.issuer.key().serialize_pem(),
+            self.root_pem
+        )
+    }
+
+    /// The CA [`TestCa::export`] wrote: leaves it issues chain to the same root.
+    pub fn from_export(text: &str) -> std::io::Result<Self> {
+        let bad = |what: &str| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("not an exported test CA: {what}"),
+            )
+        };
+        let (unit, rest) = text.split_once('\n').ok_or_else(|| bad("no unit line"))?;
+        let key_end = rest
+            .find("-----END PRIVATE KEY-----")
+            .map(|i| i + "-----END PRIVATE KEY-----".len())
+            .ok_or_else(|| bad("no private key"))?;
+        let key = KeyPair::from_pem(&rest[..key_end]).map_err(|e| bad(&e.to_string()))?;
+        let root_pem = rest[key_end..].trim_start().to_owned();
+        let root = first_cert_der(&root_pem).ok_or_else(|| bad("no root certificate"))?;
+        let mut subject = distinguished_name(Some(Self::COMMON_NAME));
+        subject.push(DnType::OrganizationalUnitName, unit.to_owned());
+        Ok(Self {
+            issuer: Issuer::new(ca_params(subject.clone()), key),
+            subject,
+            unit: unit.to_owned(),
+            root,
+            root_pem,
+        })
     }
 
     /// A CA with the same subject as this one but its own key: to a client trusting
@@ -103,14 +144,7 @@ impl TestCa {
     fn with_subject(subject: DistinguishedName) -> Self {
         let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
             .expect("ring generates P-256 keys");
-        let mut params = CertificateParams::default();
-        params.distinguished_name = subject.clone();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
+        let mut params = ca_params(subject.clone());
         set_validity(&mut params, -3650 * DAY, 3650 * DAY);
         let cert = params
             .self_signed(&key)
@@ -120,6 +154,7 @@ impl TestCa {
             root_pem: cert.pem(),
             issuer: Issuer::new(params, key),
             subject,
+            unit: String::new(),
         }
     }
 
@@ -269,6 +304,25 @@ impl IssuedCert {
 }
 
 /// A subject with only a common name, or an empty subject.
+/// A root CA's parameters for `subject`, validity unset.
+fn ca_params(subject: DistinguishedName) -> CertificateParams {
+    let mut params = CertificateParams::default();
+    params.distinguished_name = subject;
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    params
+}
+
+/// The DER of the first certificate in `pem`.
+fn first_cert_der(pem: &str) -> Option<CertificateDer<'static>> {
+    use rustls_pki_types::pem::PemObject as _;
+    CertificateDer::pem_slice_iter(pem.as_bytes()).next()?.ok()
+}
+
 fn distinguished_name(common_name: Option<&str>) -> DistinguishedName {
     let mut dn = DistinguishedName::new();
     if let Some(cn) = common_name {
@@ -360,5 +414,35 @@ mod tests {
         assert_ne!(a.subject, b.subject);
         assert_eq!(a.impostor().subject, a.subject);
         assert_ne!(a.impostor().root_der(), a.root_der());
+    }
+
+    #[test]
+    fn an_exported_ca_issues_leaves_that_chain_to_the_same_root() {
+        let ca = TestCa::new();
+        let copy = TestCa::from_export(&ca.export()).expect("loads");
+        assert_eq!(copy.root_pem(), ca.root_pem());
+        assert_eq!(copy.root_der(), ca.root_der());
+        assert_eq!(copy.subject, ca.subject);
+        let leaf = copy.issue(&["copy.example"], CertKind::Valid);
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(ca.root_der()).expect("a valid root");
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let verifier =
+            rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .expect("verifier");
+        use rustls::client::danger::ServerCertVerifier as _;
+        let name = rustls_pki_types::ServerName::try_from("copy.example").expect("name");
+        verifier
+            .verify_server_cert(
+                leaf.leaf(),
+                &[],
+                &name,
+                &[],
+                rustls_pki_types::UnixTime::now(),
+            )
+            .expect("the copy's leaf chains to the original root");
+        assert!(TestCa::from_export("garbage").is_err());
+        assert!(TestCa::from_export("unit\n-----BEGIN PRIVATE KEY-----\n").is_err());
     }
 }

@@ -257,6 +257,10 @@ pub struct WebOptions {
     /// Addresses black-holed at the connect level on both ports: a connect to either
     /// never completes (no SYN-ACK, no RST). None of them may be a site's address.
     pub filtered: Vec<Ipv4Addr>,
+    /// The HTTPS and plain-HTTP ports to serve on, instead of a free pair the server
+    /// picks: several servers (processes) then serve disjoint addresses of one world
+    /// on the same ports. Starting fails if an address has either port taken.
+    pub ports: Option<(u16, u16)>,
 }
 
 /// The scripted hosts, listening until dropped.
@@ -388,7 +392,10 @@ impl WebServer {
             https: Need::Hole,
             http: Need::Hole,
         }));
-        let (https_port, http_port, listeners) = bind_all(&endpoints)?;
+        let (https_port, http_port, listeners) = match options.ports {
+            Some(ports) => bind_fixed(&endpoints, ports)?,
+            None => bind_all(&endpoints)?,
+        };
 
         let mut addresses = HashMap::with_capacity(groups.len());
         for (ip, sites) in groups {
@@ -619,6 +626,25 @@ fn bind_one(ip: Ipv4Addr, port: u16, need: Need, tls: bool) -> io::Result<Bound>
             listener: netsim::listener(ip, port, LISTEN_BACKLOG)?,
         }),
     }
+}
+
+/// Binds what each endpoint needs on the given port pair.
+fn bind_fixed(
+    endpoints: &[Endpoint],
+    (https_port, http_port): (u16, u16),
+) -> io::Result<(u16, u16, Vec<Bound>)> {
+    let mut bound = Vec::with_capacity(endpoints.len() * 2);
+    for endpoint in endpoints {
+        for (need, tls, port) in [
+            (endpoint.https, true, https_port),
+            (endpoint.http, false, http_port),
+        ] {
+            if need != Need::Nothing {
+                bound.push(bind_one(endpoint.ip, port, need, tls)?);
+            }
+        }
+    }
+    Ok((https_port, http_port, bound))
 }
 
 /// Finds a port pair free on every address and binds what each needs. The first
@@ -1773,6 +1799,7 @@ mod tests {
                 ..TcpConditions::default()
             },
             filtered: Vec::new(),
+            ports: None,
         };
         let site = Site::plain(ip(145), Reply::Html("x".into()));
         let web = WebServer::start_with(vec![site.into()], options)

@@ -101,24 +101,48 @@ impl World {
         n: usize,
         options: WorldOptions,
     ) -> std::io::Result<Self> {
+        Self::generate_part(seed, n, options, Part::WHOLE, TestCa::new(), None).await
+    }
+
+    /// One part of a world served by several processes (a machine's open-file limit
+    /// holds two listening sockets per site for only so many sites). Every part draws
+    /// the same world from `seed` and signs with the same `ca` (see
+    /// [`TestCa::export`]); `part` picks the addresses this one serves
+    /// ([`Part::owns`]), and `sites` holds only their expectations. The first part
+    /// serves the whole world's DNS; the others serve an empty zone nobody asks.
+    /// `ports` fixes the port pair (the parts after the first take the first's).
+    pub async fn generate_part(
+        seed: u64,
+        n: usize,
+        options: WorldOptions,
+        part: Part,
+        ca: TestCa,
+        ports: Option<(u16, u16)>,
+    ) -> std::io::Result<Self> {
         let plan = Plan::new(seed, n, options);
-        let ca = TestCa::new();
         let mut zone = Zone::new();
         let mut sites = Vec::with_capacity(n);
         let mut filtered = Vec::new();
         let mut expected = Vec::with_capacity(n);
         for spec in &plan.sites {
             let (site, exp) = spec.build(&plan, &ca, &mut zone);
+            if !part.owns(spec.ip) {
+                continue;
+            }
             match site {
                 Some(site) => sites.push(site),
                 None => filtered.push(spec.ip),
             }
             expected.push(exp);
         }
+        if part.index != 0 {
+            zone = Zone::new();
+        }
         let dns = DnsServer::start_with(zone, options.dns_server()).await?;
         let web_options = WebOptions {
             network: options.tcp_conditions(),
             filtered,
+            ports,
         };
         let web = WebServer::start_with(sites, web_options).await?;
         Ok(Self {
@@ -176,6 +200,27 @@ pub fn probe_flags(dns: SocketAddr, https_port: u16, http_port: u16, roots: &Pat
         "-metrics_addr=".into(),
         "-log_format=json".into(),
     ]
+}
+
+/// Which addresses of a world one process serves (see [`World::generate_part`]):
+/// part `index` of `count` serves the addresses whose number is `index` modulo
+/// `count`, so every site of a shared address lands in one part.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Part {
+    /// This part, `0..count`; part 0 serves the DNS.
+    pub index: usize,
+    /// How many parts serve the world (at least 1).
+    pub count: usize,
+}
+
+impl Part {
+    /// The whole world in one process.
+    pub const WHOLE: Self = Self { index: 0, count: 1 };
+
+    /// Whether this part serves `ip`.
+    pub fn owns(&self, ip: Ipv4Addr) -> bool {
+        self.count <= 1 || u32::from(ip) as usize % self.count == self.index
+    }
 }
 
 /// Hazards and network conditions a world can mix in beyond the defaults. The
@@ -797,6 +842,50 @@ mod tests {
             })
             .collect();
         (site.outcome, edges, site.metrics.clone())
+    }
+
+    #[tokio::test]
+    async fn parts_of_a_world_add_up_to_the_whole_on_one_port_pair() {
+        let options = WorldOptions {
+            filtered: 0.05,
+            shared_ip_sites: 0.1,
+            ..WorldOptions::default()
+        };
+        let whole = World::generate_with(0x51_0003, 150, options).await.unwrap();
+        let ca = TestCa::new();
+        let first = World::generate_part(
+            0x51_0003,
+            150,
+            options,
+            Part { index: 0, count: 2 },
+            TestCa::from_export(&ca.export()).unwrap(),
+            None,
+        )
+        .await
+        .unwrap();
+        let ports = (first.web.https_port(), first.web.http_port());
+        let second = World::generate_part(
+            0x51_0003,
+            150,
+            options,
+            Part { index: 1, count: 2 },
+            ca,
+            Some(ports),
+        )
+        .await
+        .unwrap();
+        assert_eq!((second.web.https_port(), second.web.http_port()), ports);
+        assert!(!first.sites.is_empty() && !second.sites.is_empty());
+        let mut parts: BTreeMap<String, _> = BTreeMap::new();
+        for site in first.sites.iter().chain(&second.sites) {
+            assert!(parts.insert(site.host.clone(), comparable(site)).is_none());
+        }
+        let all: BTreeMap<String, _> = whole
+            .sites
+            .iter()
+            .map(|site| (site.host.clone(), comparable(site)))
+            .collect();
+        assert_eq!(parts, all, "the parts expect what the whole world does");
     }
 
     #[tokio::test]
