@@ -11,6 +11,14 @@
 //! Running the world in its own process lets it be pinned to its own core and its
 //! CPU and memory be measured apart from the probe's.
 //!
+//! Every site holds two listening sockets, so a large world outgrows one process's
+//! open-file limit (20,000 here, and not raisable without CAP_SYS_RESOURCE). The
+//! process then serves the world in parts (`--parts K`, default as many as the
+//! limit needs, each using at most half its limit for listeners): it serves the DNS
+//! and part 1 itself and starts K-1 more `world-serve --part i/K --ports h,p --ca F`
+//! processes on its port pair and CA ([`World::generate_part`]); it merges their
+//! files into `D` and sums their `stats`, so the bench sees one world.
+//!
 //! The optional conditions ([`Conditions`]) make it a slow, lossy, partly filtered
 //! internet: `--rtt 100ms` (every TCP exchange), `--jitter 10ms`, `--dns-rtt 40ms`,
 //! `--dns-jitter 5ms`, `--dns-loss 1%` (of UDP datagrams, each way), `--blackhole 2%`
@@ -28,7 +36,8 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use spyder_model::EdgeType;
-use spyder_testkit::world::{World, WorldOptions};
+use spyder_testkit::pki::TestCa;
+use spyder_testkit::world::{Part, World, WorldOptions};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, ChildStdout};
 
@@ -246,6 +255,15 @@ pub(super) struct WorldStats {
 }
 
 impl Hello {
+    /// Adds another part's sites and descriptors to this (the first part's) hello:
+    /// the room of the parts together is the world's.
+    fn add_part(&mut self, other: &Self) {
+        self.https_sites += other.https_sites;
+        self.fd_limit = self.fd_limit.saturating_add(other.fd_limit);
+        self.open_fds = self.open_fds.saturating_add(other.open_fds);
+        self.filtered_sites += other.filtered_sites;
+    }
+
     /// Connections the world can accept at once before running out of descriptors.
     pub(super) fn connection_room(&self) -> u64 {
         self.fd_limit.saturating_sub(self.open_fds)
@@ -253,6 +271,21 @@ impl Hello {
 }
 
 impl WorldStats {
+    /// Adds another part's counters and costs (peak RSS summed: the parts' peaks
+    /// need not coincide, so this bounds the world's from above).
+    fn add_part(&mut self, other: &Self) {
+        self.dns_queries += other.dns_queries;
+        self.dns_udp += other.dns_udp;
+        self.dns_tcp += other.dns_tcp;
+        self.handshakes += other.handshakes;
+        self.requests += other.requests;
+        self.dns_lost_queries += other.dns_lost_queries;
+        self.dns_lost_answers += other.dns_lost_answers;
+        self.accept_errors += other.accept_errors;
+        self.cpu_s += other.cpu_s;
+        self.peak_rss_kib += other.peak_rss_kib;
+    }
+
     /// The counters of `self` minus those of `before`; CPU as a difference, the peak
     /// as `self`'s (a high-water mark has no difference).
     pub(super) fn since(&self, before: &Self) -> Self {
@@ -285,11 +318,26 @@ struct ServeOptions {
     seed: u64,
     dir: PathBuf,
     conditions: Conditions,
+    /// `--parts K`: serve the world in K processes (default: as many as the
+    /// open-file limit needs).
+    parts: Option<usize>,
+    /// Given to the processes after the first: `--part i/K`, `--ports h,p` and
+    /// `--ca FILE` (the first's exported CA).
+    part: Option<ChildPart>,
+}
+
+/// What a process serving part of a world is told by the first.
+#[derive(Clone, Debug, PartialEq)]
+struct ChildPart {
+    part: Part,
+    ports: (u16, u16),
+    ca: PathBuf,
 }
 
 impl ServeOptions {
     fn parse(args: &[String]) -> Result<Self> {
         let (mut sites, mut seed, mut dir) = (None, None, None);
+        let (mut parts, mut part, mut ports, mut ca) = (None, None, None, None);
         let mut conditions = Conditions::default();
         let mut args = args.iter();
         while let Some(flag) = args.next() {
@@ -305,14 +353,39 @@ impl ServeOptions {
                     seed = Some(value.parse().map_err(|e| format!("--seed {value}: {e}"))?);
                 }
                 "--dir" => dir = Some(PathBuf::from(value)),
+                "--parts" => match value.parse() {
+                    Ok(k) if k >= 1 => parts = Some(k),
+                    _ => return Err(format!("--parts {value}: a whole number ≥ 1")),
+                },
+                "--part" => {
+                    let parsed = value.split_once('/').and_then(|(i, k)| {
+                        let (index, count) = (i.parse().ok()?, k.parse().ok()?);
+                        (index < count).then_some(Part { index, count })
+                    });
+                    part = Some(parsed.ok_or_else(|| format!("--part {value}: i/K, i < K"))?);
+                }
+                "--ports" => {
+                    let parsed = value
+                        .split_once(',')
+                        .and_then(|(h, p)| Some((h.parse().ok()?, p.parse().ok()?)));
+                    ports = Some(parsed.ok_or_else(|| format!("--ports {value}: HTTPS,HTTP"))?);
+                }
+                "--ca" => ca = Some(PathBuf::from(value)),
                 other => return Err(format!("unknown argument {other:?}")),
             }
         }
+        let part = match (part, ports, ca) {
+            (None, None, None) => None,
+            (Some(part), Some(ports), Some(ca)) => Some(ChildPart { part, ports, ca }),
+            _ => return Err("--part, --ports and --ca go together".into()),
+        };
         Ok(Self {
             sites: sites.ok_or("--sites is required")?,
             seed: seed.ok_or("--seed is required")?,
             dir: dir.ok_or("--dir is required")?,
             conditions,
+            parts,
+            part,
         })
     }
 }
@@ -328,54 +401,173 @@ pub fn world_serve(args: &[String]) -> ExitCode {
     }
 }
 
+/// Where the parts after the first keep their files, under the world's directory.
+fn part_dir(dir: &Path, index: usize) -> PathBuf {
+    dir.join(format!("part-{index}"))
+}
+
+/// The first part's exported CA, for the others.
+const CA_EXPORT_FILE: &str = "world-ca.txt";
+/// Bound on a part's start (generating and binding its sites).
+const PART_READY_LIMIT: Duration = Duration::from_secs(300);
+
+/// Listening sockets a world of `sites` holds at most: two per site, and two more per
+/// filtered site (the fillers of its holes), with a margin for the draw.
+fn listener_fds(sites: usize, conditions: &Conditions) -> u64 {
+    let filtered_bound = (sites as f64 * conditions.blackhole * 1.2).ceil() as u64;
+    2 * sites as u64 + 2 * filtered_bound
+}
+
+/// Processes a world of `listeners` sockets needs under an open-file limit of
+/// `limit`: each holds at most half its limit in listeners, leaving the other half
+/// for connections. 1 when the limit is unknown (0).
+fn parts_for(listeners: u64, limit: u64) -> usize {
+    if limit == 0 {
+        return 1;
+    }
+    let per_part = (limit / 2).max(1);
+    usize::try_from(listeners.div_ceil(per_part)).map_or(1, |k| k.clamp(1, 64))
+}
+
 fn serve(options: ServeOptions) -> Result<()> {
-    // Two listeners per site; a filtered site holds two more sockets (the fillers of
-    // its holes), counted here with a margin for the draw.
-    let filtered_bound = (options.sites as f64 * options.conditions.blackhole * 1.2).ceil();
-    let fd_limit = raise_fd_limit(2 * options.sites as u64 + 2 * filtered_bound as u64 + FD_MARGIN);
+    let listeners = listener_fds(options.sites, &options.conditions);
+    let parts = match &options.part {
+        Some(child) => child.part.count,
+        None => {
+            let limit = fd_limits().map_or(0, |(_, hard)| hard);
+            options
+                .parts
+                .unwrap_or_else(|| parts_for(listeners + FD_MARGIN, limit))
+        }
+    };
+    let own_listeners = listeners.div_ceil(parts as u64);
+    let fd_limit = raise_fd_limit(own_listeners + FD_MARGIN);
     let runtime = tokio::runtime::Runtime::new().map_err(|e| format!("tokio runtime: {e}"))?;
+    let (part, ca, ports) = match &options.part {
+        Some(child) => {
+            let text = std::fs::read_to_string(&child.ca)
+                .map_err(|e| format!("cannot read {}: {e}", child.ca.display()))?;
+            let ca =
+                TestCa::from_export(&text).map_err(|e| format!("{}: {e}", child.ca.display()))?;
+            (child.part, ca, Some(child.ports))
+        }
+        None => (
+            Part {
+                index: 0,
+                count: parts,
+            },
+            TestCa::new(),
+            None,
+        ),
+    };
     eprintln!(
-        "xtask world-serve: generating a world of {} sites (seed {:#x}, conditions {:?})",
-        options.sites, options.seed, options.conditions
+        "xtask world-serve: generating a world of {} sites (seed {:#x}, conditions {:?}){}",
+        options.sites,
+        options.seed,
+        options.conditions,
+        if parts > 1 {
+            format!(", part {} of {parts}", part.index + 1)
+        } else {
+            String::new()
+        }
     );
     let started = Instant::now();
     let world_options = options.conditions.world_options(options.seed);
+    let exported = ca.export();
     let world = runtime
-        .block_on(World::generate_with(
+        .block_on(World::generate_part(
             options.seed,
             options.sites,
             world_options,
+            part,
+            ca,
+            ports,
         ))
         .map_err(|e| format!("cannot start the world: {e}"))?;
-    let generate_s = started.elapsed().as_secs_f64();
-    eprintln!(
-        "xtask world-serve: {} sites up in {generate_s:.1} s; writing {}",
-        options.sites,
-        options.dir.display()
-    );
-    let https_sites = write_files(&world, &options.dir)?;
-    let hello = Hello {
+    let own_dir = if parts > 1 && options.part.is_none() {
+        part_dir(&options.dir, 0)
+    } else {
+        options.dir.clone()
+    };
+    std::fs::create_dir_all(&own_dir)
+        .map_err(|e| format!("cannot create {}: {e}", own_dir.display()))?;
+    let https_sites = write_files(&world, &own_dir)?;
+    let mut hello = Hello {
         dns: world.dns_addr(),
         https_port: world.web.https_port(),
         http_port: world.web.http_port(),
         expected_edges: world.expected_edges().len(),
-        sites: options.sites,
+        sites: world.sites.len(),
         https_sites,
         fd_limit,
         open_fds: open_fds(),
-        generate_s,
+        generate_s: started.elapsed().as_secs_f64(),
         conditions: options.conditions,
         // Each filtered address holds two holes.
         filtered_sites: world.web.filtered().len() / 2,
     };
+    // The first of several parts starts the others on its ports and CA.
+    let mut others = Vec::new();
+    if parts > 1 && options.part.is_none() {
+        let ca_file = options.dir.join(CA_EXPORT_FILE);
+        std::fs::write(&ca_file, exported)
+            .map_err(|e| format!("cannot write {}: {e}", ca_file.display()))?;
+        let ports = (hello.https_port, hello.http_port);
+        for index in 1..parts {
+            let dir = part_dir(&options.dir, index);
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            let child = ChildPart {
+                part: Part {
+                    index,
+                    count: parts,
+                },
+                ports,
+                ca: ca_file.clone(),
+            };
+            let (process, part_hello) =
+                runtime.block_on(WorldProcess::start_part(&options, &child, &dir))?;
+            hello.add_part(&part_hello);
+            others.push(process);
+        }
+        hello.sites = options.sites;
+        hello.generate_s = started.elapsed().as_secs_f64();
+        hello.expected_edges = merge_parts(&options.dir, parts)?;
+        eprintln!(
+            "xtask world-serve: {} sites up in {:.1} s in {parts} processes (an open-file limit of {} holds {} listening sockets); writing {}",
+            options.sites,
+            hello.generate_s,
+            fd_limit,
+            listeners,
+            options.dir.display()
+        );
+    } else if options.part.is_none() {
+        eprintln!(
+            "xtask world-serve: {} sites up in {:.1} s; writing {}",
+            options.sites,
+            hello.generate_s,
+            options.dir.display()
+        );
+    }
     answer(&hello)?;
     // The runtime's workers serve the world; this thread only reads commands.
     for line in std::io::stdin().lock().lines() {
         let line = line.map_err(|e| format!("stdin: {e}"))?;
         match line.trim() {
-            "stats" => answer(&stats(&world)?)?,
+            "stats" => {
+                let mut total = stats(&world)?;
+                for other in &mut others {
+                    total.add_part(&runtime.block_on(other.stats())?);
+                }
+                answer(&total)?;
+            }
             "" => {}
             other => answer(&serde_json::json!({ "error": format!("unknown command {other:?}") }))?,
+        }
+    }
+    for other in others {
+        if let Err(e) = runtime.block_on(other.stop()) {
+            eprintln!("xtask world-serve: {e}");
         }
     }
     {
@@ -384,6 +576,62 @@ fn serve(options: ServeOptions) -> Result<()> {
     }
     runtime.shutdown_timeout(Duration::from_secs(1));
     Ok(())
+}
+
+/// Writes the whole world's files in `dir` from those of its parts
+/// (`part-<i>/`): the domains interleaved part by part, the expected edges and the
+/// HTTPS sites concatenated, the roots of the first. Returns the distinct expected
+/// edges.
+fn merge_parts(dir: &Path, parts: usize) -> Result<usize> {
+    let read = |index: usize, name: &str| {
+        let path = part_dir(dir, index).join(name);
+        std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+    };
+    let write = |name: &str, text: String| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+    };
+    let mut domains: Vec<Vec<String>> = Vec::with_capacity(parts);
+    let (mut expected, mut https) = (String::new(), String::new());
+    for index in 0..parts {
+        domains.push(
+            read(index, DOMAINS_FILE)?
+                .lines()
+                .map(str::to_owned)
+                .collect(),
+        );
+        expected.push_str(&read(index, EXPECTED_EDGES_FILE)?);
+        for line in read(index, HTTPS_SITES_FILE)?
+            .lines()
+            .filter(|l| !l.is_empty())
+        {
+            https.push_str(line);
+            https.push('\n');
+        }
+    }
+    let longest = domains.iter().map(Vec::len).max().unwrap_or(0);
+    let mut interleaved = String::new();
+    for i in 0..longest {
+        for part in &domains {
+            if let Some(host) = part.get(i).filter(|h| !h.is_empty()) {
+                interleaved.push_str(host);
+                interleaved.push('\n');
+            }
+        }
+    }
+    let distinct: std::collections::BTreeSet<(&str, &str, &str)> = expected
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split('\t').skip(1);
+            Some((fields.next()?, fields.next()?, fields.next()?))
+        })
+        .collect();
+    let count = distinct.len();
+    write(DOMAINS_FILE, interleaved)?;
+    write(EXPECTED_EDGES_FILE, expected.clone())?;
+    write(HTTPS_SITES_FILE, https)?;
+    write(ROOTS_FILE, read(0, ROOTS_FILE)?)?;
+    Ok(count)
 }
 
 /// One JSON line on stdout, flushed.
@@ -544,20 +792,58 @@ impl WorldProcess {
         ready_limit: Duration,
     ) -> Result<(Self, Hello)> {
         let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
-        let mut child = pinning
-            .world_command(&exe)
+        let mut command = pinning.world_command(&exe);
+        command
             .arg("world-serve")
             .args(["--sites", &sites.to_string()])
             .args(["--seed", &seed.to_string()])
             .args(conditions.args())
             .arg("--dir")
+            .arg(dir);
+        Self::spawn(command, &format!("world of {sites} sites"), ready_limit).await
+    }
+
+    /// Starts the process serving part `child` of the world `options` describes
+    /// (this very executable, inheriting this process's CPU pinning).
+    async fn start_part(
+        options: &ServeOptions,
+        child: &ChildPart,
+        dir: &Path,
+    ) -> Result<(Self, Hello)> {
+        let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
+        let mut command = tokio::process::Command::new(&exe);
+        command
+            .arg("world-serve")
+            .args(["--sites", &options.sites.to_string()])
+            .args(["--seed", &options.seed.to_string()])
+            .args(options.conditions.args())
+            .arg("--dir")
             .arg(dir)
+            .args([
+                "--part".to_owned(),
+                format!("{}/{}", child.part.index, child.part.count),
+                "--ports".to_owned(),
+                format!("{},{}", child.ports.0, child.ports.1),
+            ])
+            .arg("--ca")
+            .arg(&child.ca);
+        let what = format!("part {} of the world", child.part.index + 1);
+        Self::spawn(command, &what, PART_READY_LIMIT).await
+    }
+
+    /// Spawns `command` (a `world-serve`) and waits up to `ready_limit` for its hello.
+    async fn spawn(
+        mut command: tokio::process::Command,
+        what: &str,
+        ready_limit: Duration,
+    ) -> Result<(Self, Hello)> {
+        let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true)
             .spawn()
-            .map_err(|e| format!("cannot start {} world-serve: {e}", exe.display()))?;
+            .map_err(|e| format!("cannot start {what}: {e}"))?;
         let stdin = child.stdin.take().ok_or("no stdin for the world process")?;
         let stdout = child
             .stdout
@@ -571,7 +857,7 @@ impl WorldProcess {
         let line = world
             .read_line(ready_limit)
             .await
-            .map_err(|e| format!("world of {sites} sites not ready: {e}"))?;
+            .map_err(|e| format!("{what} not ready: {e}"))?;
         let hello =
             serde_json::from_str(&line).map_err(|e| format!("world hello {line:?}: {e}"))?;
         Ok((world, hello))
@@ -668,6 +954,8 @@ mod tests {
                 seed: 7,
                 dir: PathBuf::from("/tmp/w"),
                 conditions: Conditions::default(),
+                parts: None,
+                part: None,
             })
         );
         assert!(ServeOptions::parse(&args(&["--sites", "10", "--dir", "/tmp/w"])).is_err());
@@ -676,6 +964,44 @@ mod tests {
             ServeOptions::parse(&args(&["--sites", "x", "--seed", "1", "--dir", "d"])).is_err()
         );
         assert!(ServeOptions::parse(&args(&["--what", "1"])).is_err());
+    }
+
+    #[test]
+    fn a_world_too_big_for_one_open_file_limit_is_served_in_parts() {
+        // Two sockets per site, plus holes: 10,000 sites at 2 % filtered.
+        let slow = Conditions {
+            blackhole: 0.02,
+            ..Conditions::default()
+        };
+        assert_eq!(listener_fds(10_000, &slow), 20_480);
+        // Half of each process's limit for listeners, the other half for connections.
+        assert_eq!(parts_for(20_480 + FD_MARGIN, 20_000), 3);
+        assert_eq!(parts_for(2_000, 20_000), 1);
+        assert_eq!(parts_for(2_000, 0), 1, "an unknown limit: one process");
+        assert_eq!(parts_for(u64::MAX, 2), 64, "capped");
+        let child = ServeOptions::parse(&args(&[
+            "--sites", "10", "--seed", "7", "--dir", "/tmp/w", "--part", "1/3", "--ports",
+            "443,80", "--ca", "/tmp/ca",
+        ]))
+        .expect("parses");
+        assert_eq!(
+            child.part,
+            Some(ChildPart {
+                part: Part { index: 1, count: 3 },
+                ports: (443, 80),
+                ca: PathBuf::from("/tmp/ca"),
+            })
+        );
+        for bad in [
+            &["--part", "3/3", "--ports", "1,2", "--ca", "c"][..],
+            &["--part", "1/3"][..],
+            &["--parts", "0"][..],
+            &["--part", "1/3", "--ports", "1", "--ca", "c"][..],
+        ] {
+            let mut all = args(&["--sites", "10", "--seed", "7", "--dir", "d"]);
+            all.extend(args(bad));
+            assert!(ServeOptions::parse(&all).is_err(), "{bad:?}");
+        }
     }
 
     #[test]
