@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::Duration;
 
+use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use spyder_model::{HostName, NameKind};
 use tokio::time::Instant;
@@ -35,9 +36,12 @@ pub struct Resolution {
 pub enum ResolveStatus {
     /// At least one address.
     Resolved,
-    /// No address: NXDOMAIN or NODATA (outcome `no_address`).
+    /// No address, and DNS said so: NXDOMAIN, or NODATA for both A and AAAA
+    /// (outcome `no_address`).
     NoAddress,
-    /// A and AAAA both failed: timed out, SERVFAIL or REFUSED (outcome `dns_error`).
+    /// No address, and A or AAAA failed (timed out, SERVFAIL or REFUSED) with the
+    /// other giving none, so whether the name has addresses is unknown (outcome
+    /// `dns_error`).
     Failed,
 }
 
@@ -182,12 +186,18 @@ pub(super) fn assemble(
         }
     }
 
+    // No address is an answer only when DNS said so: NXDOMAIN for either type (the
+    // name does not exist), or both A and AAAA answered. A timed-out A next to an
+    // empty AAAA says nothing about the name's IPv4 addresses: that is a failure,
+    // not `no_address` (which hid lookups lost under load as clean answers).
+    let nxdomain =
+        |reply: &Reply| matches!(reply, Ok(answer) if answer.rcode == ResponseCode::NXDomain);
     let status = if !addresses.is_empty() {
         ResolveStatus::Resolved
-    } else if a.is_err() && aaaa.is_err() {
-        ResolveStatus::Failed
-    } else {
+    } else if nxdomain(a) || nxdomain(aaaa) || (a.is_ok() && aaaa.is_ok()) {
         ResolveStatus::NoAddress
+    } else {
+        ResolveStatus::Failed
     };
     Resolution {
         addresses,
@@ -212,7 +222,6 @@ fn push_target(out: &mut Vec<HostName>, target: &Name) {
 mod tests {
     use std::net::{Ipv4Addr, Ipv6Addr};
 
-    use hickory_proto::op::ResponseCode;
     use hickory_proto::rr::rdata::{A, AAAA, CNAME, MX, NS};
 
     use super::*;
@@ -342,6 +351,16 @@ mod tests {
         assert_eq!(
             assemble(&host, &t, &nx(), &t, &t, &t).status,
             ResolveStatus::NoAddress
+        );
+        // A lost A lookup next to an empty AAAA answer: unknown, so a failure (it
+        // was `no_address`, hiding lookups lost under load).
+        assert_eq!(
+            assemble(&host, &t, &ok(vec![]), &t, &t, &t).status,
+            ResolveStatus::Failed
+        );
+        assert_eq!(
+            assemble(&host, &ok(vec![]), &sf, &t, &t, &t).status,
+            ResolveStatus::Failed
         );
         assert_eq!(
             assemble(&host, &ok(vec![]), &ok(vec![]), &t, &t, &t).status,
