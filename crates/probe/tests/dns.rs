@@ -839,7 +839,9 @@ async fn a_retry_keeps_its_slot_instead_of_queueing_behind_newer_lookups() {
         let (c, s) = (Arc::clone(&c), s.clone());
         tokio::spawn(async move { c.query(&host("lost.example"), RecordType::A, &s).await })
     };
-    let got = tokio::time::timeout(GUARD, seen_rx.recv()).await.expect("in time");
+    let got = tokio::time::timeout(GUARD, seen_rx.recv())
+        .await
+        .expect("in time");
     assert_eq!(got.as_deref(), Some("lost.example."));
     // The slot is held by lost.example's first try: this lookup queues.
     let second = {
@@ -858,7 +860,11 @@ async fn a_retry_keeps_its_slot_instead_of_queueing_behind_newer_lookups() {
     while let Ok(name) = seen_rx.try_recv() {
         order.push(name);
     }
-    assert_eq!(order, ["lost.example.", "queued.example."], "the retry went first");
+    assert_eq!(
+        order,
+        ["lost.example.", "queued.example."],
+        "the retry went first"
+    );
     server.abort();
 }
 
@@ -901,4 +907,37 @@ async fn a_slot_wait_does_not_count_against_the_phase_deadline() {
         .expect("task")
         .expect("the slow answer");
     assert_eq!(a_addresses(&slow), vec![v4(1)]);
+}
+
+/// Issue 11: a server slowed past `query_timeout` (by load, its own or this
+/// client's) still resolves the name while the DNS phase lasts: the last try listens
+/// until the caller's deadline. Before, the lookup gave up after its tries' timeouts
+/// (here 0.6 s) with 4 s of the phase left, and the name failed.
+#[tokio::test]
+async fn a_slow_answer_within_the_phase_deadline_resolves_the_name() {
+    let mut zone = Zone::new();
+    zone.a("slow.example", v4(3)).behave(
+        "slow.example",
+        Behaviour::Delay(Duration::from_millis(1500)),
+    );
+    let server = start(zone).await;
+    let c = client(0);
+    let s = DnsSettings {
+        query_timeout: Duration::from_millis(300),
+        retries: 1,
+        ..settings(&[server.addr()])
+    };
+    let r = tokio::time::timeout(
+        GUARD,
+        resolve(&c, &host("slow.example"), &s, Duration::from_secs(5)),
+    )
+    .await
+    .expect("within the guard");
+    assert_eq!(r.status, ResolveStatus::Resolved);
+    assert_eq!(r.addresses, vec![IpAddr::V4(v4(3))]);
+    // Without a deadline of its own, a query still ends after its tries.
+    let alone = tokio::time::timeout(GUARD, c.query(&host("slow.example"), RecordType::AAAA, &s))
+        .await
+        .expect("within the guard");
+    assert!(matches!(alone, Err(DnsError::Timeout)), "{alone:?}");
 }

@@ -198,6 +198,9 @@ type Flights = HashMap<Key, FlightEntry>;
 struct SlotWaits {
     /// Waits finished, and the start of the one under way.
     state: Mutex<(Duration, Option<tokio::time::Instant>)>,
+    /// The latest deadline of the lookup's callers that have one (before slot waits
+    /// move it back): the last try listens until then.
+    callers_deadline: Mutex<Option<tokio::time::Instant>>,
 }
 
 impl SlotWaits {
@@ -205,6 +208,21 @@ impl SlotWaits {
     fn waiting(&self) -> SlotWait<'_> {
         lock(&self.state).1 = Some(tokio::time::Instant::now());
         SlotWait(self)
+    }
+
+    /// A caller with `deadline` joined.
+    fn caller(&self, deadline: tokio::time::Instant) {
+        let mut latest = lock(&self.callers_deadline);
+        if latest.is_none_or(|d| d < deadline) {
+            *latest = Some(deadline);
+        }
+    }
+
+    /// Until when the lookup's callers wait at the latest (`None`: none has a
+    /// deadline), their slot waits included.
+    fn listen_until(&self) -> Option<tokio::time::Instant> {
+        let deadline = (*lock(&self.callers_deadline))?;
+        deadline.checked_add(self.total())
     }
 
     /// All waiting so far, the current wait included.
@@ -382,6 +400,7 @@ impl DnsClient {
         let Some(deadline) = deadline else {
             return rx.await.unwrap_or(Err(DnsError::Cancelled));
         };
+        slot_waits.caller(deadline);
         // Waits before this caller joined were not its time.
         let before = slot_waits.total();
         let waited = || slot_waits.total().saturating_sub(before);
@@ -607,9 +626,10 @@ impl Inner {
                 slot = Some((server, permit));
             }
             let server_timeouts = timeouts.get(&server).copied().unwrap_or(0);
-            // The last try waits the whole query_timeout: the adaptive tries recover
-            // lost datagrams quickly, and a server slowed by load still gets the
-            // patience the settings give it before the lookup fails.
+            // The last try waits the whole query_timeout, and on until its callers'
+            // deadline when they have one: the adaptive tries recover lost datagrams
+            // quickly, and a server slowed by load still gets the patience the
+            // caller's DNS phase gives it before the lookup fails.
             let try_timeout = if attempt + 1 == tries {
                 s.query_timeout
             } else {
@@ -619,7 +639,7 @@ impl Inner {
                     .unwrap_or_default()
                     .try_timeout(server_timeouts, s.query_timeout)
             };
-            let deadline = tokio::time::Instant::now() + try_timeout;
+            let mut deadline = tokio::time::Instant::now() + try_timeout;
             match tokio::time::timeout_at(deadline, self.transport.send_udp(server, &question))
                 .await
             {
@@ -640,6 +660,19 @@ impl Inner {
                 let Ok((i, reply)) =
                     tokio::time::timeout_at(deadline, first_reply(&mut open)).await
                 else {
+                    // The last try listens on while its callers' own deadline allows:
+                    // an answer slowed past query_timeout by a loaded server (or by
+                    // this client's own CPU) still resolves the name.
+                    if attempt + 1 == tries
+                        && let Some(later) = slot_waits.listen_until()
+                        && later > tokio::time::Instant::now()
+                    {
+                        if self.abandoned(key, id) {
+                            return Err(DnsError::Cancelled);
+                        }
+                        deadline = later.min(tokio::time::Instant::now() + QUEUE_CHECK);
+                        continue;
+                    }
                     *timeouts.entry(server).or_default() += 1;
                     metrics::counter!(TRY_TIMEOUTS_METRIC).increment(1);
                     self.try_timeouts.fetch_add(1, Ordering::Relaxed);
