@@ -661,12 +661,18 @@ async fn p7_every_name_resolves_under_load() {
         resolved += 1;
     }
     assert_eq!(resolved, NAMES);
-    assert_eq!(
-        server.overload_dropped(),
-        0,
-        "the client never exceeded 100"
+    // A retry keeps its lookup's slot (the timed-out datagram is presumed lost, as
+    // TCP presumes a retransmitted segment left the flight), so the client exceeds
+    // the server's 100 only by tries it had given up on: on a loaded machine a
+    // timeout can fire before a slow answer.
+    let retries = c.try_timeouts();
+    assert!(
+        server.overload_dropped() <= retries,
+        "the client exceeded 100 beyond its retries: {} shed, {retries} retries",
+        server.overload_dropped()
     );
-    assert_eq!(server.query_count(), (NAMES * 5) as u64);
+    assert!(server.query_count() >= (NAMES * 5) as u64);
+    assert!(server.query_count() <= (NAMES * 5) as u64 + retries);
 }
 
 /// The wire form of a reply to `query` answering each of its questions with `ip`.
@@ -940,4 +946,49 @@ async fn a_slow_answer_within_the_phase_deadline_resolves_the_name() {
         .await
         .expect("within the guard");
     assert!(matches!(alone, Err(DnsError::Timeout)), "{alone:?}");
+}
+
+/// Issue 11: at 1 % loss each way, three tries lose a name once in ~125,000
+/// lookups, about once per 10,000-domain crawl. While the DNS phase lasts, a lookup
+/// whose configured tries all timed out tries again: a server that loses the first
+/// three datagrams of a name still resolves it. Before, the name failed.
+#[tokio::test]
+async fn tries_go_on_past_retries_while_the_phase_deadline_allows() {
+    let socket = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))
+        .await
+        .expect("bind loopback");
+    let addr = socket.local_addr().expect("local addr");
+    let server = tokio::spawn(async move {
+        let mut buf = vec![0u8; 2048];
+        let mut lost = 0;
+        loop {
+            let Ok((n, peer)) = socket.recv_from(&mut buf).await else {
+                continue;
+            };
+            let Ok(query) = Message::from_vec(&buf[..n]) else {
+                continue;
+            };
+            if query.queries[0].query_type() == RecordType::A && lost < 3 {
+                lost += 1;
+                continue;
+            }
+            let _ = socket.send_to(&answer_a(&query, v4(4)), peer).await;
+        }
+    });
+    let c = client(0);
+    let s = DnsSettings {
+        query_timeout: Duration::from_millis(200),
+        retries: 2,
+        ..settings(&[addr])
+    };
+    let r = tokio::time::timeout(
+        GUARD,
+        resolve(&c, &host("lossy.example"), &s, Duration::from_secs(5)),
+    )
+    .await
+    .expect("within the guard");
+    assert_eq!(r.status, ResolveStatus::Resolved);
+    assert_eq!(r.addresses, vec![IpAddr::V4(v4(4))]);
+    assert!(c.try_timeouts() >= 3, "{}", c.try_timeouts());
+    server.abort();
 }
