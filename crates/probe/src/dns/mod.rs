@@ -636,12 +636,12 @@ impl Inner {
                 slot = Some((server, permit));
             }
             let server_timeouts = timeouts.get(&server).copied().unwrap_or(0);
-            // Without a caller's deadline, the last try waits the whole
-            // query_timeout; with one, tries go on at the adaptive timeout and the
-            // very last listens on until the deadline: the adaptive tries recover
-            // lost datagrams quickly, and a server slowed by load still gets the
-            // patience the caller's DNS phase gives it before the lookup fails.
-            let try_timeout = if attempt + 1 == tries && !deadline_ahead {
+            // The configured last try, and every try after it, waits the whole
+            // query_timeout (the very last listens on until the caller's deadline):
+            // the adaptive tries recover lost datagrams quickly, a server slowed by
+            // load gets the patience the caller's DNS phase gives it, and a server
+            // slower than the adaptive estimate is not sent a retry every estimate.
+            let try_timeout = if attempt + 1 >= tries {
                 s.query_timeout
             } else {
                 lock(&self.rtt)
