@@ -62,6 +62,8 @@ use pinning::Pinning;
 use report::{Machine, Measured, Report};
 use world::WorldProcess;
 
+/// Environment variable naming a prebuilt spyder binary to measure.
+const BIN_ENV: &str = "SPYDER_BENCH_BIN";
 pub use world::world_serve;
 
 /// Sites in the world, and so domains crawled, unless given.
@@ -209,12 +211,25 @@ pub fn bench(args: &[String]) -> ExitCode {
     };
     let machine = Machine::detect();
     let pinning = Pinning::detect();
-    eprintln!("xtask bench: building the release spyder");
-    let binary = match crate::release::build_spyder() {
-        Ok(path) => path,
-        Err(e) => {
-            eprintln!("xtask bench: {e}");
-            return ExitCode::FAILURE;
+    // `SPYDER_BENCH_BIN=<path>` measures a spyder built elsewhere (another commit,
+    // for a before/after in one session) instead of building this tree's.
+    let binary = match std::env::var_os(BIN_ENV) {
+        Some(path) => {
+            eprintln!(
+                "xtask bench: measuring {}",
+                std::path::Path::new(&path).display()
+            );
+            std::path::PathBuf::from(path)
+        }
+        None => {
+            eprintln!("xtask bench: building the release spyder");
+            match crate::release::build_spyder() {
+                Ok(path) => path,
+                Err(e) => {
+                    eprintln!("xtask bench: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
         }
     };
     // After the build (which should use every core), before the runtime (which

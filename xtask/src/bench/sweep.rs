@@ -193,6 +193,10 @@ pub(super) struct LiveRun {
     /// connects waited on the world (out of descriptors), and the run measures it.
     #[serde(default)]
     pub(super) world_accept_errors: u64,
+    /// DNS queries the world's server received during this run (UDP and TCP, lost
+    /// ones not counted): per domain, the retries spyder sent show.
+    #[serde(default)]
+    pub(super) world_dns_queries: u64,
 }
 
 impl LiveRun {
@@ -278,7 +282,9 @@ async fn sweep_world(plan: &Plan<'_>, network: &Network) -> Result<Vec<LiveRun>>
             .map_err(|e| format!("{label} world, concurrency {c}: {e}"))?;
         run.network = label.to_owned();
         run.world_room = hello.connection_room();
-        run.world_accept_errors = world.stats().await?.since(&before).accept_errors;
+        let during = world.stats().await?.since(&before);
+        run.world_accept_errors = during.accept_errors;
+        run.world_dns_queries = during.dns_queries;
         let output = read_output_edges(&dir.path().join(output_file(c)))?;
         let (complete, missing) = completeness(&names, &expected, &output);
         run.complete_domains = complete;
@@ -453,6 +459,7 @@ async fn run_live(
         progress,
         world_room: 0,
         world_accept_errors: 0,
+        world_dns_queries: 0,
     })
 }
 
@@ -698,7 +705,7 @@ pub(super) fn render(network: &Network, slow: &[LiveRun], zero: &[LiveRun]) -> S
     );
     let _ = writeln!(
         s,
-        "{:<5} {:>6} {:>8} {:>7} {:>7} {:>6} {:>6} {:>6} {:>9} {:>9} {:>8} {:>11} {:>7} {:>7} {:>9}",
+        "{:<5} {:>6} {:>8} {:>7} {:>7} {:>6} {:>6} {:>6} {:>9} {:>9} {:>8} {:>5} {:>11} {:>7} {:>7} {:>9}",
         "net",
         "conc",
         "steady/s",
@@ -710,6 +717,7 @@ pub(super) fn render(network: &Network, slow: &[LiveRun], zero: &[LiveRun]) -> S
         "dns q ms",
         "dns net",
         "dns phase",
+        "q/dom",
         "timeouts",
         "cpu ms",
         "RSS MiB",
@@ -719,7 +727,7 @@ pub(super) fn render(network: &Network, slow: &[LiveRun], zero: &[LiveRun]) -> S
         let t = |k: &str| r.timeouts.get(k).copied().unwrap_or(0);
         let _ = writeln!(
             s,
-            "{:<5} {:>6} {:>8.0} {:>7.1} {:>7.1} {:>6.2} {:>6.2} {:>6.2} {:>4.1}/{:<4.0} {:>4.1}/{:<4.0} {:>8.0} {:>3}/{:>3}/{:>3} {:>7.2} {:>7.0} {:>8.2}%",
+            "{:<5} {:>6} {:>8.0} {:>7.1} {:>7.1} {:>6.2} {:>6.2} {:>6.2} {:>4.1}/{:<4.0} {:>4.1}/{:<4.0} {:>8.0} {:>5.2} {:>3}/{:>3}/{:>3} {:>7.2} {:>7.0} {:>8.2}%",
             r.network,
             r.concurrency,
             r.steady_rate,
@@ -733,6 +741,7 @@ pub(super) fn render(network: &Network, slow: &[LiveRun], zero: &[LiveRun]) -> S
             r.dns_network_mean_ms,
             r.dns_network_p99_ms,
             r.dns_phase_mean_ms,
+            r.world_dns_queries as f64 / r.domains.max(1) as f64,
             t("dns"),
             t("tls"),
             t("task"),
@@ -743,7 +752,7 @@ pub(super) fn render(network: &Network, slow: &[LiveRun], zero: &[LiveRun]) -> S
     }
     let _ = writeln!(
         s,
-        "(dns q / dns net: mean/p99 ms of slot waiting and of one try's network time; timeouts: dns_error tasks / TLS timeouts / task deadlines)"
+        "(dns q / dns net: mean/p99 ms of slot waiting and of one try's network time; q/dom: DNS queries the world received per domain; timeouts: dns_error tasks / TLS timeouts / task deadlines)"
     );
     for (met, line) in targets(slow, zero) {
         let _ = writeln!(s, "  [{}] {line}", if met { "met" } else { "MISSED" });
