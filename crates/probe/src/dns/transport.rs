@@ -221,11 +221,28 @@ async fn receive(socket: Arc<UdpSocket>, pending: Arc<PendingMap>, dropped: Arc<
     }
 }
 
-/// Asks for [`SOCKET_BUFFER`] each way; a kernel that gives less still works.
+/// Receive buffer below which a burst of answers may be dropped by the kernel
+/// before the receive task reads them: said once, at WARN.
+const SMALL_RECV_BUFFER: usize = 1 << 20;
+
+/// Asks for [`SOCKET_BUFFER`] each way; a kernel that gives less still works, and
+/// a receive buffer capped small (`net.core.rmem_max`) is logged once.
 fn grow_buffers<S: std::os::fd::AsFd>(socket: &S) {
+    static SMALL_WARNED: std::sync::Once = std::sync::Once::new();
     let sock = socket2::SockRef::from(socket);
     if let Err(e) = sock.set_recv_buffer_size(SOCKET_BUFFER) {
         tracing::debug!(error = %e, "dns: cannot grow the receive buffer");
+    }
+    if let Ok(granted) = sock.recv_buffer_size()
+        && granted < SMALL_RECV_BUFFER
+    {
+        SMALL_WARNED.call_once(|| {
+            tracing::warn!(
+                granted_bytes = granted,
+                asked_bytes = SOCKET_BUFFER,
+                "dns: the kernel caps UDP receive buffers (net.core.rmem_max); under load answers may be dropped before they are read: raise net.core.rmem_max to {SOCKET_BUFFER} or dns.sockets"
+            );
+        });
     }
     if let Err(e) = sock.set_send_buffer_size(SOCKET_BUFFER) {
         tracing::debug!(error = %e, "dns: cannot grow the send buffer");
