@@ -14,7 +14,9 @@ use hyper::body::Incoming;
 use serde::Serialize;
 use serde_json::Value;
 use spyder_config::Scope;
-use spyder_model::{HostError, HostName, Timestamp};
+use spyder_model::{
+    HostError, HostName, ListLine, MAX_LINE_BYTES, TOO_LONG_PREVIEW_BYTES, Timestamp, list_line,
+};
 
 use crate::checks::{CheckReport, CheckStatus, worst};
 use crate::server::{Metadata, Served};
@@ -34,11 +36,6 @@ const DRAIN_LIMIT: usize = 1024 * 1024;
 const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Most bulk errors listed in a response.
 const MAX_BULK_ERRORS: usize = 100;
-/// Longest accepted input line, in bytes (as the input file, SPEC §3.3).
-const MAX_LINE_BYTES: usize = 4096;
-/// How much of an over-long value is quoted back.
-const TOO_LONG_PREVIEW_BYTES: usize = 64;
-const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 /// The `warning` of `POST /api/v1/keys`.
 const NEW_KEY_WARNING: &str = "this key is shown once and kept in memory only; add it to api.keys or SPYDER_API_KEYS to keep it after a restart";
 const JSON: &str = "application/json";
@@ -664,38 +661,27 @@ pub fn parse_bulk_body(body: &[u8], content_type: &str) -> Result<Vec<BulkEntry>
     Ok(entries.into_iter().map(|e| (e.value, e.parsed)).collect())
 }
 
-/// `text/plain` lines, read like the input file: a BOM on the first line, CR of CRLF
-/// and surrounding white space are dropped; blank lines and `#` comments are skipped.
+/// `text/plain` lines, read like the input file (one rule:
+/// [`spyder_model::list_line`]): a BOM on the first line, CR of CRLF and surrounding
+/// white space are dropped; blank lines and `#` comments are skipped.
 fn text_entries(body: &[u8]) -> Vec<Entry> {
-    let body = body.strip_prefix(UTF8_BOM).unwrap_or(body);
     let mut lines: Vec<&[u8]> = body.split(|&b| b == b'\n').collect();
     if lines.last().is_some_and(|l| l.is_empty()) {
         lines.pop();
     }
     lines
         .into_iter()
-        .filter_map(|raw| {
-            let line = raw.strip_suffix(b"\r").unwrap_or(raw);
-            let trimmed = line.trim_ascii();
-            if trimmed.is_empty() || trimmed.first() == Some(&b'#') {
-                return None;
-            }
-            if line.len() > MAX_LINE_BYTES {
-                return Some(Entry {
-                    value: quote(&String::from_utf8_lossy(trimmed)),
-                    parsed: Err(HostError::LineTooLong),
-                });
-            }
-            Some(match std::str::from_utf8(trimmed) {
-                Ok(text) => Entry {
-                    value: text.to_owned(),
-                    parsed: HostName::from_input(text),
-                },
-                Err(_) => Entry {
-                    value: String::from_utf8_lossy(trimmed).into_owned(),
-                    parsed: Err(HostError::InvalidCharacter(char::REPLACEMENT_CHARACTER)),
-                },
-            })
+        .enumerate()
+        .filter_map(|(i, raw)| match list_line(raw, i == 0, false) {
+            ListLine::Skip => None,
+            ListLine::Host { host, text } => Some(Entry {
+                value: text.to_owned(),
+                parsed: Ok(host),
+            }),
+            ListLine::Invalid { value, error } => Some(Entry {
+                value,
+                parsed: Err(error),
+            }),
         })
         .collect()
 }

@@ -8,6 +8,74 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Longest accepted input line, in bytes.
 pub const MAX_LINE_BYTES: usize = 4096;
+/// Bytes of an over-long line kept in its report (then `...`).
+pub const TOO_LONG_PREVIEW_BYTES: usize = 64;
+/// The UTF-8 byte-order mark a list may start with.
+const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// What one line of a domains list holds: the input file and the bulk API's
+/// `text/plain` body are read by this one rule ([`list_line`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ListLine<'a> {
+    /// Blank, or a `#` comment: skipped without a report.
+    Skip,
+    /// A valid host: normalised, and the trimmed text it was read from.
+    Host {
+        /// The normalised host.
+        host: HostName,
+        /// The line as written, trimmed (a `https://` URL stays one).
+        text: &'a str,
+    },
+    /// Not a host: the value as reported (trimmed; an over-long line's first
+    /// [`TOO_LONG_PREVIEW_BYTES`] and `...`) and why.
+    Invalid {
+        /// The offending line as reported.
+        value: String,
+        /// One of the reasons of SPEC §3.3.
+        error: HostError,
+    },
+}
+
+/// Reads one line of a domains list. `raw` is the line without its `\n` (a final
+/// `\r` is dropped here, and a byte-order mark when `first`); `too_long` says the line
+/// was longer than [`MAX_LINE_BYTES`] even if `raw` holds only its start (a reader
+/// that does not buffer such lines whole). Surrounding white space is ignored;
+/// invalid UTF-8 is an invalid character.
+pub fn list_line(raw: &[u8], first: bool, too_long: bool) -> ListLine<'_> {
+    let mut bytes = raw.strip_suffix(b"\r").unwrap_or(raw);
+    if first {
+        bytes = bytes.strip_prefix(UTF8_BOM).unwrap_or(bytes);
+    }
+    let too_long = too_long || bytes.len() > MAX_LINE_BYTES;
+    let bytes = bytes.trim_ascii();
+    if bytes.first() == Some(&b'#') || (bytes.is_empty() && !too_long) {
+        return ListLine::Skip;
+    }
+    if too_long {
+        let text = String::from_utf8_lossy(&bytes[..bytes.len().min(TOO_LONG_PREVIEW_BYTES + 4)]);
+        let mut end = text.len().min(TOO_LONG_PREVIEW_BYTES);
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        return ListLine::Invalid {
+            value: format!("{}...", &text[..end]),
+            error: HostError::LineTooLong,
+        };
+    }
+    match std::str::from_utf8(bytes) {
+        Ok(text) => match HostName::from_input(text) {
+            Ok(host) => ListLine::Host { host, text },
+            Err(error) => ListLine::Invalid {
+                value: text.to_owned(),
+                error,
+            },
+        },
+        Err(_) => ListLine::Invalid {
+            value: String::from_utf8_lossy(bytes).into_owned(),
+            error: HostError::InvalidCharacter(char::REPLACEMENT_CHARACTER),
+        },
+    }
+}
 const MAX_NAME: usize = 253;
 const MAX_LABEL: usize = 63;
 
@@ -258,6 +326,62 @@ fn allowed(c: char, kind: NameKind) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn list_lines_follow_one_rule() {
+        let host = |t: &str| HostName::from_input(t).expect("a valid test host");
+        assert_eq!(
+            list_line(b"\xEF\xBB\xBF Example.COM \r", true, false),
+            ListLine::Host {
+                host: host("example.com"),
+                text: "Example.COM"
+            }
+        );
+        // A BOM after the first line stays in the text (the host parser ignores it).
+        assert_eq!(
+            list_line(b"\xEF\xBB\xBFa.com", false, false),
+            ListLine::Host {
+                host: host("a.com"),
+                text: "\u{feff}a.com"
+            }
+        );
+        for skipped in [&b""[..], b"   \r", b"# note", b"  #x"] {
+            assert_eq!(
+                list_line(skipped, false, false),
+                ListLine::Skip,
+                "{skipped:?}"
+            );
+        }
+        assert_eq!(
+            list_line(b"bad_name", false, false),
+            ListLine::Invalid {
+                value: "bad_name".into(),
+                error: HostError::InvalidCharacter('_')
+            }
+        );
+        assert_eq!(
+            list_line(b"\xff\xfeA", false, false),
+            ListLine::Invalid {
+                value: "\u{fffd}\u{fffd}A".into(),
+                error: HostError::InvalidCharacter(char::REPLACEMENT_CHARACTER)
+            }
+        );
+        // Too long: measured whole, reported by its first 64 bytes, on a char boundary.
+        let long = "é".repeat(3000);
+        let ListLine::Invalid { value, error } = list_line(long.as_bytes(), false, false) else {
+            panic!("a 6,000-byte line is too long");
+        };
+        assert_eq!(error, HostError::LineTooLong);
+        assert_eq!(value, format!("{}...", "é".repeat(32)));
+        // A reader that stopped buffering says so; even blank, the line is reported.
+        assert!(matches!(
+            list_line(b"   ", false, true),
+            ListLine::Invalid {
+                error: HostError::LineTooLong,
+                ..
+            }
+        ));
+    }
+
     use super::*;
 
     fn input(s: &str) -> Result<String, String> {

@@ -12,6 +12,9 @@ pub mod secret;
 mod timestamp;
 
 pub use batch::{Batch, Records};
-pub use host::{HostError, HostName, NameKind, apex_of};
+pub use host::{
+    HostError, HostName, ListLine, MAX_LINE_BYTES, NameKind, TOO_LONG_PREVIEW_BYTES, apex_of,
+    list_line,
+};
 pub use record::{Edge, EdgeType, NodeCert, NodeDomain, NodeIp, VerifyError};
 pub use timestamp::Timestamp;

@@ -4,18 +4,13 @@ use std::fmt;
 use std::io;
 use std::sync::Arc;
 
-use spyder_model::{HostError, HostName};
+use spyder_model::{HostError, HostName, ListLine, MAX_LINE_BYTES, list_line};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 
-/// Longest accepted line, in bytes, line terminator excluded (SPEC §3.3).
-const MAX_LINE_BYTES: usize = 4096;
 /// What the line buffer may hold: a longest line plus the `\r` of a CRLF ending.
 const LINE_BUFFER_LIMIT: usize = MAX_LINE_BYTES + 1;
 /// Size of the read buffer in front of the source.
 const READ_BUFFER_BYTES: usize = 32 * 1024;
-/// How much of an over-long line is quoted in its error message, in bytes.
-const TOO_LONG_PREVIEW_BYTES: usize = 64;
-const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// One meaningful input line: a host, or a line that is not one.
 ///
@@ -201,39 +196,19 @@ impl InputReader {
     }
 
     /// Turns the raw line in `self.line` into an [`InputLine`], or `None` for a blank or
-    /// comment line.
+    /// comment line (the rule is [`spyder_model::list_line`], shared with the bulk API).
     fn classify(&self, too_long: bool) -> Option<InputLine> {
         let line = self.progress.lines_read;
-        let mut bytes = self.line.as_slice();
-        if line == 1 {
-            bytes = bytes.strip_prefix(UTF8_BOM).unwrap_or(bytes);
-        }
-        let bytes = bytes.trim_ascii();
-        if bytes.first() == Some(&b'#') || (bytes.is_empty() && !too_long) {
-            return None;
-        }
-        let invalid = |value: String, error: HostError| InputLine::Invalid {
-            file: Arc::clone(&self.file),
-            line,
-            value,
-            error,
-        };
-        if too_long {
-            let preview = &bytes[..bytes.len().min(TOO_LONG_PREVIEW_BYTES)];
-            let value = format!("{}...", String::from_utf8_lossy(preview));
-            return Some(invalid(value, HostError::LineTooLong));
-        }
-        let Ok(text) = std::str::from_utf8(bytes) else {
-            let value = String::from_utf8_lossy(bytes).into_owned();
-            return Some(invalid(
+        match list_line(&self.line, line == 1, too_long) {
+            ListLine::Skip => None,
+            ListLine::Host { host, .. } => Some(InputLine::Host { line, host }),
+            ListLine::Invalid { value, error } => Some(InputLine::Invalid {
+                file: Arc::clone(&self.file),
+                line,
                 value,
-                HostError::InvalidCharacter(char::REPLACEMENT_CHARACTER),
-            ));
-        };
-        Some(match HostName::from_input(text) {
-            Ok(host) => InputLine::Host { line, host },
-            Err(error) => invalid(text.to_owned(), error),
-        })
+                error,
+            }),
+        }
     }
 }
 
