@@ -55,7 +55,17 @@ async fn eventually(mut cond: impl FnMut() -> bool) -> bool {
 }
 
 async fn resolve_in(c: &DnsClient, name: &str, s: &DnsSettings) -> spyder_probe::dns::Resolution {
-    tokio::time::timeout(GUARD, resolve(c, &host(name), s, Duration::from_secs(5)))
+    resolve_within(c, name, s, Duration::from_secs(5)).await
+}
+
+/// `resolve` under a DNS phase of `phase`, bounded by [`GUARD`].
+async fn resolve_within(
+    c: &DnsClient,
+    name: &str,
+    s: &DnsSettings,
+    phase: Duration,
+) -> spyder_probe::dns::Resolution {
+    tokio::time::timeout(GUARD, resolve(c, &host(name), s, phase))
         .await
         .expect("resolve returns within the guard")
 }
@@ -685,9 +695,12 @@ fn answer_a(query: &Message, ip: Ipv4Addr) -> Vec<u8> {
     reply.to_vec().expect("encodes")
 }
 
-/// A fake UDP server that answers every query with hostile datagrams and never a
-/// valid reply.
-async fn hostile_server() -> (SocketAddr, tokio::task::JoinHandle<()>) {
+/// A hand-written UDP server on loopback: `answer` sees every decodable query and
+/// gives the datagrams to send back (none: the query is lost). Abort the handle to
+/// stop it.
+async fn udp_server(
+    mut answer: impl FnMut(&Message) -> Vec<Vec<u8>> + Send + 'static,
+) -> (SocketAddr, tokio::task::JoinHandle<()>) {
     let socket = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))
         .await
         .expect("bind loopback");
@@ -701,28 +714,36 @@ async fn hostile_server() -> (SocketAddr, tokio::task::JoinHandle<()>) {
             let Ok(query) = Message::from_vec(&buf[..n]) else {
                 continue;
             };
-            let id = query.metadata.id;
-            let valid = answer_a(&query, Ipv4Addr::new(6, 6, 6, 6));
-            let random: Vec<u8> = (0..300).map(|_| rand::random::<u8>()).collect();
-            let mut lying_header = id.to_be_bytes().to_vec();
-            lying_header.extend_from_slice(&[0x81, 0x80, 0, 1, 0, 5, 0, 0, 0, 0]);
-            let mut bad_label = valid[..12].to_vec();
-            bad_label.extend_from_slice(&[0xc0, 0xff, 0, 1, 0, 1]); // pointer past the end
-            let hostile: Vec<Vec<u8>> = vec![
-                random,
-                valid[..valid.len() / 2].to_vec(),
-                valid[..valid.len() - 1].to_vec(),
-                lying_header,
-                bad_label,
-                Vec::new(),
-                id.to_be_bytes().to_vec(),
-            ];
-            for h in &hostile {
-                let _ = socket.send_to(h, peer).await;
+            for datagram in answer(&query) {
+                let _ = socket.send_to(&datagram, peer).await;
             }
         }
     });
     (addr, task)
+}
+
+/// A fake UDP server that answers every query with hostile datagrams and never a
+/// valid reply.
+async fn hostile_server() -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    udp_server(|query| {
+        let id = query.metadata.id;
+        let valid = answer_a(query, Ipv4Addr::new(6, 6, 6, 6));
+        let random: Vec<u8> = (0..300).map(|_| rand::random::<u8>()).collect();
+        let mut lying_header = id.to_be_bytes().to_vec();
+        lying_header.extend_from_slice(&[0x81, 0x80, 0, 1, 0, 5, 0, 0, 0, 0]);
+        let mut bad_label = valid[..12].to_vec();
+        bad_label.extend_from_slice(&[0xc0, 0xff, 0, 1, 0, 1]); // pointer past the end
+        vec![
+            random,
+            valid[..valid.len() / 2].to_vec(),
+            valid[..valid.len() - 1].to_vec(),
+            lying_header,
+            bad_label,
+            Vec::new(),
+            id.to_be_bytes().to_vec(),
+        ]
+    })
+    .await
 }
 
 #[tokio::test]
@@ -810,30 +831,20 @@ async fn many_names_load_and_answer() {
 /// 16,384 tasks, behind thousands, past its caller's deadline).
 #[tokio::test]
 async fn a_retry_keeps_its_slot_instead_of_queueing_behind_newer_lookups() {
-    let socket = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))
-        .await
-        .expect("bind loopback");
-    let addr = socket.local_addr().expect("local addr");
     let (seen_tx, mut seen_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
     // Loses the first query for lost.example, answers every other one at once.
-    let server = tokio::spawn(async move {
-        let mut buf = vec![0u8; 2048];
-        let mut lost_one = false;
-        loop {
-            let Ok((n, peer)) = socket.recv_from(&mut buf).await else {
-                continue;
-            };
-            let Ok(query) = Message::from_vec(&buf[..n]) else {
-                continue;
-            };
-            let name = query.queries[0].name().to_ascii();
-            let _ = seen_tx.send(name.clone());
-            if name == "lost.example." && !std::mem::replace(&mut lost_one, true) {
-                continue;
-            }
-            let _ = socket.send_to(&answer_a(&query, v4(9)), peer).await;
+    let mut lost_one = false;
+    let (addr, server) = udp_server(move |query| {
+        let name = query.queries[0].name().to_ascii();
+        let _ = seen_tx.send(name.clone());
+        let lose = name == "lost.example." && !std::mem::replace(&mut lost_one, true);
+        if lose {
+            Vec::new()
+        } else {
+            vec![answer_a(query, v4(9))]
         }
-    });
+    })
+    .await;
     let c = Arc::new(client(0));
     let s = DnsSettings {
         max_inflight: 1,
@@ -899,12 +910,7 @@ async fn a_slot_wait_does_not_count_against_the_phase_deadline() {
         eventually(|| server.query_count() >= 1).await,
         "the slow query holds the slot"
     );
-    let r = tokio::time::timeout(
-        GUARD,
-        resolve(&c, &host("fast.example"), &s, Duration::from_millis(300)),
-    )
-    .await
-    .expect("within the guard");
+    let r = resolve_within(&c, "fast.example", &s, Duration::from_millis(300)).await;
     assert_eq!(r.status, ResolveStatus::Resolved);
     assert_eq!(r.addresses, vec![IpAddr::V4(v4(2))]);
     let slow = tokio::time::timeout(GUARD, holder)
@@ -933,12 +939,7 @@ async fn a_slow_answer_within_the_phase_deadline_resolves_the_name() {
         retries: 1,
         ..settings(&[server.addr()])
     };
-    let r = tokio::time::timeout(
-        GUARD,
-        resolve(&c, &host("slow.example"), &s, Duration::from_secs(5)),
-    )
-    .await
-    .expect("within the guard");
+    let r = resolve_within(&c, "slow.example", &s, Duration::from_secs(5)).await;
     assert_eq!(r.status, ResolveStatus::Resolved);
     assert_eq!(r.addresses, vec![IpAddr::V4(v4(3))]);
     // Without a deadline of its own, a query still ends after its tries.
@@ -954,39 +955,23 @@ async fn a_slow_answer_within_the_phase_deadline_resolves_the_name() {
 /// three datagrams of a name still resolves it. Before, the name failed.
 #[tokio::test]
 async fn tries_go_on_past_retries_while_the_phase_deadline_allows() {
-    let socket = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))
-        .await
-        .expect("bind loopback");
-    let addr = socket.local_addr().expect("local addr");
-    let server = tokio::spawn(async move {
-        let mut buf = vec![0u8; 2048];
-        let mut lost = 0;
-        loop {
-            let Ok((n, peer)) = socket.recv_from(&mut buf).await else {
-                continue;
-            };
-            let Ok(query) = Message::from_vec(&buf[..n]) else {
-                continue;
-            };
-            if query.queries[0].query_type() == RecordType::A && lost < 3 {
-                lost += 1;
-                continue;
-            }
-            let _ = socket.send_to(&answer_a(&query, v4(4)), peer).await;
+    // Loses the first three A queries, answers everything else.
+    let mut lost = 0;
+    let (addr, server) = udp_server(move |query| {
+        if query.queries[0].query_type() == RecordType::A && lost < 3 {
+            lost += 1;
+            return Vec::new();
         }
-    });
+        vec![answer_a(query, v4(4))]
+    })
+    .await;
     let c = client(0);
     let s = DnsSettings {
         query_timeout: Duration::from_millis(200),
         retries: 2,
         ..settings(&[addr])
     };
-    let r = tokio::time::timeout(
-        GUARD,
-        resolve(&c, &host("lossy.example"), &s, Duration::from_secs(5)),
-    )
-    .await
-    .expect("within the guard");
+    let r = resolve_within(&c, "lossy.example", &s, Duration::from_secs(5)).await;
     assert_eq!(r.status, ResolveStatus::Resolved);
     assert_eq!(r.addresses, vec![IpAddr::V4(v4(4))]);
     assert!(c.try_timeouts() >= 3, "{}", c.try_timeouts());

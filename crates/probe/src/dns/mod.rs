@@ -184,18 +184,18 @@ type Waiters = Vec<oneshot::Sender<Result<Answer, DnsError>>>;
 struct FlightEntry {
     id: u64,
     waiters: Waiters,
-    slot_waits: Arc<SlotWaits>,
+    clock: Arc<FlightClock>,
 }
 
 type Flights = HashMap<Key, FlightEntry>;
 
-/// Time one lookup has spent waiting for a free slot (`max_inflight`), shared with
-/// its callers: a slot wait is queueing, not network time, so it does not count
-/// against a caller's DNS deadline (SPEC §3.7 "Under load"); the task deadline bounds
-/// it. Without this, thousands of tasks starting at once spent their whole DNS phase
+/// One lookup's clock, shared with its callers: the time it has spent waiting for a
+/// free slot (`max_inflight`), and its callers' latest deadline. A slot wait is
+/// queueing, not network time, so it does not count against a caller's DNS deadline
+/// (SPEC §3.7 "Under load"); the task deadline bounds it. Without this, thousands of tasks starting at once spent their whole DNS phase
 /// in the slot queue and failed names that resolve.
 #[derive(Debug, Default)]
-struct SlotWaits {
+struct FlightClock {
     /// Waits finished, and the start of the one under way.
     state: Mutex<(Duration, Option<tokio::time::Instant>)>,
     /// The latest deadline of the lookup's callers that have one (before slot waits
@@ -203,7 +203,7 @@ struct SlotWaits {
     callers_deadline: Mutex<Option<tokio::time::Instant>>,
 }
 
-impl SlotWaits {
+impl FlightClock {
     /// A wait starts now and lasts until the returned guard is dropped.
     fn waiting(&self) -> SlotWait<'_> {
         lock(&self.state).1 = Some(tokio::time::Instant::now());
@@ -234,7 +234,7 @@ impl SlotWaits {
 }
 
 /// One slot wait under way; ends when dropped, however the wait ends.
-struct SlotWait<'a>(&'a SlotWaits);
+struct SlotWait<'a>(&'a FlightClock);
 
 impl Drop for SlotWait<'_> {
     fn drop(&mut self) {
@@ -393,17 +393,17 @@ impl DnsClient {
         settings: &DnsSettings,
         deadline: Option<tokio::time::Instant>,
     ) -> Result<Answer, DnsError> {
-        let (rx, slot_waits) = match self.join(name, rtype, settings) {
+        let (rx, clock) = match self.join(name, rtype, settings) {
             Joined::Cached(answer) => return Ok(answer),
-            Joined::Flight(rx, slot_waits) => (rx, slot_waits),
+            Joined::Flight(rx, clock) => (rx, clock),
         };
         let Some(deadline) = deadline else {
             return rx.await.unwrap_or(Err(DnsError::Cancelled));
         };
-        slot_waits.caller(deadline);
+        clock.caller(deadline);
         // Waits before this caller joined were not its time.
-        let before = slot_waits.total();
-        let waited = || slot_waits.total().saturating_sub(before);
+        let before = clock.total();
+        let waited = || clock.total().saturating_sub(before);
         tokio::pin!(rx);
         let mut until = deadline;
         loop {
@@ -414,7 +414,7 @@ impl DnsClient {
                         return rx.await.unwrap_or(Err(DnsError::Cancelled));
                     };
                     let now = tokio::time::Instant::now();
-                    if moved <= now && until >= moved {
+                    if moved <= now {
                         return Err(DnsError::Timeout);
                     }
                     // Still queued past the deadline: look again a little later.
@@ -440,25 +440,25 @@ impl DnsClient {
                 Entry::Occupied(mut e) => {
                     let entry = e.get_mut();
                     entry.waiters.push(tx);
-                    Joined::Flight(rx, Arc::clone(&entry.slot_waits))
+                    Joined::Flight(rx, Arc::clone(&entry.clock))
                 }
                 Entry::Vacant(e) => {
                     let id = self.inner.next_flight.fetch_add(1, Ordering::Relaxed);
-                    let slot_waits = Arc::new(SlotWaits::default());
+                    let clock = Arc::new(FlightClock::default());
                     e.insert(FlightEntry {
                         id,
                         waiters: vec![tx],
-                        slot_waits: Arc::clone(&slot_waits),
+                        clock: Arc::clone(&clock),
                     });
                     let flight = Flight {
                         inner: Arc::clone(&self.inner),
                         key,
                         id,
-                        slot_waits: Arc::clone(&slot_waits),
+                        clock: Arc::clone(&clock),
                         result: None,
                     };
                     tokio::spawn(flight.run(name.clone(), settings.clone()));
-                    Joined::Flight(rx, slot_waits)
+                    Joined::Flight(rx, clock)
                 }
             }
         }
@@ -468,7 +468,10 @@ impl DnsClient {
 /// What joining a lookup gave.
 enum Joined {
     Cached(Answer),
-    Flight(oneshot::Receiver<Result<Answer, DnsError>>, Arc<SlotWaits>),
+    Flight(
+        oneshot::Receiver<Result<Answer, DnsError>>,
+        Arc<FlightClock>,
+    ),
 }
 
 /// One shared lookup; whatever way it ends, its waiters hear about it.
@@ -476,7 +479,7 @@ struct Flight {
     inner: Arc<Inner>,
     key: Key,
     id: u64,
-    slot_waits: Arc<SlotWaits>,
+    clock: Arc<FlightClock>,
     result: Option<Result<Answer, DnsError>>,
 }
 
@@ -484,7 +487,7 @@ impl Flight {
     async fn run(mut self, name: HostName, settings: DnsSettings) {
         let result = self
             .inner
-            .lookup(&name, &self.key, self.id, &self.slot_waits, &settings)
+            .lookup(&name, &self.key, self.id, &self.clock, &settings)
             .await;
         self.result = Some(result.map(|(answer, ttl)| {
             if let Some(ttl) = ttl {
@@ -561,7 +564,7 @@ impl Inner {
         name: &HostName,
         key: &Key,
         id: u64,
-        slot_waits: &SlotWaits,
+        clock: &FlightClock,
         s: &DnsSettings,
     ) -> Result<(Answer, Option<Duration>), DnsError> {
         if s.servers.is_empty() {
@@ -585,7 +588,7 @@ impl Inner {
         // each way, three tries lose a name once in ~125,000 lookups, which a 10,000
         // domain crawl met about every third run.
         for attempt in 0..tries.max(MAX_RETRIES as usize + 1) {
-            let deadline_ahead = slot_waits
+            let deadline_ahead = clock
                 .listen_until()
                 .is_some_and(|until| until > tokio::time::Instant::now());
             if attempt >= tries && !(deadline_ahead && matches!(last, DnsError::Timeout)) {
@@ -599,7 +602,7 @@ impl Inner {
                 drop(slot.take());
                 let limit = self.limit(server, s.max_inflight);
                 let queued = std::time::Instant::now();
-                let waiting = slot_waits.waiting();
+                let waiting = clock.waiting();
                 // One acquire for the whole wait, so the query keeps its place in the
                 // server's FIFO queue while it checks its callers now and then and
                 // listens to its earlier tries.
@@ -674,7 +677,7 @@ impl Inner {
                     // The last try listens on while its callers' own deadline allows:
                     // an answer slowed past query_timeout by a loaded server (or by
                     // this client's own CPU) still resolves the name.
-                    let later = slot_waits
+                    let later = clock
                         .listen_until()
                         .filter(|until| *until > tokio::time::Instant::now());
                     let another =

@@ -56,7 +56,7 @@ pub async fn resolve(
     phase_timeout: Duration,
 ) -> Resolution {
     let deadline = phase_deadline(phase_timeout);
-    let ask = |rtype| bounded(client, host, rtype, settings, deadline);
+    let ask = |rtype| client.query_until(host, rtype, settings, deadline);
     let (a, aaaa, ns, cname, mx) = tokio::join!(
         ask(RecordType::A),
         ask(RecordType::AAAA),
@@ -77,8 +77,8 @@ pub async fn resolve_addresses(
 ) -> Vec<IpAddr> {
     let deadline = phase_deadline(phase_timeout);
     let (a, aaaa) = tokio::join!(
-        bounded(client, host, RecordType::A, settings, deadline),
-        bounded(client, host, RecordType::AAAA, settings, deadline),
+        client.query_until(host, RecordType::A, settings, deadline),
+        client.query_until(host, RecordType::AAAA, settings, deadline),
     );
     let none = Err(DnsError::Timeout);
     assemble(host, &a, &aaaa, &none, &none, &none).addresses
@@ -88,18 +88,6 @@ pub async fn resolve_addresses(
 /// that large is no deadline at all: each query still ends by its own tries).
 fn phase_deadline(phase_timeout: Duration) -> Option<Instant> {
     Instant::now().checked_add(phase_timeout)
-}
-
-/// One query under the phase deadline; time spent waiting for a free slot moves the
-/// deadline back (see [`DnsClient::query_until`]).
-async fn bounded(
-    client: &DnsClient,
-    host: &HostName,
-    rtype: RecordType,
-    settings: &DnsSettings,
-    deadline: Option<Instant>,
-) -> Result<Answer, DnsError> {
-    client.query_until(host, rtype, settings, deadline).await
 }
 
 type Reply = Result<Answer, DnsError>;
