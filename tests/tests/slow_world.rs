@@ -15,10 +15,10 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{assert_outcomes, config_for, crawl_all};
+use common::{assert_exact_edges, assert_outcomes, config_for, crawl_all, edges_of};
+use spyder_probe::Probe;
 use spyder_probe::model::EdgeType;
-use spyder_probe::{CrawlReport, Probe};
-use spyder_testkit::world::{ExpectedEdge, World, WorldOptions};
+use spyder_testkit::world::{World, WorldOptions};
 
 /// Sites: enough that 2,048 tasks are in flight at once.
 const SITES: usize = 2_100;
@@ -32,14 +32,6 @@ const LIMIT: Duration = Duration::from_secs(300);
 /// plus one second; this much more absorbs a 2-core machine running the world and
 /// 2,048 tasks at once (scheduling, not network, time).
 const LOADED_MACHINE: Duration = Duration::from_secs(1);
-
-fn edges_of(reports: &[CrawlReport]) -> BTreeSet<ExpectedEdge> {
-    reports
-        .iter()
-        .flat_map(|r| r.records.edges.iter())
-        .map(|e| (e.kind, e.source.clone(), e.target.clone()))
-        .collect()
-}
 
 /// Addresses that several of the world's sites resolve to: the shared hosting ones.
 fn shared_addresses(world: &World) -> Vec<Ipv4Addr> {
@@ -106,15 +98,8 @@ async fn a_slow_lossy_world_gives_exactly_its_edges_at_concurrency_64_and_2048()
 
         // Every domain's records, exactly, and its outcome.
         assert_outcomes(&world, &reports);
-        let got = edges_of(&reports);
-        let missing: Vec<_> = want.difference(&got).collect();
-        let extra: Vec<_> = got.difference(&want).collect();
-        assert!(
-            missing.is_empty() && extra.is_empty(),
-            "concurrency {concurrency}: missing {} edges: {missing:#?}\nextra {} edges: {extra:#?}",
-            missing.len(),
-            extra.len()
-        );
+        let context = format!("concurrency {concurrency}: ");
+        assert_exact_edges(&edges_of(&reports), &want, &context);
 
         // An unreachable host costs at most tls_timeout + 1 s beyond its DNS phase
         // (the HTTP fallback after a timeout gets only what is left).

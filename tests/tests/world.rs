@@ -7,18 +7,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{assert_outcomes, config_for, crawl_all};
+use common::{assert_exact_edges, assert_outcomes, config_for, crawl_all, edges_of};
+use spyder_probe::Probe;
 use spyder_probe::model::EdgeType;
-use spyder_probe::{CrawlReport, Probe};
-use spyder_testkit::world::{ExpectedEdge, World};
-
-fn edges_of(reports: &[CrawlReport]) -> BTreeSet<ExpectedEdge> {
-    reports
-        .iter()
-        .flat_map(|r| r.records.edges.iter())
-        .map(|e| (e.kind, e.source.clone(), e.target.clone()))
-        .collect()
-}
+use spyder_testkit::world::World;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_300_site_world_yields_exactly_the_expected_edges() {
@@ -39,14 +31,7 @@ async fn a_300_site_world_yields_exactly_the_expected_edges() {
     // Edges, exactly.
     let got = edges_of(&reports);
     let want = world.expected_edges();
-    let missing: Vec<_> = want.difference(&got).collect();
-    let extra: Vec<_> = got.difference(&want).collect();
-    assert!(
-        missing.is_empty() && extra.is_empty(),
-        "missing {} edges: {missing:#?}\nextra {} edges: {extra:#?}",
-        missing.len(),
-        extra.len()
-    );
+    assert_exact_edges(&got, &want, "");
 
     // Every type appears, and every edge endpoint has its node in the same report.
     let kinds: BTreeMap<EdgeType, usize> = got.iter().fold(BTreeMap::new(), |mut m, e| {

@@ -1,11 +1,14 @@
 //! What the engine-level world tests share: a probe configured for a world, and a
 //! bounded-concurrency crawl of its hosts.
+#![allow(dead_code)] // each test binary uses its own share of these helpers
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use spyder_probe::{CrawlReport, Probe, ProbeConfig, ProbeSettings, TlsRoots};
-use spyder_testkit::world::World;
+use std::collections::BTreeSet;
+
+use spyder_testkit::world::{ExpectedEdge, World};
 
 /// A probe configuration pointed at `world`: its DNS server, ports and CA, loopback
 /// allowed, politeness raised for many sites on few addresses.
@@ -70,5 +73,30 @@ pub fn assert_outcomes(world: &World, reports: &[CrawlReport]) {
         wrong_outcomes.is_empty(),
         "wrong outcomes:\n{}",
         wrong_outcomes.join("\n")
+    );
+}
+
+/// Every edge of `reports`, as the world states its expectations.
+pub fn edges_of(reports: &[CrawlReport]) -> BTreeSet<ExpectedEdge> {
+    reports
+        .iter()
+        .flat_map(|r| r.records.edges.iter())
+        .map(|e| (e.kind, e.source.clone(), e.target.clone()))
+        .collect()
+}
+
+/// `got` holds exactly the edges of `want`; `context` leads the failure message.
+pub fn assert_exact_edges(
+    got: &BTreeSet<ExpectedEdge>,
+    want: &BTreeSet<ExpectedEdge>,
+    context: &str,
+) {
+    let missing: Vec<_> = want.difference(got).collect();
+    let extra: Vec<_> = got.difference(want).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "{context}missing {} edges: {missing:#?}\nextra {} edges: {extra:#?}",
+        missing.len(),
+        extra.len()
     );
 }

@@ -509,27 +509,7 @@ fn serve(options: ServeOptions) -> Result<()> {
     // The first of several parts starts the others on its ports and CA.
     let mut others = Vec::new();
     if parts > 1 && options.part.is_none() {
-        let ca_file = options.dir.join(CA_EXPORT_FILE);
-        std::fs::write(&ca_file, exported)
-            .map_err(|e| format!("cannot write {}: {e}", ca_file.display()))?;
-        let ports = (hello.https_port, hello.http_port);
-        for index in 1..parts {
-            let dir = part_dir(&options.dir, index);
-            std::fs::create_dir_all(&dir)
-                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-            let child = ChildPart {
-                part: Part {
-                    index,
-                    count: parts,
-                },
-                ports,
-                ca: ca_file.clone(),
-            };
-            let (process, part_hello) =
-                runtime.block_on(WorldProcess::start_part(&options, &child, &dir))?;
-            hello.add_part(&part_hello);
-            others.push(process);
-        }
+        others = runtime.block_on(start_other_parts(&options, parts, &exported, &mut hello))?;
         hello.sites = options.sites;
         hello.generate_s = started.elapsed().as_secs_f64();
         hello.expected_edges = merge_parts(&options.dir, parts)?;
@@ -576,6 +556,39 @@ fn serve(options: ServeOptions) -> Result<()> {
     }
     runtime.shutdown_timeout(Duration::from_secs(1));
     Ok(())
+}
+
+/// Starts parts 2..=`parts` of the world on the first part's ports and CA
+/// (`exported`), each in its own process and directory, and adds their sites and
+/// descriptors to `hello`.
+async fn start_other_parts(
+    options: &ServeOptions,
+    parts: usize,
+    exported: &str,
+    hello: &mut Hello,
+) -> Result<Vec<WorldProcess>> {
+    let ca_file = options.dir.join(CA_EXPORT_FILE);
+    std::fs::write(&ca_file, exported)
+        .map_err(|e| format!("cannot write {}: {e}", ca_file.display()))?;
+    let ports = (hello.https_port, hello.http_port);
+    let mut others = Vec::with_capacity(parts.saturating_sub(1));
+    for index in 1..parts {
+        let dir = part_dir(&options.dir, index);
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let child = ChildPart {
+            part: Part {
+                index,
+                count: parts,
+            },
+            ports,
+            ca: ca_file.clone(),
+        };
+        let (process, part_hello) = WorldProcess::start_part(options, &child, &dir).await?;
+        hello.add_part(&part_hello);
+        others.push(process);
+    }
+    Ok(others)
 }
 
 /// Writes the whole world's files in `dir` from those of its parts
