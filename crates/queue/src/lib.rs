@@ -5,15 +5,25 @@
 //! [`MemoryQueue`] is the bounded queue of file mode (SPEC §1): the input side applies
 //! backpressure to the reader, discoveries wait behind it, and the queue reports
 //! itself done only once the input is closed, nothing is pending and no [`Lease`] is
-//! still held. [`QueueItem`] is the Redis queue item of SPEC §2.3, kept byte-exact.
+//! still held. [`QueueItem`] is the Redis queue item of SPEC §2.3, kept byte-exact;
+//! [`RedisQueue`] leases, renews, acks and reaps them (SPEC §3.8).
+//!
+//! Workers see both through one trait, [`WorkQueue`]: a [`Leased`] host splits into a
+//! [`Hold`] (the task may still add work) and a
+//! [`Finalizer`](spyder_model::finalize::Finalizer) that rides with the host's
+//! records and acks the item once they are safe.
 
 mod input;
 mod item;
 mod memory;
+mod work;
 
 pub use input::{InputLine, InputProgress, InputReader};
 pub use item::{ItemError, QueueItem};
 pub use memory::{Closed, Lease, MemoryQueue, PushError, QueueDepth, Source};
+pub use work::{
+    BoxFuture, Hold, LPUSH_CHUNK, Leased, Origin, QueueLengths, SubmitError, WorkQueue,
+};
 mod redis;
 
 pub use redis::{

@@ -270,3 +270,33 @@ async fn many_workers_crawl_everything_then_all_stop() {
     assert_eq!(discovered, expected_discoveries);
     assert_eq!(queue.depth(), QueueDepth::default());
 }
+
+/// Through the [`spyder_queue::WorkQueue`] trait: the hold keeps the memory queue
+/// from being done while a task may still discover work, and only the hold does —
+/// its finalizer holds nothing of the queue.
+#[tokio::test]
+async fn the_hold_not_the_finalizer_keeps_the_memory_queue_open() {
+    use spyder_queue::{Origin, Source, WorkQueue};
+    use tokio_util::task::TaskTracker;
+
+    let memory = MemoryQueue::new(4, 4);
+    memory
+        .push_input(spyder_model::HostName::from_input("a.example").expect("valid"))
+        .await
+        .expect("open");
+    memory.close_input();
+    let queue: &dyn WorkQueue = &memory;
+    let tracker = TaskTracker::new();
+    let lease = queue.next().await.expect("one lease");
+    assert_eq!(lease.origin, Origin::Local(Source::Input));
+    let (hold, finalizer) = lease.start(&tracker);
+    assert!(queue.pending(), "held: not done");
+    drop(hold);
+    assert!(!queue.pending(), "hold released: nothing pending");
+    assert!(
+        queue.next().await.is_none(),
+        "done with the finalizer alive"
+    );
+    assert!(finalizer.is_empty());
+    drop(finalizer);
+}

@@ -359,3 +359,53 @@ async fn an_item_without_attempt_gets_one_on_requeue() {
     })
     .await;
 }
+
+/// Through the [`spyder_queue::WorkQueue`] trait: a finalizer resolved as delivered
+/// acks the item (gone from `:processing`, lease dropped); one resolved as failed
+/// leaves it leased until the lease expires, and it comes back with `attempt+1`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leases_finalizer_acks_when_delivered_and_returns_the_item_when_failed() {
+    use spyder_model::finalize::Status;
+    use spyder_queue::{Origin, WorkQueue};
+    use tokio_util::task::TaskTracker;
+
+    let server = RedisServer::start().expect("redis-server starts");
+    let delivered = r#"{"host":"delivered.example","ts":1,"attempt":0}"#;
+    let failed = r#"{"host":"failed.example","ts":1,"attempt":0,"via":"discovery"}"#;
+    command(&server, &["LPUSH", KEY, delivered, failed]);
+    let queue = connect(&server, Duration::from_millis(400), 3).await;
+    let queue: &dyn WorkQueue = &queue;
+    let tracker = TaskTracker::new();
+
+    let lease = tokio::time::timeout(WAIT, queue.next())
+        .await
+        .expect("a lease in time")
+        .expect("queue open");
+    assert_eq!(lease.host.as_str(), "delivered.example");
+    assert_eq!(lease.origin, Origin::Seeded);
+    let (_hold, finalizer) = lease.start(&tracker);
+    finalizer.resolve(Status::Delivered);
+
+    let lease = tokio::time::timeout(WAIT, queue.next())
+        .await
+        .expect("a lease in time")
+        .expect("queue open");
+    assert_eq!(lease.origin, Origin::Discovered);
+    queue.pause(true);
+    let (_hold, finalizer) = lease.start(&tracker);
+    finalizer.resolve(Status::Failed);
+    tracker.close();
+    tracker.wait().await;
+
+    assert!(
+        !list(&server, "q:processing").contains(&delivered.to_owned()),
+        "the delivered item is acked"
+    );
+    let back = failed.replace(r#""attempt":0"#, r#""attempt":1"#);
+    eventually("the failed item comes back with attempt 1", || {
+        list(&server, KEY) == [back.clone()]
+    })
+    .await;
+    assert_eq!(list(&server, "q:processing"), Vec::<String>::new());
+    assert_eq!(queue.held(), 0);
+}

@@ -4,7 +4,11 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 
+use std::sync::Arc;
+
+use spyder_model::finalize::{Finalizer, Status};
 use spyder_model::{HostName, Records};
+use spyder_queue::Origin;
 
 use crate::channel::{DiscoverySink, SinkResult, SinkSettings};
 use crate::keys::{DedupKey, KeyDigest};
@@ -214,6 +218,20 @@ impl PendingMarks {
         dedup.release(&self.0).await;
     }
 
+    /// Makes the marks ride with the records' finalizer: committed for every probe
+    /// when the records are delivered, written or spooled, released when they are not.
+    pub fn ride_with(self, finalizer: &mut Finalizer, dedup: Arc<dyn Dedup>) {
+        if self.0.is_empty() {
+            return;
+        }
+        finalizer.on_resolve(move |status| async move {
+            match status {
+                Status::Delivered => self.mark(dedup.as_ref()).await,
+                Status::Failed => self.release(dedup.as_ref()).await,
+            }
+        });
+    }
+
     /// How many keys wait.
     pub fn len(&self) -> usize {
         self.0.len()
@@ -277,6 +295,35 @@ pub async fn settle_crawl(
         pending: PendingMarks(new_keys),
         discoveries,
     }
+}
+
+/// Whether a leased host is to be crawled, in at most one dedup call (SPEC §3.6: a
+/// host is crawled once per run). From a shared queue:
+/// - an item back from an expired lease is skipped when `crawled|<host>` is marked:
+///   some probe crawled the host since, and its records are safe;
+/// - a fresh discovered item is skipped when the host is crawled or claimed
+///   (`crawling|<host>`): the claimed item is crawled, or comes back from its lease;
+/// - a fresh seeded item is never skipped ("seeding twice crawls twice").
+///
+/// A host to be crawled from a shared queue is claimed (`crawling|<host>`); the mark
+/// rides with this probe's next dedup call. Hosts of a local queue were filtered
+/// before they were queued: always crawled, nothing asked.
+pub async fn claim_lease(dedup: &dyn Dedup, host: &HostName, origin: Origin) -> bool {
+    let name = host.as_str();
+    let keys: Vec<KeyDigest> = match origin {
+        Origin::Local(_) => return true,
+        Origin::Seeded => Vec::new(),
+        Origin::Requeued { .. } => vec![DedupKey::Crawled(name).digest()],
+        Origin::Discovered => vec![
+            DedupKey::Crawled(name).digest(),
+            DedupKey::Crawling(name).digest(),
+        ],
+    };
+    if !keys.is_empty() && dedup.check(&keys).await.iter().any(|seen| *seen) {
+        return false;
+    }
+    dedup.mark(&[DedupKey::Crawling(name).digest()]).await;
+    true
 }
 
 /// Marks `queued|<host>` and `crawled|<host>` for a crawled host, so a later discovery

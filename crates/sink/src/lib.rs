@@ -16,8 +16,8 @@ mod redis;
 
 pub use channel::{Admission, ChannelSink, DiscoverySink, SinkResult, SinkSettings};
 pub use dedup::{
-    BoxFuture, Dedup, Discoveries, PendingMarks, Settled, crawl_keys, dedup_records, mark_crawled,
-    settle_crawl,
+    BoxFuture, Dedup, Discoveries, PendingMarks, Settled, claim_lease, crawl_keys, dedup_records,
+    mark_crawled, settle_crawl,
 };
 pub use keys::{DedupKey, KeyDigest};
 pub use memory::MemoryDedup;
