@@ -2,17 +2,16 @@
 //! resume and stop act on the real run.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures_util::future::BoxFuture;
 use http::StatusCode;
 use serde_json::{Value, json};
 use spyder_health::{ApiError, Control, EnqueueError, PatchOutcome};
 use spyder_model::HostName;
-use spyder_queue::QueueItem;
+use spyder_queue::SubmitError;
 use tokio_util::sync::CancellationToken;
 
-use crate::run::{Shared, WorkQueue, set_paused};
+use crate::run::{Shared, set_paused};
 
 /// [`Control`] over one run.
 pub(crate) struct RunControl {
@@ -58,10 +57,7 @@ impl Control for RunControl {
             .map(|(kind, n)| (kind.as_str().to_owned(), json!(n)))
             .collect();
         let depth = shared.depth.lock().map(|d| *d).unwrap_or_default();
-        let mode = match shared.queue {
-            WorkQueue::Memory(_) => "memory",
-            WorkQueue::Redis(_) => "redis",
-        };
+        let mode = shared.queue.mode();
         let emitter = shared.emitter.status();
         let discovery = shared.sink.as_ref().map(|s| s.totals()).unwrap_or_default();
         json!({
@@ -97,41 +93,33 @@ impl Control for RunControl {
 
     fn enqueue(&self, host: HostName) -> BoxFuture<'_, Result<(), EnqueueError>> {
         Box::pin(async move {
-            if self.stop.is_cancelled() {
-                return Err(EnqueueError::Unavailable("stopping".to_owned()));
-            }
-            match &self.shared.queue {
-                WorkQueue::Memory(q) => q.try_push_api(host).map_err(|e| match e {
-                    spyder_queue::PushError::Full => EnqueueError::QueueFull,
-                    other => EnqueueError::Unavailable(other.to_string()),
-                }),
-                WorkQueue::Redis(q) => push_items(q, vec![host]).await,
-            }
+            let mut results = self.enqueue_many(vec![host]).await;
+            results
+                .pop()
+                .unwrap_or_else(|| Err(EnqueueError::Unavailable("no result".to_owned())))
         })
     }
 
-    /// In queue mode one `LPUSH` per [`LPUSH_CHUNK`] hosts, as `seed` does; after a
-    /// failed push the rest fail with the same error untried. The memory queue takes
-    /// the hosts one by one (its capacity decides per host).
+    /// The queue decides how: the memory queue takes the hosts one by one (its
+    /// capacity decides per host); the Redis queue sends one `LPUSH` per
+    /// [`spyder_queue::LPUSH_CHUNK`] hosts, as `seed` does, and after a failed push
+    /// the rest fail with the same error untried.
     fn enqueue_many(&self, hosts: Vec<HostName>) -> BoxFuture<'_, Vec<Result<(), EnqueueError>>> {
         Box::pin(async move {
-            let WorkQueue::Redis(q) = &self.shared.queue else {
-                return spyder_health::enqueue_each(self, hosts).await;
-            };
-            let mut results = Vec::with_capacity(hosts.len());
             if self.stop.is_cancelled() {
                 let stopping = EnqueueError::Unavailable("stopping".to_owned());
-                results.resize(hosts.len(), Err(stopping));
-                return results;
+                return vec![Err(stopping); hosts.len()];
             }
-            for chunk in hosts.chunks(LPUSH_CHUNK) {
-                if let Err(e) = push_items(q, chunk.to_vec()).await {
-                    results.resize(hosts.len(), Err(e));
-                    break;
-                }
-                results.resize(results.len() + chunk.len(), Ok(()));
-            }
+            let results = self.shared.queue.submit(hosts).await;
             results
+                .into_iter()
+                .map(|r| {
+                    r.map_err(|e| match e {
+                        SubmitError::Full => EnqueueError::QueueFull,
+                        SubmitError::Unavailable(why) => EnqueueError::Unavailable(why),
+                    })
+                })
+                .collect()
         })
     }
 
@@ -149,23 +137,4 @@ impl Control for RunControl {
         tracing::info!("stop requested through the API; shutting down");
         self.stop.cancel();
     }
-}
-
-/// Hosts per `LPUSH` of the bulk endpoint (`seed` chunks the same way).
-const LPUSH_CHUNK: usize = 1_000;
-
-/// Seeds `hosts` as fresh items (like `seed`) in one `LPUSH`.
-async fn push_items(
-    queue: &spyder_queue::RedisQueue,
-    hosts: Vec<HostName>,
-) -> Result<(), EnqueueError> {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let ts = i64::try_from(now).unwrap_or(i64::MAX);
-    let items: Vec<QueueItem> = hosts.into_iter().map(|h| QueueItem::new(h, ts)).collect();
-    queue
-        .push(&items)
-        .await
-        .map_err(|e| EnqueueError::Unavailable(format!("queue Redis unavailable: {e}")))
 }

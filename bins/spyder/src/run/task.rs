@@ -1,0 +1,79 @@
+//! SPEC §1 steps 1–12 for one lease: claim, crawl, settle, hand off.
+//!
+//! The lease's finalizer rides with the records: dedup's pending marks join it, the
+//! emitter's receipt resolves it (delivered, written or spooled: commit and ack; lost:
+//! release, and the item comes back). The hold is dropped once records and
+//! discoveries are handed off, so the memory queue can tell when it is done.
+
+use std::sync::Arc;
+
+use spyder_model::finalize::Status;
+use spyder_probe::Outcome;
+use spyder_queue::Leased;
+
+use super::{EXTRA_HELD_LEASES, Shared};
+
+/// Crawls one leased host, unless dedup says another crawl has it covered.
+pub(super) async fn crawl_one(shared: &Shared, leased: Leased) {
+    let host = leased.host.clone();
+    if !spyder_sink::claim_lease(shared.dedup.as_ref(), &host, leased.origin).await {
+        // A host is crawled once per run (SPEC §3.6): this copy is not needed.
+        tracing::debug!(host = %host, "already crawled or being crawled; item skipped");
+        metrics::counter!("spyder_queue_skipped_total", "reason" => "already_taken").increment(1);
+        let (_hold, finalizer) = leased.start(&shared.acks);
+        finalizer.resolve(Status::Delivered);
+        return;
+    }
+    let (hold, mut finalizer) = leased.start(&shared.acks);
+    let report = shared.probe.crawl(host.as_str()).await;
+    metrics::histogram!("spyder_task_duration_seconds").record(report.timings.total.as_secs_f64());
+    tracing::debug!(host = %host, outcome = %report.outcome, "task done");
+    if report.outcome == Outcome::Internal {
+        let reason = report.detail.as_deref().unwrap_or("unknown");
+        tracing::error!(host = %host, outcome = "internal", reason, "task failed");
+    }
+
+    // One dedup call for the records' keys, `queued|`/`crawled|<host>` and the
+    // discoveries' `queued|` keys; the sink queues the new discoveries.
+    let sink_settings = shared.sink_settings.load();
+    let continuous = shared.live.current().crawling.continuous;
+    let sink = shared.sink.as_deref().filter(|_| continuous);
+    let discoveries = sink.map(|sink| spyder_sink::Discoveries {
+        sink,
+        candidates: report.candidates,
+        settings: &sink_settings,
+    });
+    let settled =
+        spyder_sink::settle_crawl(shared.dedup.as_ref(), &host, report.records, discoveries).await;
+    // The marks wait with the records: a probe killed before they are safe leaves
+    // nothing marked that the re-crawl would drop.
+    settled
+        .pending
+        .ride_with(&mut finalizer, Arc::clone(&shared.dedup));
+    let records = settled.records;
+    shared.stats.records_emitted(&records);
+    shared.stats.task_done(report.outcome, records.edges.len());
+    let receipt = shared.emitter.submit(records);
+    // Held leases of a shared queue are capped (concurrency + 32, SPEC §3.8) and those
+    // waiting for their batch count too: once half the margin waits, seal the batch
+    // rather than let the workers idle until the flush interval.
+    if shared.queue.is_shared()
+        && shared.queue.held().saturating_sub(shared.pool.active()) >= EXTRA_HELD_LEASES / 2
+    {
+        shared.emitter.flush_now();
+    }
+    // Records and discoveries are handed off: this task adds no more work.
+    drop(hold);
+    let shared_queue = shared.queue.is_shared();
+    shared.acks.spawn(async move {
+        match receipt.await {
+            Ok(_) => finalizer.resolve(Status::Delivered),
+            Err(e) => {
+                if shared_queue {
+                    tracing::error!(host = %host, error = %e, "records not safe; not acking");
+                }
+                finalizer.resolve(Status::Failed);
+            }
+        }
+    });
+}

@@ -1,0 +1,280 @@
+//! Builds the run's components from the configuration: the one place where config
+//! keys become the library crates' own settings (ripgrep's `HiArgs` is the model).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
+use spyder_config::{Config, Loaded, OutputFormat};
+use spyder_emitter::{Destination, Emitter, EmitterConfig, Format, IngestConfig, MtlsFiles};
+use spyder_probe::Probe;
+use spyder_queue::{
+    InputReader, MemoryQueue, QueueLengths, RedisQueue, RedisQueueConfig, WorkQueue,
+};
+use spyder_sink::{
+    ChannelSink, Dedup, DiscoverySink, MemoryDedup, RedisDedup, RedisSink, SinkSettings,
+};
+
+use tokio_util::task::TaskTracker;
+
+use super::input::{ReadProgress, feed};
+use super::ops::{serve_ops, watch_stalls};
+use super::pool::{Pool, resize};
+use super::reload::{spawn_reload_on_sighup, subscribe};
+use super::shutdown::{Run, Signals};
+use super::{EXTRA_HELD_LEASES, Options, Shared};
+use crate::progress::{self, Display, StallWatch, Stats};
+
+/// Discoveries waiting behind the file input (SPEC §3.10).
+const DISCOVERY_CAPACITY: usize = 100_000;
+
+/// What a run is made of, built from one configuration.
+pub(super) struct Components {
+    pub probe: Probe,
+    pub emitter: Emitter,
+    pub dedup: Arc<dyn Dedup>,
+    /// The same dedup when it is Redis (its health check pings it).
+    pub redis_dedup: Option<Arc<RedisDedup>>,
+    pub queue: Arc<dyn WorkQueue>,
+    /// File mode: the input and the memory queue it feeds.
+    pub input: Option<(InputReader, MemoryQueue)>,
+    pub sink: Option<Box<dyn DiscoverySink>>,
+}
+
+impl Components {
+    /// Connects and opens everything; the error names the setting at fault.
+    pub async fn build(config: &Config) -> Result<Self, String> {
+        let concurrency = config.crawling.concurrency as usize;
+        let queue_mode = !config.redis.queue_addr.is_empty();
+        if queue_mode && !config.domains.is_empty() {
+            tracing::warn!("queue mode: domains is ignored");
+        }
+        let probe = Probe::new(config.probe_config())
+            .await
+            .map_err(|e| format!("cannot start the probe: {e}"))?;
+        let emitter = Emitter::start(emitter_config(config))
+            .await
+            .map_err(|e| e.to_string())?;
+        let (dedup, redis_dedup) = dedup(config).await?;
+        let (queue, input): (Arc<dyn WorkQueue>, _) = if queue_mode {
+            let redis = RedisQueue::connect(RedisQueueConfig {
+                addr: config.redis.queue_addr.clone(),
+                setting: "redis.queue_addr".to_owned(),
+                key: config.redis.queue_key.clone(),
+                lease_timeout: config.redis.lease_timeout,
+                max_attempts: config.redis.max_attempts,
+                capacity: concurrency.saturating_add(EXTRA_HELD_LEASES),
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+            tracing::info!(key = %config.redis.queue_key, "redis queue enabled");
+            (Arc::new(redis), None)
+        } else {
+            let reader = InputReader::open(&config.domains)
+                .await
+                .map_err(|e| format!("domains: cannot open {:?}: {e}", config.domains))?;
+            let memory =
+                MemoryQueue::new(concurrency.max(64).saturating_mul(2), DISCOVERY_CAPACITY);
+            (Arc::new(memory.clone()), Some((reader, memory)))
+        };
+        // The sink exists whether or not `crawling.continuous` is on: the key is Tier 1,
+        // and each crawl reads it from its config snapshot.
+        let sink: Box<dyn DiscoverySink> = match &input {
+            Some((_, memory)) => Box::new(ChannelSink::new(memory.clone(), Arc::clone(&dedup))),
+            None => {
+                if config.crawling.continuous && config.redis.addr.is_empty() {
+                    spyder_sink::warn_without_shared_dedup();
+                }
+                let sink = RedisSink::connect(
+                    &config.redis.queue_addr,
+                    &config.redis.queue_key,
+                    Arc::clone(&dedup),
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+                Box::new(sink)
+            }
+        };
+        Ok(Self {
+            probe,
+            emitter,
+            dedup,
+            redis_dedup,
+            queue,
+            input,
+            sink: Some(sink),
+        })
+    }
+}
+
+/// The memory dedup, or the Redis one when `redis.addr` is set.
+async fn dedup(config: &Config) -> Result<(Arc<dyn Dedup>, Option<Arc<RedisDedup>>), String> {
+    let max_entries = config.dedup.memory_max_entries as usize;
+    if config.redis.addr.is_empty() {
+        tracing::info!("memory dedupe enabled");
+        return Ok((
+            Arc::new(MemoryDedup::new(config.dedup.ttl, max_entries)),
+            None,
+        ));
+    }
+    let redis = Arc::new(
+        RedisDedup::connect(&config.redis.addr, config.dedup.ttl, max_entries)
+            .await
+            .map_err(|e| e.to_string())?,
+    );
+    tracing::info!("redis dedupe enabled");
+    Ok((Arc::clone(&redis) as Arc<dyn Dedup>, Some(redis)))
+}
+
+/// The discovery filter's settings (SPEC §3.10).
+pub(super) fn sink_settings(config: &Config) -> SinkSettings {
+    SinkSettings {
+        exclude_tlds: config.exclude_tlds.clone(),
+        allow_private: config.crawling.allow_private,
+        max_domains: config.crawling.max_domains,
+    }
+}
+
+/// The emitter's settings: `output.*`, `batch.*`, `mtls.*`.
+pub(super) fn emitter_config(config: &Config) -> EmitterConfig {
+    let out = &config.output;
+    let destination = if !out.ingest.is_empty() {
+        Destination::Ingest(IngestConfig {
+            url: out.ingest.clone(),
+            spool_dir: out.spool_dir.clone(),
+            mtls: MtlsFiles {
+                cert: non_empty(&config.mtls.cert),
+                key: non_empty(&config.mtls.key),
+                ca: non_empty(&config.mtls.ca),
+            },
+        })
+    } else if !out.file.as_os_str().is_empty() {
+        Destination::File(out.file.clone())
+    } else {
+        Destination::Stdout
+    };
+    EmitterConfig {
+        probe_id: config.probe.clone(),
+        run_id: config.run.clone(),
+        format: match out.format {
+            OutputFormat::Json => Format::Json,
+            OutputFormat::Jsonl => Format::Jsonl,
+            OutputFormat::Csv => Format::Csv,
+        },
+        destination,
+        spool_dir: out.spool_dir.clone(),
+        max_edges: config.batch.max_edges as usize,
+        flush_interval: config.batch.flush_interval,
+        node_threshold_ratio: config.batch.node_threshold_ratio,
+    }
+}
+
+fn non_empty(p: &Path) -> Option<PathBuf> {
+    (!p.as_os_str().is_empty()).then(|| p.to_path_buf())
+}
+
+impl Run {
+    /// Composes a run from the loaded configuration and starts it: the ops listener
+    /// first (a busy port ends the run before anything connects), then the
+    /// components, the input reader, the workers, the live-change listeners.
+    pub(super) async fn start(loaded: Loaded, options: Options) -> Result<Self, String> {
+        let config = loaded.config;
+        tracing::info!(
+            probe = %config.probe,
+            run = %config.run,
+            concurrency = config.crawling.concurrency,
+            exclude_tlds = ?config.exclude_tlds,
+            config_file = ?loaded.file,
+            "starting spyder"
+        );
+        if let Some(file) = &loaded.file {
+            tracing::info!(file = %file.display(), "loaded config from file");
+        }
+        let ops_server = match config.telemetry.metrics_addr.as_str() {
+            "" => None,
+            addr => Some(
+                spyder_health::OpsServer::bind(addr)
+                    .await
+                    .map_err(|e| format!("telemetry.metrics_addr: {e}"))?,
+            ),
+        };
+        // The recorder before anything that counts: the queue's first reaper pass,
+        // the emitter's spool scan and the first tasks all run before the ops
+        // server is composed, and whatever they record with no recorder is lost.
+        let metrics = ops_server.as_ref().and_then(|_| {
+            spyder_health::install_metrics()
+                .map_err(|e| tracing::warn!(error = %e, "metrics unavailable"))
+                .ok()
+        });
+        let signals = Signals::install()?;
+        let components = Components::build(&config).await?;
+        let redis_dedup = components.redis_dedup;
+        let stats = Arc::new(Stats::default());
+        let shared = Arc::new(Shared {
+            probe: components.probe,
+            emitter: components.emitter,
+            queue: components.queue,
+            dedup: components.dedup,
+            sink: components.sink,
+            acks: TaskTracker::new(),
+            sink_settings: ArcSwap::from_pointee(sink_settings(&config)),
+            live: options.live.clone(),
+            stats: Arc::clone(&stats),
+            in_flight: Mutex::new(HashMap::new()),
+            next_task: AtomicU64::new(0),
+            pool: Pool::new(),
+            stall: StallWatch::default(),
+            depth: Mutex::new(QueueLengths::default()),
+            started: std::time::Instant::now(),
+        });
+
+        let read_progress = Arc::new(ReadProgress::default());
+        let reader = match components.input {
+            Some((reader, memory)) => Some(tokio::spawn(feed(
+                reader,
+                memory,
+                Arc::clone(&shared),
+                Arc::clone(&read_progress),
+            ))),
+            None => {
+                read_progress.finished();
+                None
+            }
+        };
+        resize(&shared, config.crawling.concurrency as usize);
+        subscribe(&shared, &options);
+        spawn_reload_on_sighup(shared.live.clone())?;
+        let ops = match ops_server {
+            Some(server) => Some(serve_ops(
+                server,
+                &shared,
+                &config,
+                redis_dedup,
+                metrics,
+                signals.first.clone(),
+            )),
+            None => {
+                tracing::info!("service marked as ready");
+                None
+            }
+        };
+        let display = Display::choose(options.progress, options.quiet);
+        let progress = progress::spawn(display, Arc::clone(&stats), {
+            let read_progress = Arc::clone(&read_progress);
+            move || read_progress.percent()
+        });
+        let stall_watch = tokio::spawn(watch_stalls(Arc::clone(&shared), read_progress));
+        Ok(Run {
+            shared,
+            reader,
+            progress,
+            stall_watch,
+            display,
+            quiet: options.quiet,
+            signals,
+            ops,
+        })
+    }
+}
