@@ -38,6 +38,25 @@
 //! While stopping ([`Readiness::begin_shutdown`]), `/ready` answers 503 and the API's
 //! changing endpoints answer `503 UNAVAILABLE`; `GET /api/v1/config`, `/stats` and
 //! `/keys` keep answering so the shutdown can be watched.
+//!
+//! # Modules
+//!
+//! The modules are private; what they define is re-exported here.
+//!
+//! - `server`: the listener ([`OpsServer`]), the shared state ([`OpsState`]) and the
+//!   connection loop.
+//! - `api`: routing and the API's gate; one file per resource (`ops` for the health
+//!   endpoints and `/metrics`, `config`, `stats`, `control`, `domains`, `keys`) and
+//!   `body`, the body reader and response builders they share.
+//! - `checks`: [`HealthCheck`] and the background runner whose results `/health` serves.
+//! - `readiness`: [`Readiness`], the ready and stopping flags.
+//! - `control`: [`Control`], what the API asks of the run loop.
+//! - `keys`: [`KeyStore`], API keys matched in constant time.
+//! - `rate`: [`RateLimiter`], the API's global token bucket.
+//! - `metrics`: [`METRICS`] and [`install_metrics`], the Prometheus recorder.
+//! - `error`: [`HealthError`] and [`ApiError`], the API's error responses.
+
+#![deny(missing_docs)]
 
 mod api;
 mod checks;

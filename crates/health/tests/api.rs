@@ -1,11 +1,11 @@
 //! The REST API over real HTTP: checks in order, every endpoint's shape, keys.
 #![allow(clippy::unwrap_used)] // tests: a panic is a failure
 
-mod support;
-
 use serde_json::json;
 use spyder_health::{KeyStore, NO_API_KEYS_MESSAGE, RateLimiter};
-use support::{ADMIN_KEY, Harness, QueueBehaviour, READ_KEY, WRITE_KEY, raw_request};
+
+use crate::support;
+use crate::support::{ADMIN_KEY, Harness, QueueBehaviour, READ_KEY, WRITE_KEY, raw_request};
 
 #[tokio::test]
 async fn no_keys_configured_is_401_no_api_keys_with_the_exact_message() {

@@ -1,17 +1,17 @@
 //! Health endpoints over real HTTP: /live, /ready, /health, binding.
 #![allow(clippy::unwrap_used)] // tests: a panic is a failure
 
-mod support;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 use serde_json::json;
 use spyder_health::{CheckOutcome, Control, FnCheck, HealthError, OpsServer, OpsState, Readiness};
-use support::{FakeControl, Harness};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
+
+use crate::support;
+use crate::support::{FakeControl, Harness};
 
 fn assert_timestamp(value: &serde_json::Value) {
     let text = value.as_str().expect("timestamp is a string");
