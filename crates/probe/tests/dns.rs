@@ -977,3 +977,56 @@ async fn tries_go_on_past_retries_while_the_phase_deadline_allows() {
     assert!(c.try_timeouts() >= 3, "{}", c.try_timeouts());
     server.abort();
 }
+
+/// On a loaded machine a reply can sit in the socket while the receive task waits
+/// behind other tasks, and the try's timer fires first: the try must count as
+/// answered, not timed out. One worker thread, blocked (as by a busy CPU) from just
+/// before the reply arrives until well past the try's timeout; the timer's wake-up
+/// then runs the lookup before the receive task. Before, the lookup failed with a
+/// timeout although its answer had arrived in time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn an_answer_waiting_in_the_socket_is_not_a_timeout() {
+    let server = std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
+    server.set_read_timeout(Some(GUARD)).expect("read timeout");
+    let addr = server.local_addr().expect("addr");
+    let (query_seen_tx, query_seen) = std::sync::mpsc::channel::<()>();
+    let (blocked_tx, blocked) = std::sync::mpsc::channel::<()>();
+    let answering = std::thread::spawn(move || {
+        let mut buf = [0u8; 2048];
+        let Ok((n, peer)) = server.recv_from(&mut buf) else {
+            return;
+        };
+        let Ok(query) = Message::from_vec(&buf[..n]) else {
+            return;
+        };
+        let _ = query_seen_tx.send(());
+        // Answer only once the client's only worker is blocked.
+        if blocked.recv_timeout(GUARD).is_ok() {
+            let _ = server.send_to(&answer_a(&query, v4(9)), peer);
+        }
+    });
+    let c = Arc::new(client(0));
+    let s = DnsSettings {
+        query_timeout: Duration::from_millis(100),
+        retries: 0,
+        ..settings(&[addr])
+    };
+    let lookup = {
+        let (c, s) = (Arc::clone(&c), s.clone());
+        tokio::spawn(async move { c.query(&host("waiting.example"), RecordType::A, &s).await })
+    };
+    query_seen
+        .recv_timeout(GUARD)
+        .expect("the query reaches the server");
+    tokio::spawn(async move {
+        let _ = blocked_tx.send(());
+        std::thread::sleep(Duration::from_millis(400));
+    });
+    let answer = tokio::time::timeout(GUARD, lookup)
+        .await
+        .expect("within the guard")
+        .expect("lookup task");
+    let answer = answer.expect("the answer that arrived within the try's timeout");
+    assert_eq!(a_addresses(&answer), vec![v4(9)]);
+    answering.join().expect("server thread");
+}

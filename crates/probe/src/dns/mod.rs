@@ -671,9 +671,11 @@ impl Inner {
             // Wait for this try (or an earlier one) until its timeout; a failed reply
             // to an earlier try is noted and the wait goes on.
             loop {
-                let Ok((i, reply)) =
-                    tokio::time::timeout_at(deadline, first_reply(&mut open)).await
-                else {
+                let waited = tokio::time::timeout_at(deadline, first_reply(&mut open))
+                    .await
+                    .ok()
+                    .or_else(|| ready_reply(&mut open));
+                let Some((i, reply)) = waited else {
                     // The last try listens on while its callers' own deadline allows:
                     // an answer slowed past query_timeout by a loaded server (or by
                     // this client's own CPU) still resolves the name.
@@ -758,6 +760,15 @@ async fn first_reply(open: &mut [UdpTry]) -> (usize, Result<Message, DnsError>) 
     let (reply, i, _) =
         futures_util::future::select_all(open.iter_mut().map(|t| Box::pin(t.reply()))).await;
     (i, reply)
+}
+
+/// A reply already received for any of `open` (newest first), read from the socket
+/// if the receive task has not got to it yet.
+fn ready_reply(open: &mut [UdpTry]) -> Option<(usize, Result<Message, DnsError>)> {
+    let newest_first = (0..open.len()).rev();
+    newest_first
+        .into_iter()
+        .find_map(|i| open.get_mut(i)?.ready_reply().map(|msg| (i, Ok(msg))))
 }
 
 /// A reply's bytes through the client's answer handling, for the fuzz targets

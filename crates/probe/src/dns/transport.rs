@@ -114,6 +114,7 @@ type PendingMap = Mutex<HashMap<(SocketAddr, u16), Pending>>;
 struct Mux {
     socket: Arc<UdpSocket>,
     pending: Arc<PendingMap>,
+    dropped: Arc<DropCounter>,
     task: JoinHandle<()>,
 }
 
@@ -127,10 +128,15 @@ impl Mux {
     fn new(socket: UdpSocket, dropped: Arc<DropCounter>) -> Self {
         let socket = Arc::new(socket);
         let pending: Arc<PendingMap> = Arc::default();
-        let task = tokio::spawn(receive(Arc::clone(&socket), Arc::clone(&pending), dropped));
+        let task = tokio::spawn(receive(
+            Arc::clone(&socket),
+            Arc::clone(&pending),
+            Arc::clone(&dropped),
+        ));
         Self {
             socket,
             pending,
+            dropped,
             task,
         }
     }
@@ -158,7 +164,9 @@ pub(crate) struct UdpTry {
     server: SocketAddr,
     sent: Instant,
     rx: oneshot::Receiver<Message>,
-    _guard: PendingGuard,
+    socket: Arc<UdpSocket>,
+    dropped: Arc<DropCounter>,
+    guard: PendingGuard,
 }
 
 impl UdpTry {
@@ -179,45 +187,68 @@ impl UdpTry {
             .await
             .map_err(|_| DnsError::Io(Arc::new(io::Error::other("receive task ended"))))
     }
+
+    /// The reply if it is already here, reading the datagrams that wait in the socket
+    /// first: on a loaded machine the receive task may not have run since they came,
+    /// and a try whose answer sits in the kernel buffer has not timed out.
+    pub(crate) fn ready_reply(&mut self) -> Option<Message> {
+        let mut buf = vec![0u8; RECV_BUFFER];
+        for _ in 0..DRAIN_MAX {
+            match self.socket.try_recv_from(&mut buf) {
+                Ok((len, from)) => {
+                    dispatch(&buf[..len], from, &self.guard.pending, &self.dropped);
+                }
+                Err(_) => break,
+            }
+        }
+        self.rx.try_recv().ok()
+    }
 }
+
+/// Most datagrams one [`UdpTry::ready_reply`] reads from the socket.
+const DRAIN_MAX: usize = 4096;
 
 /// Reads datagrams until aborted, handing each to the query it answers.
 async fn receive(socket: Arc<UdpSocket>, pending: Arc<PendingMap>, dropped: Arc<DropCounter>) {
     let mut buf = vec![0u8; RECV_BUFFER];
     loop {
-        let (len, from) = match socket.recv_from(&mut buf).await {
-            Ok(x) => x,
+        match socket.recv_from(&mut buf).await {
+            Ok((len, from)) => dispatch(&buf[..len], from, &pending, &dropped),
             Err(e) => {
                 tracing::debug!(error = %e, "dns: udp receive failed");
                 tokio::task::yield_now().await;
-                continue;
             }
-        };
-        let Ok(msg) = Message::from_vec(&buf[..len]) else {
-            dropped.drop_one("undecodable");
-            continue;
-        };
-        let key = (from, msg.metadata.id);
-        let waiter = {
-            let mut map = lock(&pending);
-            match map.get(&key) {
-                Some(p) if p.question.answered_by(&msg) => map.remove(&key),
-                Some(_) => {
-                    drop(map);
-                    dropped.drop_one("question mismatch");
-                    continue;
-                }
-                None => None,
-            }
-        };
-        match waiter {
-            Some(p) => {
-                if p.tx.send(msg).is_err() {
-                    dropped.drop_one("late");
-                }
-            }
-            None => dropped.drop_one("no pending query"),
         }
+    }
+}
+
+/// Hands one datagram to the query it answers: same sender, ID and question; any
+/// other is dropped and counted.
+fn dispatch(datagram: &[u8], from: SocketAddr, pending: &PendingMap, dropped: &DropCounter) {
+    let Ok(msg) = Message::from_vec(datagram) else {
+        dropped.drop_one("undecodable");
+        return;
+    };
+    let key = (from, msg.metadata.id);
+    let waiter = {
+        let mut map = lock(pending);
+        match map.get(&key) {
+            Some(p) if p.question.answered_by(&msg) => map.remove(&key),
+            Some(_) => {
+                drop(map);
+                dropped.drop_one("question mismatch");
+                return;
+            }
+            None => None,
+        }
+    };
+    match waiter {
+        Some(p) => {
+            if p.tx.send(msg).is_err() {
+                dropped.drop_one("late");
+            }
+        }
+        None => dropped.drop_one("no pending query"),
     }
 }
 
@@ -350,7 +381,9 @@ impl Transport {
             server,
             sent: Instant::now(),
             rx,
-            _guard: guard,
+            socket: Arc::clone(&mux.socket),
+            dropped: Arc::clone(&mux.dropped),
+            guard,
         })
     }
 
