@@ -7,12 +7,12 @@
 
 use std::ffi::OsString;
 use std::io::Write;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use fred::prelude::ListInterface;
-use fred::prelude::{Builder, Client, ClientLike, Config, Error as RedisError, LuaInterface};
+use fred::prelude::{Client, ClientLike, LuaInterface};
 use spyder_config::flags::{self, FlagSpec, Parsed};
-use spyder_queue::{InputLine, InputReader, QueueItem, redis_url};
+use spyder_queue::connection::{ConnectOptions, Connection, Retry, describe, lpush_chunked};
+use spyder_queue::{InputLine, InputReader, QueueItem};
 
 /// Most items in one LPUSH.
 const CHUNK: usize = 1000;
@@ -100,14 +100,15 @@ pub async fn run(
         let _ = writeln!(stderr, "missing -domains");
         return 1;
     }
-    let client = match connect(&args.redis).await {
-        Ok(client) => client,
+    let connection = match connect(&args.redis).await {
+        Ok(connection) => connection,
         Err(error) => {
             let _ = writeln!(stderr, "redis: {error}");
             return 1;
         }
     };
-    let code = seed(&args, domains.as_deref(), &client, stdout, stderr).await;
+    let client = connection.client();
+    let code = seed(&args, domains.as_deref(), client, stdout, stderr).await;
     let _ = client.quit().await;
     code
 }
@@ -146,9 +147,7 @@ async fn seed(
             return 1;
         }
     };
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    let now = spyder_model::Timestamp::now().unix_seconds();
     let (mut pushed, mut skipped) = (0usize, 0usize);
     let mut chunk: Vec<String> = Vec::with_capacity(CHUNK);
     loop {
@@ -167,8 +166,10 @@ async fn seed(
         if chunk.len() >= CHUNK || (end && !chunk.is_empty()) {
             let items = std::mem::take(&mut chunk);
             let count = items.len();
-            if let Err(error) = client.lpush::<i64, _, _>(key.as_str(), items).await {
-                let _ = writeln!(stderr, "redis: {error}");
+            // One try: a command-line tool reports and exits.
+            let (_, failed) = lpush_chunked(client, key, &items, CHUNK, Retry::Attempts(1)).await;
+            if let Some(error) = failed {
+                let _ = writeln!(stderr, "redis: {}", describe(&error));
                 let _ = writeln!(stderr, "pushed {pushed}, skipped {skipped}");
                 return 1;
             }
@@ -184,17 +185,19 @@ async fn seed(
 }
 
 /// Connects once (no reconnects: a command-line tool reports and exits) and PINGs.
-async fn connect(addr: &str) -> Result<Client, RedisError> {
-    let config = Config::from_url(&redis_url(addr))?;
-    let mut builder = Builder::from_config(config);
-    builder
-        .with_connection_config(|c| {
-            c.connection_timeout = REDIS_TIMEOUT;
-            c.internal_command_timeout = REDIS_TIMEOUT;
-        })
-        .with_performance_config(|p| p.default_command_timeout = REDIS_TIMEOUT);
-    let client = builder.build()?;
-    client.init().await?;
-    client.ping::<String>(None).await?;
-    Ok(client)
+async fn connect(addr: &str) -> Result<Connection, String> {
+    let options = ConnectOptions {
+        command_timeout: REDIS_TIMEOUT,
+        within: Duration::ZERO,
+        reconnect: false,
+    };
+    let connection = Connection::open(addr, "-redis", options)
+        .await
+        .map_err(|e| e.to_string())?;
+    connection
+        .client()
+        .ping::<String>(None)
+        .await
+        .map_err(|e| describe(&e))?;
+    Ok(connection)
 }

@@ -4,8 +4,10 @@
 //! [`HostName`]s, the graph records ([`NodeDomain`], [`NodeIp`], [`NodeCert`], [`Edge`])
 //! with the exact JSON field names and order of the original Go SPYDER, and the
 //! [`Batch`] envelope that carries them to stdout, a file or an ingest endpoint.
-//! [`finalize`] is the acknowledgement that travels with one item's records.
+//! [`finalize`] is the acknowledgement that travels with one item's records;
+//! [`backoff`] the one retry pause every loop uses.
 
+pub mod backoff;
 mod batch;
 pub mod finalize;
 mod host;

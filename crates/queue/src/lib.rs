@@ -13,6 +13,7 @@
 //! [`Finalizer`](spyder_model::finalize::Finalizer) that rides with the host's
 //! records and acks the item once they are safe.
 
+pub mod connection;
 mod input;
 mod item;
 mod memory;
@@ -26,6 +27,5 @@ pub use work::{
 };
 mod redis;
 
-pub use redis::{
-    QueueError, RedisDepth, RedisLease, RedisQueue, RedisQueueConfig, connect_client, redis_url,
-};
+pub use connection::{ConnectError, redis_url};
+pub use redis::{QueueError, RedisDepth, RedisLease, RedisQueue, RedisQueueConfig};

@@ -11,12 +11,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fred::cmd;
-use fred::prelude::{
-    Builder, Client, ClientLike, Config, Error as RedisError, LuaInterface, ReconnectPolicy, Value,
-};
+use fred::prelude::{Client, ClientLike, Error as RedisError, LuaInterface, Value};
+use spyder_model::backoff::Backoff;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinHandle;
 
+use crate::connection::{
+    BACKOFF_MAX, BACKOFF_MIN, ConnectError, ConnectOptions, Connection, Retry, describe, with_retry,
+};
 use crate::item::QueueItem;
 
 /// How long `connect` keeps trying before it gives up (SPEC §3.8).
@@ -29,8 +31,6 @@ const REAP_LIMIT: i64 = 100;
 const ADOPT_SCAN: i64 = 1000;
 /// How long an ack or a push keeps retrying before it reports the error.
 const RETRY_WITHIN: Duration = Duration::from_secs(30);
-const BACKOFF_MIN: Duration = Duration::from_millis(100);
-const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
 /// `KEYS`: processing, leases. `ARGV`: raw item.
 const ACK_SCRIPT: &str = r#"
@@ -109,13 +109,9 @@ pub struct RedisQueueConfig {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum QueueError {
-    /// The server did not answer within 10 s at startup.
-    #[error("cannot reach Redis at {addr} ({setting}): {error}")]
-    Unreachable {
-        addr: String,
-        setting: String,
-        error: RedisError,
-    },
+    /// The server did not answer within 10 s at startup, or its address is invalid.
+    #[error(transparent)]
+    Unreachable(#[from] ConnectError),
     /// A command failed (after retries, where the operation retries).
     #[error("redis: {0}")]
     Redis(#[from] RedisError),
@@ -140,6 +136,8 @@ struct Keys {
 struct Shared {
     client: Client,
     blocking: Client,
+    /// What keeps both clients connected (and reconnecting) until the queue goes.
+    _connections: [Connection; 2],
     keys: Keys,
     /// `redis.lease_timeout` in ms and `redis.max_attempts` (both Tier 1: live).
     lease_timeout_ms: AtomicU64,
@@ -197,70 +195,27 @@ impl std::fmt::Debug for RedisQueue {
     }
 }
 
-/// `host:port` becomes `redis://host:port`; URLs pass through.
-pub fn redis_url(addr: &str) -> String {
-    if addr.contains("://") {
-        addr.to_owned()
-    } else {
-        format!("redis://{addr}")
-    }
-}
-
-/// Builds a client that reconnects forever (100 ms doubling to 5 s) and connects it,
-/// retrying for up to `within`.
-pub async fn connect_client(
-    addr: &str,
-    command_timeout: Duration,
-    within: Duration,
-) -> Result<Client, RedisError> {
-    let config = Config::from_url(&redis_url(addr))?;
-    let mut builder = Builder::from_config(config);
-    builder
-        .with_connection_config(|c| {
-            c.connection_timeout = Duration::from_secs(2);
-            c.internal_command_timeout = Duration::from_secs(5);
-        })
-        .with_performance_config(|p| p.default_command_timeout = command_timeout)
-        .set_policy(ReconnectPolicy::new_exponential(0, 100, 5000, 2));
-    let client = builder.build()?;
-    let deadline = tokio::time::Instant::now() + within;
-    let mut backoff = Backoff::default();
-    loop {
-        let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
-        let error = match tokio::time::timeout(remaining, client.init()).await {
-            Ok(Ok(_task)) => return Ok(client),
-            Ok(Err(error)) => error,
-            Err(_) => RedisError::new(fred::error::ErrorKind::Timeout, "no answer"),
-        };
-        if tokio::time::Instant::now() + backoff.peek() >= deadline {
-            return Err(error);
-        }
-        backoff.wait().await;
-    }
-}
-
 impl RedisQueue {
     /// Connects both connections, loads the scripts and starts renewal and the reaper.
     pub async fn connect(config: RedisQueueConfig) -> Result<Self, QueueError> {
-        let unreachable = |error| QueueError::Unreachable {
-            addr: spyder_model::secret::redact_url(&config.addr).into_owned(),
-            setting: config.setting.clone(),
-            error,
+        let setting = config.setting.as_str();
+        let options = |command_timeout| ConnectOptions {
+            command_timeout,
+            within: CONNECT_WITHIN,
+            reconnect: true,
         };
-        let client = connect_client(&config.addr, Duration::from_secs(5), CONNECT_WITHIN)
-            .await
-            .map_err(unreachable)?;
-        let blocking = connect_client(
-            &config.addr,
-            Duration::from_secs(BLOCK_SECONDS as u64 + 5),
-            CONNECT_WITHIN,
-        )
-        .await
-        .map_err(unreachable)?;
+        let main = Connection::open(&config.addr, setting, options(Duration::from_secs(5))).await?;
+        let blocking_timeout = Duration::from_secs(BLOCK_SECONDS as u64 + 5);
+        let blocking = Connection::open(&config.addr, setting, options(blocking_timeout)).await?;
+        let (client, blocking_client) = (main.client().clone(), blocking.client().clone());
         let info: String = client
             .custom(cmd!("INFO"), vec!["server"])
             .await
-            .map_err(unreachable)?;
+            .map_err(|error| ConnectError::Unreachable {
+                addr: spyder_model::secret::redact_url(&config.addr).into_owned(),
+                setting: setting.to_owned(),
+                error: describe(&error),
+            })?;
         let use_blmove = supports_blmove(&info);
         let ack_sha: String = client.script_load(ACK_SCRIPT).await?;
         let reap_sha: String = client.script_load(REAP_SCRIPT).await?;
@@ -268,7 +223,8 @@ impl RedisQueue {
         let key = config.key;
         let shared = Arc::new(Shared {
             client,
-            blocking,
+            blocking: blocking_client,
+            _connections: [main, blocking],
             keys: Keys {
                 processing: format!("{key}:processing"),
                 leases: format!("{key}:leases"),
@@ -310,7 +266,7 @@ impl RedisQueue {
         let shared = &self.shared;
         let mut stopped = shared.stopped.subscribe();
         let mut paused = shared.paused.subscribe();
-        let mut backoff = Backoff::default();
+        let mut backoff = Backoff::new(BACKOFF_MIN, BACKOFF_MAX);
         loop {
             if *stopped.borrow_and_update() {
                 return None;
@@ -677,7 +633,7 @@ impl Shared {
 }
 
 async fn renew_loop(shared: Arc<Shared>) {
-    let mut backoff = Backoff::default();
+    let mut backoff = Backoff::new(BACKOFF_MIN, BACKOFF_MAX);
     loop {
         match shared.renew().await {
             Ok(()) => {
@@ -694,7 +650,7 @@ async fn renew_loop(shared: Arc<Shared>) {
 }
 
 async fn reap_loop(shared: Arc<Shared>) {
-    let mut backoff = Backoff::default();
+    let mut backoff = Backoff::new(BACKOFF_MIN, BACKOFF_MAX);
     loop {
         match shared.reap().await {
             Ok((requeued, dead, adopted)) => {
@@ -719,30 +675,23 @@ async fn reap_loop(shared: Arc<Shared>) {
     }
 }
 
-/// Runs `op` until it succeeds or [`RETRY_WITHIN`] has passed, backing off between tries.
+/// Runs `op` until it succeeds or [`RETRY_WITHIN`] has passed, backing off between
+/// tries; each outcome updates the queue's health.
 async fn retry<F, Fut>(shared: &Shared, mut op: F) -> Result<(), QueueError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<(), RedisError>>,
 {
-    let deadline = tokio::time::Instant::now() + RETRY_WITHIN;
-    let mut backoff = Backoff::default();
-    loop {
-        match op().await {
-            Ok(()) => {
-                shared.healthy.store(true, Ordering::Relaxed);
-                return Ok(());
-            }
-            Err(error) => {
-                shared.healthy.store(false, Ordering::Relaxed);
-                if tokio::time::Instant::now() + backoff.peek() >= deadline {
-                    return Err(error.into());
-                }
-                tracing::warn!(%error, "Redis call failed; retrying");
-                backoff.wait().await;
-            }
+    with_retry(Retry::Within(RETRY_WITHIN), || {
+        let attempt = op();
+        async {
+            let result = attempt.await;
+            shared.healthy.store(result.is_ok(), Ordering::Relaxed);
+            result
         }
-    }
+    })
+    .await
+    .map_err(QueueError::from)
 }
 
 fn duration_ms(d: Duration) -> u64 {
@@ -775,34 +724,6 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// 100 ms doubling to 5 s, each wait jittered by ±25 %.
-#[derive(Debug)]
-struct Backoff {
-    next: Duration,
-}
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Self { next: BACKOFF_MIN }
-    }
-}
-
-impl Backoff {
-    fn peek(&self) -> Duration {
-        self.next
-    }
-
-    fn reset(&mut self) {
-        self.next = BACKOFF_MIN;
-    }
-
-    async fn wait(&mut self) {
-        let jitter = rand::random_range(0.75..1.25);
-        tokio::time::sleep(self.next.mul_f64(jitter)).await;
-        self.next = (self.next * 2).min(BACKOFF_MAX);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -813,11 +734,5 @@ mod tests {
         assert!(supports_blmove("redis_version:6.2.0\r\n"));
         assert!(!supports_blmove("redis_version:6.0.9\r\n"));
         assert!(!supports_blmove("redis_version:5.0.14\r\n"));
-    }
-
-    #[test]
-    fn addresses_become_urls() {
-        assert_eq!(redis_url("127.0.0.1:6379"), "redis://127.0.0.1:6379");
-        assert_eq!(redis_url("rediss://h:1/2"), "rediss://h:1/2");
     }
 }

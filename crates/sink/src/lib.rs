@@ -21,4 +21,6 @@ pub use dedup::{
 };
 pub use keys::{DedupKey, KeyDigest};
 pub use memory::MemoryDedup;
-pub use redis::{RedisDedup, RedisError, RedisSink, warn_without_shared_dedup};
+pub use redis::{RedisDedup, RedisSink, warn_without_shared_dedup};
+/// Why a Redis connection could not be set up (the queue crate's, shared).
+pub use spyder_queue::ConnectError as RedisError;

@@ -10,7 +10,10 @@ use fred::prelude::{ClientLike, Error as FredError};
 use fred::types::Value;
 use fred::types::scripts::Script;
 
-use super::{Connection, RedisError, describe};
+use spyder_queue::ConnectError;
+use spyder_queue::connection::{Connection, describe};
+
+use super::open;
 use crate::dedup::{BoxFuture, Dedup};
 use crate::keys::KeyDigest;
 use crate::memory::MemoryDedup;
@@ -120,15 +123,15 @@ impl RedisDedup {
         addr: &str,
         ttl: Duration,
         memory_max_entries: usize,
-    ) -> Result<Self, RedisError> {
-        let connection = Connection::open(addr, "redis.addr").await?;
+    ) -> Result<Self, ConnectError> {
+        let connection = open(addr, "redis.addr").await?;
         let script = Script::from_lua(CHECK_SCRIPT);
         script
-            .load(&connection.client)
+            .load(connection.client())
             .await
-            .map_err(|error| RedisError::Unreachable {
+            .map_err(|error| ConnectError::Unreachable {
                 addr: spyder_model::secret::redact_url(addr).into_owned(),
-                setting: "redis.addr",
+                setting: "redis.addr".to_owned(),
                 error: describe(&error),
             })?;
         let inner = Arc::new(Inner {
@@ -165,7 +168,7 @@ impl RedisDedup {
         let result = self
             .inner
             .connection
-            .client
+            .client()
             .ping::<String>(None)
             .await
             .map(|_| ())
@@ -270,7 +273,7 @@ impl Inner {
         args.extend(keys.iter().map(|k| Value::from(&k[..])));
         let flags: Vec<i64> = self
             .script
-            .evalsha_with_reload(&self.connection.client, Vec::<String>::new(), args)
+            .evalsha_with_reload(self.connection.client(), Vec::<String>::new(), args)
             .await?;
         if flags.len() != keys.len() {
             return Err(FredError::new(

@@ -1,13 +1,14 @@
 //! The RedisSink (SPEC §3.10): discoveries LPUSHed to the shared Redis work queue.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use fred::prelude::ListInterface;
 use spyder_model::HostName;
 use spyder_queue::QueueItem;
 
-use super::{Connection, RedisError, describe};
+use spyder_queue::ConnectError;
+use spyder_queue::connection::{Connection, Retry, describe, lpush_chunked};
+
+use super::open;
 use crate::channel::{Admission, DiscoverySink, Selection, SinkResult, SinkSettings, SinkTally};
 use crate::dedup::{BoxFuture, Dedup};
 
@@ -15,9 +16,6 @@ const SINK: &str = "redis";
 
 /// Attempts of one offer's push before its hosts are dropped.
 const PUSH_ATTEMPTS: u32 = 3;
-
-/// Pause before the first retry of a push; it doubles for each later one.
-const FIRST_RETRY_PAUSE: Duration = Duration::from_millis(100);
 
 /// Logs the startup warning of SPEC §3.10 for a RedisSink without a shared dedup
 /// Redis (`REDIS_ADDR` unset): each probe then checks discoveries against its own
@@ -61,8 +59,8 @@ impl RedisSink {
         queue_addr: &str,
         queue_key: &str,
         dedup: Arc<dyn Dedup>,
-    ) -> Result<Self, RedisError> {
-        let connection = Connection::open(queue_addr, "redis.queue_addr").await?;
+    ) -> Result<Self, ConnectError> {
+        let connection = open(queue_addr, "redis.queue_addr").await?;
         Ok(Self {
             connection,
             queue_key: queue_key.to_owned(),
@@ -89,10 +87,7 @@ impl RedisSink {
             mut result,
         } = self.tally.select(admission, seen, cap);
         if !to_push.is_empty() {
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
-            let now = i64::try_from(now).unwrap_or(i64::MAX);
+            let now = spyder_model::Timestamp::now().unix_seconds();
             let count = to_push.len() as u64;
             let mut pushed_keys = Vec::with_capacity(to_push.len());
             let mut items = Vec::with_capacity(to_push.len());
@@ -132,25 +127,11 @@ impl RedisSink {
     /// LPUSHes `items` in one command, retrying with backoff; the last error if
     /// every attempt failed.
     async fn push(&self, items: Vec<String>) -> Result<(), String> {
-        let mut pause = FIRST_RETRY_PAUSE;
-        let mut attempt = 1;
-        loop {
-            let error = match self
-                .connection
-                .client
-                .lpush::<i64, _, _>(self.queue_key.as_str(), items.clone())
-                .await
-            {
-                Ok(_) => return Ok(()),
-                Err(error) => describe(&error),
-            };
-            if attempt >= PUSH_ATTEMPTS {
-                return Err(error);
-            }
-            tracing::warn!(key = %self.queue_key, attempt, %error, "discovery push failed; retrying");
-            tokio::time::sleep(pause).await;
-            pause *= 2;
-            attempt += 1;
+        let client = self.connection.client();
+        let retry = Retry::Attempts(PUSH_ATTEMPTS);
+        match lpush_chunked(client, &self.queue_key, &items, items.len(), retry).await {
+            (_, None) => Ok(()),
+            (_, Some(error)) => Err(describe(&error)),
         }
     }
 }
