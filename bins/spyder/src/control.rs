@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
-use http::StatusCode;
 use serde_json::{Value, json};
 use spyder_health::{ApiError, Control, EnqueueError, PatchOutcome};
 use spyder_model::HostName;
@@ -38,11 +37,7 @@ impl Control for RunControl {
                     warnings: applied.warnings,
                 })
             }
-            Err(e) => Err(ApiError::new(
-                StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::BAD_REQUEST),
-                e.code(),
-                e.message(),
-            )),
+            Err(e) => Err(ApiError::config_refused(&e)),
         }
     }
 

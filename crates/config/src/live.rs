@@ -112,14 +112,6 @@ pub enum ApplyError {
 }
 
 impl ApplyError {
-    /// The HTTP status of `PATCH /api/v1/config` for this error (SPEC §3.12).
-    pub fn http_status(&self) -> u16 {
-        match self {
-            ApplyError::BadRequest(_) | ApplyError::Invalid(_) => 400,
-            ApplyError::Restart { .. } => 409,
-        }
-    }
-
     /// The API error code: `BAD_REQUEST`, `UNKNOWN_FIELD`, `INVALID_CONFIG` or
     /// `APPLY_ERROR` (SPEC §3.12).
     pub fn code(&self) -> &'static str {

@@ -48,6 +48,16 @@ pub struct ApiError {
 pub const NO_API_KEYS_MESSAGE: &str = "no API keys configured: add api.keys to the config file or set SPYDER_API_KEYS (base64 JSON array of {key,name,scope})";
 
 impl ApiError {
+    /// The answer to a refused `PATCH /api/v1/config` (SPEC §3.12): `409
+    /// APPLY_ERROR` for Tier 3 keys, `400` with the config error's code otherwise.
+    pub fn config_refused(error: &spyder_config::ApplyError) -> Self {
+        let status = match error {
+            spyder_config::ApplyError::Restart { .. } => StatusCode::CONFLICT,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        Self::new(status, error.code(), error.message())
+    }
+
     /// Any status, code and message; prefer the named constructors.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self {
@@ -199,4 +209,37 @@ impl ApiError {
 pub(crate) struct ErrorBody<'a> {
     pub(crate) code: &'a str,
     pub(crate) error: &'a str,
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use spyder_config::{LiveConfig, Sources, load};
+
+    use super::*;
+
+    /// The statuses of SPEC §3.12 for refused PATCHes (moved here from the config
+    /// crate's tests with the mapping): Tier 3 keys 409, everything else 400.
+    #[test]
+    fn refused_patches_answer_409_for_tier_three_and_400_otherwise() {
+        let sources = Sources::default();
+        let loaded = load(&sources).expect("defaults load");
+        let live = LiveConfig::new(loaded.config, sources);
+        for (body, status, code) in [
+            (json!({"dedup": {"ttl": "1h"}}), 409, "APPLY_ERROR"),
+            (
+                json!({"crawling": {"concurrency": 0}}),
+                400,
+                "INVALID_CONFIG",
+            ),
+            (json!({"api": {"keys": []}}), 400, "BAD_REQUEST"),
+            (json!({"crawling": {"speed": 9}}), 400, "UNKNOWN_FIELD"),
+        ] {
+            let error = live.patch(&body).expect_err("refused");
+            let answer = ApiError::config_refused(&error);
+            assert_eq!(answer.status().as_u16(), status, "{body}");
+            assert_eq!(answer.code(), code, "{body}");
+            assert_eq!(answer.message(), error.message());
+        }
+    }
 }
