@@ -377,8 +377,9 @@ impl Run {
             tracing::warn!("queue mode: domains is ignored");
         }
 
-        let probe = Probe::new(config.probe_config())
-            .await
+        let probe = Probe::builder()
+            .config(config.probe_config())
+            .build()
             .map_err(|e| format!("cannot start the probe: {e}"))?;
         let emitter = Emitter::start(emitter_config(&config))
             .await

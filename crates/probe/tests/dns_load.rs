@@ -46,10 +46,9 @@ fn zone(n: u32) -> Zone {
 /// to exactly their address.
 async fn resolve_all(server: &DnsServer, n: u32, concurrency: usize) -> Vec<String> {
     let client = Arc::new(DnsClient::new(4, 0).expect("client"));
-    let settings = Arc::new(DnsSettings {
-        servers: vec![server.addr()],
-        ..DnsSettings::default()
-    });
+    let mut settings = DnsSettings::default();
+    settings.servers = vec![server.addr()];
+    let settings = Arc::new(settings);
     let permits = Arc::new(tokio::sync::Semaphore::new(concurrency));
     let mut tasks = JoinSet::new();
     for i in 0..n {
