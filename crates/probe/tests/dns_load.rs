@@ -2,6 +2,10 @@
 //! concurrent step-3 lookups against a server 40 ms away that loses 1 % of the
 //! datagrams. Every name must resolve to exactly its address; nothing here asserts
 //! time. (P-7, a server that sheds what it cannot take, is in `dns.rs`.)
+//!
+//! Its own test binary, not a module of `tests.rs`: tests of one binary run side
+//! by side, and this one saturates the CPU for tens of seconds, which would turn
+//! the other tests' deadlines, and its own, into timing tests.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
