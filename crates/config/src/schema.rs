@@ -401,7 +401,7 @@ impl Config {
 
     /// Everything needed to build a [`spyder_probe::Probe`].
     pub fn probe_config(&self) -> ProbeConfig {
-        let mut probe = ProbeConfig::default();
+        let mut probe = ProbeConfig::new(self.probe_settings());
         probe.probe_id = self.probe.clone();
         probe.run_id = self.run.clone();
         probe.tls_roots = match &self.crawling.tls_roots {
@@ -411,7 +411,6 @@ impl Config {
         };
         probe.dns_sockets = self.dns.sockets as usize;
         probe.dns_cache_size = self.dns.cache_size as usize;
-        probe.settings = self.probe_settings();
         probe
     }
 
@@ -419,7 +418,7 @@ impl Config {
     /// `exclude_tlds`).
     pub fn probe_settings(&self) -> ProbeSettings {
         let c = &self.crawling;
-        let mut s = ProbeSettings::default();
+        let mut s = ProbeSettings::new(DnsSettings::new(self.dns.servers.clone()));
         s.user_agent = self.ua.clone();
         s.exclude_tlds = self.exclude_tlds.clone();
         s.rate_per_host = c.rate_per_host;
@@ -437,7 +436,6 @@ impl Config {
         s.https_port = c.https_port;
         s.http_port = c.http_port;
         s.redirect_ports = c.redirect_ports.clone();
-        s.dns = DnsSettings::new(self.dns.servers.clone());
         s.dns.query_timeout = self.dns.query_timeout;
         s.dns.retries = self.dns.retries;
         s.dns.max_inflight = self.dns.max_inflight as usize;

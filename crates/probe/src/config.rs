@@ -107,8 +107,10 @@ pub struct ProbeSettings {
     pub dns: DnsSettings,
 }
 
-impl Default for ProbeSettings {
-    fn default() -> Self {
+impl ProbeSettings {
+    /// Settings with these DNS settings, every other field at its default (unlike
+    /// [`Default`], this does not read `/etc/resolv.conf`).
+    pub fn new(dns: DnsSettings) -> Self {
         Self {
             user_agent: "SPYDERProbe/1.0 (+https://github.com/gustycube/spyder)".to_owned(),
             exclude_tlds: vec!["gov".into(), "mil".into(), "int".into()],
@@ -127,8 +129,15 @@ impl Default for ProbeSettings {
             https_port: 443,
             http_port: 80,
             redirect_ports: Vec::new(),
-            dns: DnsSettings::default(),
+            dns,
         }
+    }
+}
+
+impl Default for ProbeSettings {
+    /// The defaults, asking the resolvers of `/etc/resolv.conf`.
+    fn default() -> Self {
+        Self::new(DnsSettings::default())
     }
 }
 
@@ -152,8 +161,10 @@ pub struct ProbeConfig {
     pub settings: ProbeSettings,
 }
 
-impl Default for ProbeConfig {
-    fn default() -> Self {
+impl ProbeConfig {
+    /// A configuration with these settings, every other field at its default (unlike
+    /// [`Default`], this does not read `/etc/resolv.conf`).
+    pub fn new(settings: ProbeSettings) -> Self {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
@@ -163,7 +174,14 @@ impl Default for ProbeConfig {
             tls_roots: TlsRoots::Webpki,
             dns_sockets: 4,
             dns_cache_size: 10_000,
-            settings: ProbeSettings::default(),
+            settings,
         }
+    }
+}
+
+impl Default for ProbeConfig {
+    /// The defaults, asking the resolvers of `/etc/resolv.conf`.
+    fn default() -> Self {
+        Self::new(ProbeSettings::default())
     }
 }
