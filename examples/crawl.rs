@@ -9,10 +9,9 @@
 //! ```
 
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use spyder_probe::model::Batch;
-use spyder_probe::{Probe, ProbeConfig, TlsRoots};
+use spyder_probe::{Probe, ProbeSettings, TlsRoots};
 
 fn usage() -> ExitCode {
     eprintln!(
@@ -24,67 +23,54 @@ fn usage() -> ExitCode {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let mut config = ProbeConfig::default();
-    let mut custom_dns = Vec::new();
-    let mut hosts = Vec::new();
+    let mut settings = ProbeSettings::default();
+    let mut builder = Probe::builder();
+    let (mut dns, mut hosts) = (Vec::new(), Vec::new());
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
-        let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
-        let parsed: Result<(), String> = match arg.as_str() {
-            "--dns" => value("--dns").and_then(|v| {
-                custom_dns.push(v.parse().map_err(|e| format!("--dns {v}: {e}"))?);
-                Ok(())
-            }),
-            "--allow" => value("--allow").and_then(|v| {
-                config
-                    .settings
-                    .allow_cidrs
-                    .push(v.parse().map_err(|e| format!("--allow {v}: {e}"))?);
-                Ok(())
-            }),
-            "--roots" => value("--roots").map(|v| config.tls_roots = TlsRoots::PemFile(v.into())),
-            "--https-port" => value("--https-port").and_then(|v| {
-                config.settings.https_port =
-                    v.parse().map_err(|e| format!("--https-port {v}: {e}"))?;
-                Ok(())
-            }),
-            "--http-port" => value("--http-port").and_then(|v| {
-                config.settings.http_port =
-                    v.parse().map_err(|e| format!("--http-port {v}: {e}"))?;
-                Ok(())
-            }),
-            "-h" | "--help" => return usage(),
-            _ if arg.starts_with("--") => Err(format!("unknown option {arg}")),
-            _ => {
-                hosts.push(arg);
-                Ok(())
+        let takes_value = arg.starts_with("--") && arg != "--help";
+        let value = if takes_value { args.next() } else { None };
+        let parsed = match (arg.as_str(), value) {
+            ("-h" | "--help", _) => return usage(),
+            ("--dns", Some(v)) => v.parse().map(|server| dns.push(server)).is_ok(),
+            ("--allow", Some(v)) => v
+                .parse()
+                .map(|cidr| settings.allow_cidrs.push(cidr))
+                .is_ok(),
+            ("--roots", Some(v)) => {
+                builder = builder.tls_roots(TlsRoots::PemFile(v.into()));
+                true
             }
+            ("--https-port", Some(v)) => v.parse().map(|p| settings.https_port = p).is_ok(),
+            ("--http-port", Some(v)) => v.parse().map(|p| settings.http_port = p).is_ok(),
+            (_, None) if !arg.starts_with("--") => {
+                hosts.push(arg);
+                true
+            }
+            _ => false,
         };
-        if let Err(e) = parsed {
-            eprintln!("crawl: {e}");
+        if !parsed {
             return usage();
         }
     }
     if hosts.is_empty() {
         return usage();
     }
-    if !custom_dns.is_empty() {
-        config.settings.dns.servers = custom_dns;
+    if !dns.is_empty() {
+        settings.dns.servers = dns;
     }
-    let (probe_id, run_id) = (config.probe_id.clone(), config.run_id.clone());
-    let probe = match Probe::new(config).await {
-        Ok(p) => Arc::new(p),
+    let probe = match builder.settings(settings).build() {
+        Ok(probe) => probe,
         Err(e) => {
             eprintln!("crawl: {e}");
             return ExitCode::FAILURE;
         }
     };
-
     let tasks: Vec<_> = hosts
         .into_iter()
-        .map(|h| {
-            let probe = Arc::clone(&probe);
-            tokio::spawn(async move { probe.crawl(&h).await })
+        .map(|host| {
+            let probe = probe.clone();
+            tokio::spawn(async move { probe.crawl(&host).await })
         })
         .collect();
     for task in tasks {
@@ -92,18 +78,16 @@ async fn main() -> ExitCode {
             eprintln!("crawl: a task panicked");
             return ExitCode::FAILURE;
         };
-        let name = report.host.as_ref().map_or("-", |h| h.as_str()).to_owned();
+        let name = report.host.as_ref().map_or("-", |h| h.as_str());
         eprintln!(
-            "{name}: {} ({} nodes, {} edges, {:?})",
+            "{name}: {} ({} nodes, {} edges, {:?}) {}",
             report.outcome,
             report.records.node_count(),
             report.records.edges.len(),
-            report.timings.total
+            report.timings.total,
+            report.detail.as_deref().unwrap_or(""),
         );
-        if let Some(detail) = &report.detail {
-            eprintln!("{name}: {detail}");
-        }
-        let batch = Batch::seal(probe_id.clone(), run_id.clone(), report.records);
+        let batch = Batch::seal(probe.probe_id(), probe.run_id(), report.records);
         match serde_json::to_string(&batch) {
             Ok(line) => println!("{line}"),
             Err(e) => eprintln!("crawl: {e}"),

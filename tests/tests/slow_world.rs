@@ -91,7 +91,12 @@ async fn a_slow_lossy_world_gives_exactly_its_edges_at_concurrency_64_and_2048()
         // Waiting for a connection slot counts against the task deadline; on the
         // busiest shared address a task may wait for many others.
         config.settings.task_timeout = Duration::from_secs(60);
-        let probe = Arc::new(Probe::new(config).await.expect("probe builds"));
+        let probe = Arc::new(
+            Probe::builder()
+                .config(config)
+                .build()
+                .expect("probe builds"),
+        );
         let reports = tokio::time::timeout(LIMIT, crawl_all(probe, world.hosts(), concurrency))
             .await
             .unwrap_or_else(|_| panic!("concurrency {concurrency}: crawled within {LIMIT:?}"));

@@ -17,7 +17,12 @@ async fn a_300_site_world_yields_exactly_the_expected_edges() {
     let world = World::generate(0x5eed_0300, 300)
         .await
         .expect("world starts");
-    let probe = Arc::new(Probe::new(config_for(&world)).await.expect("probe builds"));
+    let probe = Arc::new(
+        Probe::builder()
+            .config(config_for(&world))
+            .build()
+            .expect("probe builds"),
+    );
     let reports = tokio::time::timeout(
         Duration::from_secs(120),
         crawl_all(probe, world.hosts(), 64),

@@ -28,7 +28,12 @@ async fn a_world_crawl_is_counted_exactly_in_the_probe_metrics() {
     let world = World::generate_with(0x5eed_3130, 200, options)
         .await
         .expect("world starts");
-    let probe = Arc::new(Probe::new(config_for(&world)).await.expect("probe builds"));
+    let probe = Arc::new(
+        Probe::builder()
+            .config(config_for(&world))
+            .build()
+            .expect("probe builds"),
+    );
     let reports = tokio::time::timeout(
         Duration::from_secs(120),
         crawl_all(Arc::clone(&probe), world.hosts(), 64),

@@ -216,12 +216,10 @@ impl World {
             let client = DnsClient::new(4, 10_000).expect("client binds its sockets");
             (server, client)
         });
-        let settings = DnsSettings {
-            servers: vec![server.addr()],
-            query_timeout: Duration::from_secs(2),
-            retries: 2,
-            max_inflight: 256,
-        };
+        let mut settings = DnsSettings::new(vec![server.addr()]);
+        settings.query_timeout = Duration::from_secs(2);
+        settings.retries = 2;
+        settings.max_inflight = 256;
         Self {
             runtime,
             server,

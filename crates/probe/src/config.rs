@@ -9,6 +9,7 @@ use ipnet::IpNet;
 
 /// Where certificate verification takes its trust anchors from.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum TlsRoots {
     /// The Mozilla roots compiled into `webpki-roots`.
     #[default]
@@ -22,7 +23,11 @@ pub enum TlsRoots {
 }
 
 /// DNS client settings that may change between tasks.
+///
+/// Start from [`DnsSettings::new`] (given servers) or [`Default`] (the system's
+/// resolvers) and set the fields you need.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct DnsSettings {
     /// Recursive resolvers to query, in rotation order.
     pub servers: Vec<SocketAddr>,
@@ -34,10 +39,11 @@ pub struct DnsSettings {
     pub max_inflight: usize,
 }
 
-impl Default for DnsSettings {
-    fn default() -> Self {
+impl DnsSettings {
+    /// Settings that ask `servers`, every other field at its default.
+    pub fn new(servers: Vec<SocketAddr>) -> Self {
         Self {
-            servers: crate::dns::system_servers(),
+            servers,
             query_timeout: Duration::from_secs(2),
             retries: 2,
             max_inflight: 1024,
@@ -45,8 +51,20 @@ impl Default for DnsSettings {
     }
 }
 
+impl Default for DnsSettings {
+    /// The resolvers of `/etc/resolv.conf` (see [`DnsSettings::new`] for the rest).
+    fn default() -> Self {
+        Self::new(crate::dns::system_servers())
+    }
+}
+
 /// Settings each task reads from one snapshot; changing them needs no restart.
+///
+/// Start from [`Default`] and set the fields you need; hand the result to
+/// [`ProbeBuilder::settings`](crate::ProbeBuilder::settings) or
+/// [`Probe::update_settings`](crate::Probe::update_settings).
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct ProbeSettings {
     /// `User-Agent` for every request; its product token (before the first `/`)
     /// selects the robots.txt group.
@@ -78,16 +96,21 @@ pub struct ProbeSettings {
     pub allow_private: bool,
     /// Ranges contacted even though private.
     pub allow_cidrs: Vec<IpNet>,
+    /// Port of the TLS connection (and of `https://` URLs without one).
     pub https_port: u16,
+    /// Port of the plain HTTP fallback (and of `http://` URLs without one).
     pub http_port: u16,
     /// Ports a redirect may lead to besides `https_port` and `http_port`. Empty: any
     /// port that is not a bad port of the Fetch standard (SPEC §3.4).
     pub redirect_ports: Vec<u16>,
+    /// The DNS client's settings.
     pub dns: DnsSettings,
 }
 
-impl Default for ProbeSettings {
-    fn default() -> Self {
+impl ProbeSettings {
+    /// Settings with these DNS settings, every other field at its default (unlike
+    /// [`Default`], this does not read `/etc/resolv.conf`).
+    pub fn new(dns: DnsSettings) -> Self {
         Self {
             user_agent: "SPYDERProbe/1.0 (+https://github.com/gustycube/spyder)".to_owned(),
             exclude_tlds: vec!["gov".into(), "mil".into(), "int".into()],
@@ -106,13 +129,23 @@ impl Default for ProbeSettings {
             https_port: 443,
             http_port: 80,
             redirect_ports: Vec::new(),
-            dns: DnsSettings::default(),
+            dns,
         }
     }
 }
 
-/// Everything needed to build a [`crate::Probe`].
+impl Default for ProbeSettings {
+    /// The defaults, asking the resolvers of `/etc/resolv.conf`.
+    fn default() -> Self {
+        Self::new(DnsSettings::default())
+    }
+}
+
+/// Everything needed to build a [`crate::Probe`], as plain data: what the
+/// configuration layer maps its keys to. [`ProbeBuilder::config`](crate::ProbeBuilder::config)
+/// takes it whole; the builder's other setters change one field each.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct ProbeConfig {
     /// `probe_id` stamped on every edge.
     pub probe_id: String,
@@ -128,8 +161,10 @@ pub struct ProbeConfig {
     pub settings: ProbeSettings,
 }
 
-impl Default for ProbeConfig {
-    fn default() -> Self {
+impl ProbeConfig {
+    /// A configuration with these settings, every other field at its default (unlike
+    /// [`Default`], this does not read `/etc/resolv.conf`).
+    pub fn new(settings: ProbeSettings) -> Self {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
@@ -139,7 +174,14 @@ impl Default for ProbeConfig {
             tls_roots: TlsRoots::Webpki,
             dns_sockets: 4,
             dns_cache_size: 10_000,
-            settings: ProbeSettings::default(),
+            settings,
         }
+    }
+}
+
+impl Default for ProbeConfig {
+    /// The defaults, asking the resolvers of `/etc/resolv.conf`.
+    fn default() -> Self {
+        Self::new(ProbeSettings::default())
     }
 }

@@ -16,7 +16,7 @@ use crate::policy;
 use crate::politeness::{AddressLimiter, HostLimiter};
 use crate::robots::RobotsCache;
 use crate::tls::{TlsConnector, TlsSetupError};
-use crate::{CrawlReport, Outcome, PhaseTimings, ProbeConfig, ProbeSettings};
+use crate::{CrawlReport, Outcome, PhaseTimings, ProbeConfig, ProbeSettings, TlsRoots};
 
 /// Hosts whose robots.txt rules are remembered (SPEC §3.6).
 const ROBOTS_CACHE_HOSTS: usize = 4096;
@@ -26,18 +26,30 @@ const LIMITER_HOSTS: usize = 65_536;
 
 /// Why a probe could not be built.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum BuildError {
+    /// The DNS client's UDP sockets could not be opened (or no tokio runtime was
+    /// entered: see [`ProbeBuilder::build`]).
     #[error("dns client: {0}")]
     Dns(#[from] std::io::Error),
+    /// The trust roots could not be loaded.
     #[error("tls roots: {0}")]
     Tls(#[from] TlsSetupError),
 }
 
-/// The probe engine. Share one behind an `Arc` and call [`Probe::crawl`] from as many
-/// tasks as you like: DNS sockets, the DNS and robots caches, the per-host
-/// politeness buckets and the per-address connection slots are shared by all of them.
-#[derive(Debug)]
+/// The probe engine. Call [`Probe::crawl`] from as many tasks as you like.
+///
+/// Cloning is cheap: every clone shares one engine, so DNS sockets, the DNS and
+/// robots caches, the per-host politeness buckets, the per-address connection
+/// slots and the settings ([`Probe::update_settings`]) are shared by all of them.
+#[derive(Clone, Debug)]
 pub struct Probe {
+    inner: Arc<Inner>,
+}
+
+/// What every clone of a [`Probe`] shares.
+#[derive(Debug)]
+struct Inner {
     probe_id: String,
     run_id: String,
     settings: ArcSwap<ProbeSettings>,
@@ -48,11 +60,67 @@ pub struct Probe {
     robots: RobotsCache,
 }
 
-impl Probe {
-    /// Builds a probe: binds the DNS sockets and loads the trust roots. Must be called
-    /// inside a tokio runtime.
-    pub async fn new(config: ProbeConfig) -> Result<Self, BuildError> {
-        Ok(Self {
+/// Builds a [`Probe`]: start from [`Probe::builder`], set what differs from the
+/// defaults, then [`build`](ProbeBuilder::build).
+///
+/// The defaults are those of [`ProbeConfig::default`].
+#[derive(Clone, Debug, Default)]
+#[must_use]
+pub struct ProbeBuilder {
+    config: ProbeConfig,
+}
+
+impl ProbeBuilder {
+    /// Replaces everything set so far by `config`.
+    pub fn config(mut self, config: ProbeConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The `probe_id` stamped on every edge.
+    pub fn probe_id(mut self, probe_id: impl Into<String>) -> Self {
+        self.config.probe_id = probe_id.into();
+        self
+    }
+
+    /// The `run_id` stamped on every edge.
+    pub fn run_id(mut self, run_id: impl Into<String>) -> Self {
+        self.config.run_id = run_id.into();
+        self
+    }
+
+    /// Trust anchors for certificate verification.
+    pub fn tls_roots(mut self, roots: TlsRoots) -> Self {
+        self.config.tls_roots = roots;
+        self
+    }
+
+    /// UDP sockets the DNS client multiplexes over (clamped to 1–64).
+    pub fn dns_sockets(mut self, sockets: usize) -> Self {
+        self.config.dns_sockets = sockets;
+        self
+    }
+
+    /// DNS cache entries, keyed by (name, type); 0 disables the cache.
+    pub fn dns_cache_size(mut self, entries: usize) -> Self {
+        self.config.dns_cache_size = entries;
+        self
+    }
+
+    /// The initial hot-reloadable settings.
+    pub fn settings(mut self, settings: ProbeSettings) -> Self {
+        self.config.settings = settings;
+        self
+    }
+
+    /// Builds the probe: opens the DNS client's UDP sockets and loads the trust
+    /// roots. Not async, but it must run inside a tokio runtime (in an async
+    /// function, or after [`tokio::runtime::Runtime::enter`]): the sockets are
+    /// registered with that runtime and their receive tasks spawned on it.
+    /// Outside one it returns [`BuildError::Dns`].
+    pub fn build(self) -> Result<Probe, BuildError> {
+        let config = self.config;
+        let inner = Inner {
             dns: DnsClient::new(config.dns_sockets, config.dns_cache_size)?,
             tls: TlsConnector::new(&config.tls_roots)?,
             limiter: HostLimiter::new(LIMITER_HOSTS),
@@ -61,28 +129,51 @@ impl Probe {
             settings: ArcSwap::from_pointee(config.settings),
             probe_id: config.probe_id,
             run_id: config.run_id,
+        };
+        Ok(Probe {
+            inner: Arc::new(inner),
         })
+    }
+}
+
+impl Probe {
+    /// A builder with the default configuration ([`ProbeConfig::default`]).
+    pub fn builder() -> ProbeBuilder {
+        ProbeBuilder::default()
+    }
+
+    /// The `probe_id` stamped on every edge.
+    pub fn probe_id(&self) -> &str {
+        &self.inner.probe_id
+    }
+
+    /// The `run_id` stamped on every edge.
+    pub fn run_id(&self) -> &str {
+        &self.inner.run_id
     }
 
     /// The settings snapshot the next task will use.
     pub fn settings(&self) -> Arc<ProbeSettings> {
-        self.settings.load_full()
+        self.inner.settings.load_full()
     }
 
-    /// Replaces the settings; tasks already running keep their snapshot.
+    /// Replaces the settings of this probe and all its clones; tasks already
+    /// running keep their snapshot.
     pub fn update_settings(&self, settings: Arc<ProbeSettings>) {
-        self.settings.store(settings);
+        self.inner.settings.store(settings);
     }
 
-    /// The DNS client, for tools that want lookups with the probe's cache.
+    /// The DNS client, for tools that want lookups with the probe's cache (and
+    /// for tests that read its counters).
+    #[doc(hidden)]
     pub fn dns(&self) -> &DnsClient {
-        &self.dns
+        &self.inner.dns
     }
 
     /// Crawls one domain: `input` is a host name or an `http(s)://` URL. Never fails:
     /// the [`CrawlReport`] says how the task ended and carries whatever it observed.
     pub async fn crawl(&self, input: &str) -> CrawlReport {
-        let settings = self.settings.load_full();
+        let settings = self.inner.settings.load_full();
         let started = Instant::now();
         let observed_at = Timestamp::now();
         let host = match HostName::from_input(input) {
@@ -99,10 +190,10 @@ impl Probe {
                 };
             }
         };
-        let mut task = Task::new(self, host, observed_at);
+        let mut task = Task::new(&self.inner, host, observed_at);
         // A panic inside the task (a bug) ends this task only: it is `internal`, with
         // the panic message as its detail, and keeps the records found so far.
-        let run = crate::contain::catch_panic(task.run(self, &settings));
+        let run = crate::contain::catch_panic(task.run(&self.inner, &settings));
         let outcome = match tokio::time::timeout(settings.task_timeout, run).await {
             Ok(Ok(outcome)) => outcome,
             Ok(Err(panic)) => {
@@ -140,7 +231,7 @@ struct Task {
 }
 
 impl Task {
-    fn new(probe: &Probe, host: HostName, observed_at: Timestamp) -> Self {
+    fn new(probe: &Inner, host: HostName, observed_at: Timestamp) -> Self {
         let mut task = Self {
             host: host.clone(),
             observed_at,
@@ -159,7 +250,7 @@ impl Task {
         task
     }
 
-    async fn run(&mut self, probe: &Probe, s: &ProbeSettings) -> Outcome {
+    async fn run(&mut self, probe: &Inner, s: &ProbeSettings) -> Outcome {
         let host = self.host.clone();
 
         // Step 3: DNS.

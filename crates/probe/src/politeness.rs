@@ -95,11 +95,13 @@ impl HostLimiter {
         (start > now).then_some(start)
     }
 
+    #[cfg(test)]
     /// Number of hosts whose buckets are held.
     pub fn len(&self) -> usize {
         self.lock().len()
     }
 
+    #[cfg(test)]
     /// True when no bucket is held.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
@@ -178,6 +180,7 @@ impl fmt::Debug for AddressSlot {
 }
 
 impl AddressSlot {
+    #[cfg(test)]
     /// The address this slot is for.
     pub fn ip(&self) -> IpAddr {
         self.ip
@@ -235,11 +238,13 @@ impl AddressLimiter {
         }
     }
 
+    #[cfg(test)]
     /// Slots held now for `ip`.
     pub fn held(&self, ip: IpAddr) -> usize {
         self.inner.lock().get(&ip).map_or(0, |s| s.held)
     }
 
+    #[cfg(test)]
     /// Callers waiting now for `ip` (those that gave up included until their turn).
     pub fn waiting(&self, ip: IpAddr) -> usize {
         self.inner.lock().get(&ip).map_or(0, |s| s.waiters.len())
@@ -250,6 +255,7 @@ impl AddressLimiter {
         self.inner.lock().len()
     }
 
+    #[cfg(test)]
     /// True when no address has a slot held or a caller waiting.
     pub fn is_empty(&self) -> bool {
         self.len() == 0

@@ -33,7 +33,9 @@ pub enum Outcome {
 /// The `status` label of `spyder_tasks_total`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Status {
+    /// The task observed what there was to observe (SPEC §1 table).
     Ok,
+    /// The input, DNS, the deadline or the probe itself failed the task.
     Error,
 }
 
@@ -81,23 +83,33 @@ impl Status {
 
 /// Time spent in each phase of one task; `None` when the phase did not run.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PhaseTimings {
+    /// Step 3: the A, AAAA, NS, CNAME and MX lookups of the host.
     pub dns: Option<Duration>,
+    /// Step 6: TCP connect and TLS handshake (or the plain HTTP fallback).
     pub connect: Option<Duration>,
+    /// Step 7: the robots.txt request (or its cache hit).
     pub robots: Option<Duration>,
+    /// Step 8: the root page request, redirects included.
     pub root: Option<Duration>,
+    /// The whole task, from input to report.
     pub total: Duration,
 }
 
 /// The result of [`crate::Probe::crawl`].
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct CrawlReport {
     /// The normalised host, or `None` when the input was invalid.
     pub host: Option<HostName>,
     /// The task's observation time, stamped on every record.
     pub observed_at: Timestamp,
+    /// How the task ended.
     pub outcome: Outcome,
-    /// Why the input was invalid, or a short description of the failure, if any.
+    /// Why the task failed, where the probe knows more than the outcome says:
+    /// the validation error of an [`Outcome::Invalid`] input, or the panic
+    /// message of an [`Outcome::Internal`] task (`"panic: …"`). `None` otherwise.
     pub detail: Option<String>,
     /// The domain's records, de-duplicated within the task (not across tasks).
     pub records: Records,
@@ -105,5 +117,6 @@ pub struct CrawlReport {
     /// redirect hosts, and certificate SANs with any `*.` stripped. Unfiltered
     /// beyond validity; de-duplicated, first-seen order.
     pub candidates: Vec<HostName>,
+    /// Time spent in each phase.
     pub timings: PhaseTimings,
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use spyder_probe::{Outcome, Probe, ProbeConfig, ProbeSettings};
+use spyder_probe::{Outcome, Probe, ProbeSettings};
 use spyder_testkit::dns::{DnsServer, Zone};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
@@ -159,29 +159,25 @@ async fn crawl_all(cap: usize) -> (usize, u64) {
         zone.a(name, SHARED.into());
     }
     let dns = DnsServer::start(zone).await.expect("dns starts");
-    let mut settings = ProbeSettings {
-        allow_cidrs: vec!["127.0.0.0/8".parse().expect("cidr")],
-        https_port: port,
-        http_fallback: false,
-        rate_per_host: 1000.0,
-        rate_burst: 10,
-        max_conns_per_ip: cap,
-        // Waiting for a slot counts against the task deadline: generous.
-        task_timeout: Duration::from_secs(60),
-        tls_timeout: Duration::from_secs(10),
-        http_timeout: Duration::from_secs(10),
-        dns_timeout: Duration::from_secs(10),
-        ..ProbeSettings::default()
-    };
+    let mut settings = ProbeSettings::default();
+    settings.allow_cidrs = vec!["127.0.0.0/8".parse().expect("cidr")];
+    settings.https_port = port;
+    settings.http_fallback = false;
+    settings.rate_per_host = 1000.0;
+    settings.rate_burst = 10;
+    settings.max_conns_per_ip = cap;
+    // Waiting for a slot counts against the task deadline: generous.
+    settings.task_timeout = Duration::from_secs(60);
+    settings.tls_timeout = Duration::from_secs(10);
+    settings.http_timeout = Duration::from_secs(10);
+    settings.dns_timeout = Duration::from_secs(10);
     settings.dns.servers = vec![dns.addr()];
     settings.dns.query_timeout = Duration::from_millis(500);
     let probe = Arc::new(
-        Probe::new(ProbeConfig {
-            settings,
-            ..ProbeConfig::default()
-        })
-        .await
-        .expect("probe builds"),
+        Probe::builder()
+            .settings(settings)
+            .build()
+            .expect("probe builds"),
     );
 
     let workers = Arc::new(Semaphore::new(CONCURRENCY));

@@ -27,12 +27,11 @@ fn v4(last: u8) -> Ipv4Addr {
 }
 
 fn settings(servers: &[SocketAddr]) -> DnsSettings {
-    DnsSettings {
-        servers: servers.to_vec(),
-        query_timeout: Duration::from_millis(500),
-        retries: 1,
-        max_inflight: 64,
-    }
+    let mut s = DnsSettings::new(servers.to_vec());
+    s.query_timeout = Duration::from_millis(500);
+    s.retries = 1;
+    s.max_inflight = 64;
+    s
 }
 
 fn client(cache: usize) -> DnsClient {
@@ -562,12 +561,10 @@ async fn p3_phase_deadline_bounds_resolution() {
     zone.behave("blackhole.example", Behaviour::Drop);
     let server = start(zone).await;
     let c = client(0);
-    let s = DnsSettings {
-        servers: vec![server.addr()],
-        query_timeout: Duration::from_secs(30),
-        retries: 10,
-        max_inflight: 8,
-    };
+    let mut s = DnsSettings::new(vec![server.addr()]);
+    s.query_timeout = Duration::from_secs(30);
+    s.retries = 10;
+    s.max_inflight = 8;
     let r = tokio::time::timeout(
         GUARD,
         resolve(
@@ -593,12 +590,10 @@ async fn abandoned_lookups_free_their_slots() {
         .a("c.example", v4(3));
     let server = start(zone).await;
     let c = client(0);
-    let s = DnsSettings {
-        servers: vec![server.addr()],
-        query_timeout: Duration::from_millis(200),
-        retries: 5,
-        max_inflight: 1,
-    };
+    let mut s = DnsSettings::new(vec![server.addr()]);
+    s.query_timeout = Duration::from_millis(200);
+    s.retries = 5;
+    s.max_inflight = 1;
     let gave_up = tokio::time::timeout(
         Duration::from_millis(50),
         c.query(&host("hole.example"), RecordType::A, &s),
@@ -638,12 +633,10 @@ async fn p7_every_name_resolves_under_load() {
         .await
         .expect("dns server starts");
     let c = Arc::new(DnsClient::new(4, 0).expect("client"));
-    let s = DnsSettings {
-        servers: vec![server.addr()],
-        query_timeout: Duration::from_secs(3),
-        retries: 2,
-        max_inflight: 100,
-    };
+    let mut s = DnsSettings::new(vec![server.addr()]);
+    s.query_timeout = Duration::from_secs(3);
+    s.retries = 2;
+    s.max_inflight = 100;
     let mut set = JoinSet::new();
     for i in 0..NAMES {
         let (c, s) = (Arc::clone(&c), s.clone());
@@ -846,12 +839,10 @@ async fn a_retry_keeps_its_slot_instead_of_queueing_behind_newer_lookups() {
     })
     .await;
     let c = Arc::new(client(0));
-    let s = DnsSettings {
-        max_inflight: 1,
-        query_timeout: Duration::from_millis(300),
-        retries: 1,
-        ..settings(&[addr])
-    };
+    let mut s = settings(&[addr]);
+    s.max_inflight = 1;
+    s.query_timeout = Duration::from_millis(300);
+    s.retries = 1;
     let first = {
         let (c, s) = (Arc::clone(&c), s.clone());
         tokio::spawn(async move { c.query(&host("lost.example"), RecordType::A, &s).await })
@@ -896,12 +887,10 @@ async fn a_slot_wait_does_not_count_against_the_phase_deadline() {
         .a("fast.example", v4(2));
     let server = start(zone).await;
     let c = Arc::new(client(0));
-    let s = DnsSettings {
-        max_inflight: 1,
-        query_timeout: Duration::from_secs(2),
-        retries: 0,
-        ..settings(&[server.addr()])
-    };
+    let mut s = settings(&[server.addr()]);
+    s.max_inflight = 1;
+    s.query_timeout = Duration::from_secs(2);
+    s.retries = 0;
     let holder = {
         let (c, s) = (Arc::clone(&c), s.clone());
         tokio::spawn(async move { c.query(&host("slow.example"), RecordType::A, &s).await })
@@ -934,11 +923,9 @@ async fn a_slow_answer_within_the_phase_deadline_resolves_the_name() {
     );
     let server = start(zone).await;
     let c = client(0);
-    let s = DnsSettings {
-        query_timeout: Duration::from_millis(300),
-        retries: 1,
-        ..settings(&[server.addr()])
-    };
+    let mut s = settings(&[server.addr()]);
+    s.query_timeout = Duration::from_millis(300);
+    s.retries = 1;
     let r = resolve_within(&c, "slow.example", &s, Duration::from_secs(5)).await;
     assert_eq!(r.status, ResolveStatus::Resolved);
     assert_eq!(r.addresses, vec![IpAddr::V4(v4(3))]);
@@ -966,11 +953,9 @@ async fn tries_go_on_past_retries_while_the_phase_deadline_allows() {
     })
     .await;
     let c = client(0);
-    let s = DnsSettings {
-        query_timeout: Duration::from_millis(200),
-        retries: 2,
-        ..settings(&[addr])
-    };
+    let mut s = settings(&[addr]);
+    s.query_timeout = Duration::from_millis(200);
+    s.retries = 2;
     let r = resolve_within(&c, "lossy.example", &s, Duration::from_secs(5)).await;
     assert_eq!(r.status, ResolveStatus::Resolved);
     assert_eq!(r.addresses, vec![IpAddr::V4(v4(4))]);
@@ -1006,11 +991,9 @@ async fn an_answer_waiting_in_the_socket_is_not_a_timeout() {
         }
     });
     let c = Arc::new(client(0));
-    let s = DnsSettings {
-        query_timeout: Duration::from_millis(100),
-        retries: 0,
-        ..settings(&[addr])
-    };
+    let mut s = settings(&[addr]);
+    s.query_timeout = Duration::from_millis(100);
+    s.retries = 0;
     let lookup = {
         let (c, s) = (Arc::clone(&c), s.clone());
         tokio::spawn(async move { c.query(&host("waiting.example"), RecordType::A, &s).await })

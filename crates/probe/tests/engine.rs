@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use spyder_probe::model::{EdgeType, VerifyError};
-use spyder_probe::{CrawlReport, Outcome, Probe, ProbeConfig, ProbeSettings, TlsRoots};
+use spyder_probe::{CrawlReport, Outcome, Probe, ProbeSettings, TlsRoots};
 use spyder_testkit::dns::{Behaviour, DnsServer, Zone};
 use spyder_testkit::pki::{CertKind, TestCa};
 use spyder_testkit::web::{Reply, Site, TlsMode, WebServer};
@@ -54,18 +54,16 @@ async fn start(zone: Zone, sites: Vec<Site>, ca: TestCa) -> Small {
 
 impl Small {
     fn settings(&self) -> ProbeSettings {
-        let mut s = ProbeSettings {
-            allow_cidrs: vec!["127.0.0.0/8".parse().expect("cidr")],
-            https_port: self.web.https_port(),
-            http_port: self.web.http_port(),
-            rate_per_host: 1000.0,
-            rate_burst: 10,
-            task_timeout: Duration::from_secs(10),
-            dns_timeout: Duration::from_secs(3),
-            tls_timeout: Duration::from_secs(3),
-            http_timeout: Duration::from_secs(3),
-            ..ProbeSettings::default()
-        };
+        let mut s = ProbeSettings::default();
+        s.allow_cidrs = vec!["127.0.0.0/8".parse().expect("cidr")];
+        s.https_port = self.web.https_port();
+        s.http_port = self.web.http_port();
+        s.rate_per_host = 1000.0;
+        s.rate_burst = 10;
+        s.task_timeout = Duration::from_secs(10);
+        s.dns_timeout = Duration::from_secs(3);
+        s.tls_timeout = Duration::from_secs(3);
+        s.http_timeout = Duration::from_secs(3);
         s.dns.servers = vec![self.dns.addr()];
         s.dns.query_timeout = Duration::from_millis(300);
         s.dns.retries = 1;
@@ -73,13 +71,11 @@ impl Small {
     }
 
     async fn probe_with(&self, settings: ProbeSettings) -> Probe {
-        Probe::new(ProbeConfig {
-            tls_roots: TlsRoots::Pem(self.ca.root_pem()),
-            settings,
-            ..ProbeConfig::default()
-        })
-        .await
-        .expect("probe builds")
+        Probe::builder()
+            .tls_roots(TlsRoots::Pem(self.ca.root_pem()))
+            .settings(settings)
+            .build()
+            .expect("probe builds")
     }
 
     async fn crawl(&self, host: &str) -> CrawlReport {
@@ -299,10 +295,8 @@ async fn robots_rules_decide_and_cost_a_request() {
         sites.push(s);
     }
     let w = start(zone, sites, ca).await;
-    let settings = ProbeSettings {
-        http_timeout: Duration::from_millis(500),
-        ..w.settings()
-    };
+    let mut settings = w.settings();
+    settings.http_timeout = Duration::from_millis(500);
     let probe = w.probe_with(settings).await;
     for (i, (name, _, want)) in cases.iter().enumerate() {
         let r = bounded(probe.crawl(name)).await;
@@ -364,10 +358,8 @@ async fn http_only_and_legacy_tls_hosts_fall_back_to_plain_http() {
         );
     }
     // Without the fallback, the same hosts have no web.
-    let settings = ProbeSettings {
-        http_fallback: false,
-        ..w.settings()
-    };
+    let mut settings = w.settings();
+    settings.http_fallback = false;
     let probe = w.probe_with(settings).await;
     assert_eq!(
         bounded(probe.crawl("legacy.example")).await.outcome,
@@ -456,10 +448,8 @@ async fn redirects_follow_checked_hosts_with_their_own_sni() {
 
     // A redirect to a refused address is never dialled, but still an edge (other
     // apex): the crawl makes one connection, to intranet.example itself.
-    let settings = ProbeSettings {
-        allow_cidrs: vec!["127.3.0.0/26".parse().expect("cidr")],
-        ..w.settings()
-    };
+    let mut settings = w.settings();
+    settings.allow_cidrs = vec!["127.3.0.0/26".parse().expect("cidr")];
     let probe = w.probe_with(settings).await;
     let before = w.web.accepted_connections();
     let r = bounded(probe.crawl("intranet.example")).await;
@@ -491,21 +481,17 @@ async fn private_targets_are_refused_unless_allowed() {
         Reply::Html("x".into()),
     )];
     let w = start(zone, sites, ca).await;
-    let strict = ProbeSettings {
-        allow_cidrs: Vec::new(),
-        ..w.settings()
-    };
+    let mut strict = w.settings();
+    strict.allow_cidrs = Vec::new();
     let probe = w.probe_with(strict).await;
     for name in ["inside.example", "x.localhost"] {
         let r = bounded(probe.crawl(name)).await;
         assert_eq!(r.outcome, Outcome::PrivateRefused, "{name}");
     }
     assert!(w.web.requests().is_empty(), "nothing was dialled");
-    let open = ProbeSettings {
-        allow_cidrs: Vec::new(),
-        allow_private: true,
-        ..w.settings()
-    };
+    let mut open = w.settings();
+    open.allow_cidrs = Vec::new();
+    open.allow_private = true;
     let probe = w.probe_with(open).await;
     assert_eq!(
         bounded(probe.crawl("inside.example")).await.outcome,
@@ -536,12 +522,10 @@ async fn a_black_holed_host_ends_within_the_task_deadline() {
         ),
     );
     let w = start(zone, vec![hole, slow], ca).await;
-    let settings = ProbeSettings {
-        task_timeout: Duration::from_secs(2),
-        tls_timeout: Duration::from_secs(5),
-        http_timeout: Duration::from_secs(30),
-        ..w.settings()
-    };
+    let mut settings = w.settings();
+    settings.task_timeout = Duration::from_secs(2);
+    settings.tls_timeout = Duration::from_secs(5);
+    settings.http_timeout = Duration::from_secs(30);
     let probe = w.probe_with(settings).await;
     let started = Instant::now();
     let r = bounded(probe.crawl("hole.example")).await;
@@ -576,11 +560,9 @@ async fn each_request_takes_a_politeness_token() {
         .with_route("/one", hop("/two"))
         .with_route("/two", Reply::Html("done".into()));
     let w = start(zone, vec![s], ca).await;
-    let settings = ProbeSettings {
-        rate_per_host: 5.0,
-        rate_burst: 1,
-        ..w.settings()
-    };
+    let mut settings = w.settings();
+    settings.rate_per_host = 5.0;
+    settings.rate_burst = 1;
     let probe = Arc::new(w.probe_with(settings).await);
     let a = tokio::spawn({
         let p = Arc::clone(&probe);
@@ -690,10 +672,8 @@ async fn an_endless_body_is_read_only_up_to_the_cap() {
     ];
     let w = start(zone, sites, ca).await;
     let cap = 64 * 1024;
-    let settings = ProbeSettings {
-        body_max_bytes: cap,
-        ..w.settings()
-    };
+    let mut settings = w.settings();
+    settings.body_max_bytes = cap;
     let probe = w.probe_with(settings).await;
     for (name, addr) in [("endless.example", ip(80)), ("big.example", ip(81))] {
         let r = bounded(probe.crawl(name)).await;
@@ -761,10 +741,8 @@ async fn a_redirect_to_loopback_is_refused_when_only_a_narrower_range_is_allowed
         Reply::Html("x".into()),
     );
     let w = start(zone, vec![front, local], ca).await;
-    let settings = ProbeSettings {
-        allow_cidrs: vec!["127.3.0.0/16".parse().expect("cidr")],
-        ..w.settings()
-    };
+    let mut settings = w.settings();
+    settings.allow_cidrs = vec!["127.3.0.0/16".parse().expect("cidr")];
     let probe = w.probe_with(settings).await;
     let r = bounded(probe.crawl("front.example")).await;
     assert_eq!(r.outcome, Outcome::Complete);
@@ -908,10 +886,8 @@ async fn redirect_ports_decide_which_redirects_are_followed() {
     // A list without that port: not followed, not resolved, not dialled; counted, and
     // the target on another apex is still linked.
     let lookups = address_queries(&w.dns, "other.net");
-    let listed_elsewhere = ProbeSettings {
-        redirect_ports: vec![port.wrapping_add(1).max(1)],
-        ..w.settings()
-    };
+    let mut listed_elsewhere = w.settings();
+    listed_elsewhere.redirect_ports = vec![port.wrapping_add(1).max(1)];
     let probe = w.probe_with(listed_elsewhere).await;
     let r = bounded(probe.crawl("front.example")).await;
     assert_eq!(r.outcome, Outcome::Complete, "the redirect was a response");
@@ -929,10 +905,8 @@ async fn redirect_ports_decide_which_redirects_are_followed() {
     assert_eq!(refused(), 1);
 
     // A list naming the port: followed again.
-    let listed = ProbeSettings {
-        redirect_ports: vec![port],
-        ..w.settings()
-    };
+    let mut listed = w.settings();
+    listed.redirect_ports = vec![port];
     let r = bounded(w.probe_with(listed).await.crawl("front.example")).await;
     assert_eq!(links(&r), followed);
     assert_eq!(other.accepted_connections(), 2);
@@ -1012,14 +986,12 @@ async fn a_filtered_host_costs_at_most_tls_timeout_plus_one_second() {
     let w = start(zone, Vec::new(), ca).await;
     let https = filtered(ip(62));
     let http = filtered(ip(62));
-    let settings = ProbeSettings {
-        tls_timeout: Duration::from_secs(3),
-        task_timeout: Duration::from_secs(20),
-        http_fallback: true,
-        https_port: https.0,
-        http_port: http.0,
-        ..w.settings()
-    };
+    let mut settings = w.settings();
+    settings.tls_timeout = Duration::from_secs(3);
+    settings.task_timeout = Duration::from_secs(20);
+    settings.http_fallback = true;
+    settings.https_port = https.0;
+    settings.http_port = http.0;
     let probe = w.probe_with(settings).await;
     let r = bounded(probe.crawl("filtered.example")).await;
     assert_eq!(r.outcome, Outcome::NoWeb, "{r:?}");
@@ -1094,11 +1066,9 @@ async fn a_redirect_to_another_origin_on_the_same_address_needs_no_second_slot()
         Reply::Html(r#"<a href="https://far.net/">f</a>"#.into()),
     );
     let w = start(zone, vec![s], ca).await;
-    let settings = ProbeSettings {
-        max_conns_per_ip: 1,
-        task_timeout: Duration::from_secs(8),
-        ..w.settings()
-    };
+    let mut settings = w.settings();
+    settings.max_conns_per_ip = 1;
+    settings.task_timeout = Duration::from_secs(8);
     let probe = w.probe_with(settings).await;
     let r = bounded(probe.crawl("one.example")).await;
     assert_eq!(r.outcome, Outcome::Complete, "{r:?}");
@@ -1139,11 +1109,9 @@ async fn a_slow_redirect_loop_ends_by_the_task_deadline_with_partial_records() {
         slow_hop("https://ping.example/"),
     );
     let w = start(zone, vec![ping, pong], ca).await;
-    let settings = ProbeSettings {
-        max_redirects: 20,
-        task_timeout: Duration::from_secs(2),
-        ..w.settings()
-    };
+    let mut settings = w.settings();
+    settings.max_redirects = 20;
+    settings.task_timeout = Duration::from_secs(2);
     let probe = w.probe_with(settings).await;
     let started = Instant::now();
     let r = bounded(probe.crawl("ping.example")).await;

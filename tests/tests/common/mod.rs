@@ -13,25 +13,22 @@ use spyder_testkit::world::{ExpectedEdge, World};
 /// A probe configuration pointed at `world`: its DNS server, ports and CA, loopback
 /// allowed, politeness raised for many sites on few addresses.
 pub fn config_for(world: &World) -> ProbeConfig {
-    let mut settings = ProbeSettings {
-        allow_cidrs: vec!["127.0.0.0/8".parse().expect("cidr")],
-        https_port: world.web.https_port(),
-        http_port: world.web.http_port(),
-        rate_per_host: 1000.0,
-        rate_burst: 10,
-        task_timeout: Duration::from_secs(20),
-        dns_timeout: Duration::from_secs(5),
-        tls_timeout: Duration::from_secs(5),
-        http_timeout: Duration::from_secs(5),
-        ..ProbeSettings::default()
-    };
+    let mut settings = ProbeSettings::default();
+    settings.allow_cidrs = vec!["127.0.0.0/8".parse().expect("cidr")];
+    settings.https_port = world.web.https_port();
+    settings.http_port = world.web.http_port();
+    settings.rate_per_host = 1000.0;
+    settings.rate_burst = 10;
+    settings.task_timeout = Duration::from_secs(20);
+    settings.dns_timeout = Duration::from_secs(5);
+    settings.tls_timeout = Duration::from_secs(5);
+    settings.http_timeout = Duration::from_secs(5);
     settings.dns.servers = vec![world.dns_addr()];
     settings.dns.query_timeout = Duration::from_millis(500);
-    ProbeConfig {
-        tls_roots: TlsRoots::Pem(world.ca.root_pem()),
-        settings,
-        ..ProbeConfig::default()
-    }
+    let mut config = ProbeConfig::default();
+    config.tls_roots = TlsRoots::Pem(world.ca.root_pem());
+    config.settings = settings;
+    config
 }
 
 /// Crawls `hosts` with at most `concurrency` tasks at once; reports in input order.

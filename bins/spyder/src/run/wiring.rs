@@ -51,8 +51,9 @@ impl Components {
         if queue_mode && !config.domains.is_empty() {
             tracing::warn!("queue mode: domains is ignored");
         }
-        let probe = Probe::new(config.probe_config())
-            .await
+        let probe = Probe::builder()
+            .config(config.probe_config())
+            .build()
             .map_err(|e| format!("cannot start the probe: {e}"))?;
         let emitter = Emitter::start(emitter_config(config))
             .await

@@ -6,7 +6,7 @@
 //! REFUSED, bounds open queries per server, and caches answers by `(name, type)`
 //! with concurrent identical lookups sharing one query.
 //!
-//! [`resolve`] is step 3 of the crawl: the A, AAAA, NS, CNAME and MX queries of one
+//! [`resolve`](fn@resolve) is step 3 of the crawl: the A, AAAA, NS, CNAME and MX queries of one
 //! host under one deadline, folded into a [`Resolution`].
 //!
 //! ```no_run
