@@ -30,16 +30,20 @@
 //! # let _ = (delivery, report); Ok(()) }
 //! ```
 
+mod batcher;
 mod config;
-mod emitter;
 mod encode;
 mod error;
-mod ingest;
-mod spool;
+mod handle;
+mod mode;
+mod output;
+mod shared;
+mod status;
 
 pub use config::{
     BatchLimits, Destination, EmitterConfig, Format, IngestConfig, MtlsFiles, OutputSettings,
 };
-pub use emitter::{Delivery, Emitter, EmitterStatus, Receipt, ShutdownReport};
 pub use encode::CSV_HEADER;
 pub use error::EmitterError;
+pub use handle::{Emitter, Receipt};
+pub use status::{Delivery, EmitterStatus, ShutdownReport};
