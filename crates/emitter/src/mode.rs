@@ -13,15 +13,18 @@ pub(crate) const SHUTDOWN_REPLAY_BUDGET: Duration = Duration::from_secs(5);
 /// What the tasks are doing: running, or stopping by a deadline.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Mode {
+    /// Taking records; outputs retry and replay as usual.
     Running,
     /// Graceful shutdown: one try per pending batch until `deadline`.
     Draining {
         /// The shutdown's last moment: the replay at shutdown ends by then.
         end: Instant,
+        /// The last moment for delivery tries of pending batches.
         deadline: Instant,
     },
     /// Second signal: no network; writes must end by `deadline`.
     Aborting {
+        /// The last moment for spool and stream writes.
         deadline: Instant,
     },
 }
