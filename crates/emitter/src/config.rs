@@ -115,7 +115,9 @@ pub struct EmitterConfig {
     pub probe_id: String,
     /// `run`: written into every batch and node line.
     pub run_id: String,
+    /// `output.format`: how batches are encoded.
     pub format: Format,
+    /// Where batches go: stdout, `output.file` or `output.ingest`.
     pub destination: Destination,
     /// `output.spool_dir`. In stdout and file mode it is only counted at start (never
     /// read, replayed or cleaned) and written to if the output breaks.

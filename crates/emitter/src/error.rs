@@ -8,27 +8,48 @@ use std::path::PathBuf;
 pub enum EmitterError {
     /// A setting is out of range or malformed.
     #[error("{key}: {reason}")]
-    Config { key: &'static str, reason: String },
+    Config {
+        /// The setting's key, e.g. `batch.max_edges`.
+        key: &'static str,
+        /// What is wrong with its value.
+        reason: String,
+    },
     /// An mTLS file is missing, unreadable or not usable PEM.
     #[error("{key}: cannot use {path:?}: {reason}; set {key} to a readable PEM file")]
     Mtls {
+        /// The setting naming the file: `mtls.cert`, `mtls.key` or `mtls.ca`.
         key: &'static str,
+        /// The file.
         path: PathBuf,
+        /// Why it cannot be used.
         reason: String,
     },
     /// The spool directory cannot be created or written (ingest mode).
     #[error(
         "output.spool_dir: {path:?} is not writable: {source}; create it or point output.spool_dir elsewhere"
     )]
-    SpoolDir { path: PathBuf, source: io::Error },
+    SpoolDir {
+        /// The spool directory.
+        path: PathBuf,
+        /// The failed create, write or delete.
+        source: io::Error,
+    },
     /// The output file cannot be opened for appending.
     #[error("output.file: cannot open {path:?} for appending: {source}")]
-    OutputFile { path: PathBuf, source: io::Error },
+    OutputFile {
+        /// The output file.
+        path: PathBuf,
+        /// The failed open.
+        source: io::Error,
+    },
     /// A batch could be neither delivered nor spooled: its records are not safe.
     #[error("cannot spool batch {batch_id} to {dir:?}: {reason}")]
     Spool {
+        /// The batch's id.
         batch_id: String,
+        /// The spool directory it could not be written to.
         dir: PathBuf,
+        /// Why the spool write failed.
         reason: String,
     },
     /// The emitter was shut down before the records were accepted.

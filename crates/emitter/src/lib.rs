@@ -10,6 +10,25 @@
 //! Settings change at runtime (SPEC §2.10): [`Emitter::set_batch_limits`] at once (Tier 1),
 //! [`Emitter::reconfigure_output`] at a batch boundary (Tier 2).
 //!
+//! # Layout
+//!
+//! The modules are private; what callers use is re-exported here.
+//!
+//! * `handle`: [`Emitter`], the cloneable handle, and its [`Receipt`]s; starts the
+//!   tasks and sets the stop mode.
+//! * `status`: what the caller is told: [`Delivery`], [`EmitterStatus`],
+//!   [`ShutdownReport`].
+//! * `config`: [`EmitterConfig`], [`BatchLimits`], [`OutputSettings`] and the
+//!   [`Destination`]s; `error`: [`EmitterError`]; `encode`: the [`Format`]s' bytes.
+//! * `batcher`: the task that seals batches by size or age and switches outputs at a
+//!   batch boundary.
+//! * `output`: opening and checking an output, and its task: `output::stream`
+//!   (stdout, a file, a writer), `output::ingest` (POST with retries, spool replay;
+//!   its HTTP client in `output::ingest::client`) and `output::spool` (the spool
+//!   files and the order batches reach them in).
+//! * `shared` (sealed batches, counters) and `mode` (how the tasks stop, deadlines):
+//!   what all the tasks use.
+//!
 //! ```no_run
 //! # async fn run() -> Result<(), spyder_emitter::EmitterError> {
 //! use std::time::Duration;
@@ -30,16 +49,22 @@
 //! # let _ = (delivery, report); Ok(()) }
 //! ```
 
+#![deny(missing_docs)]
+
+mod batcher;
 mod config;
-mod emitter;
 mod encode;
 mod error;
-mod ingest;
-mod spool;
+mod handle;
+mod mode;
+mod output;
+mod shared;
+mod status;
 
 pub use config::{
     BatchLimits, Destination, EmitterConfig, Format, IngestConfig, MtlsFiles, OutputSettings,
 };
-pub use emitter::{Delivery, Emitter, EmitterStatus, Receipt, ShutdownReport};
 pub use encode::CSV_HEADER;
 pub use error::EmitterError;
+pub use handle::{Emitter, Receipt};
+pub use status::{Delivery, EmitterStatus, ShutdownReport};

@@ -1,12 +1,11 @@
 //! Batching thresholds and interval (SPEC §3.11, P-1), receipts, broken pipes, shutdown.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{bounded, config, decode, edges_only, hosts, pipe, records, spool_files};
 use spyder_emitter::{Delivery, Destination, Emitter, EmitterConfig, EmitterError, Format};
 use tokio::time::Instant;
+
+use crate::common::{bounded, config, decode, edges_only, hosts, pipe, records, spool_files};
 
 #[tokio::test]
 async fn edges_threshold_flushes_with_overshoot_and_never_early() {

@@ -1,12 +1,11 @@
 //! Output formats (SPEC §3.1): exact bytes, CSV quoting, one CSV header per file (B-26).
 
-mod common;
-
 use std::time::Duration;
 
-use common::{bounded, config, records, ts};
 use spyder_emitter::{CSV_HEADER, Delivery, Destination, Emitter, Format};
 use spyder_model::{Batch, Edge, EdgeType, NodeCert, NodeDomain, NodeIp, VerifyError};
+
+use crate::common::{bounded, config, records, ts};
 
 const T1: &str = "2025-08-10T16:45:12.1234Z";
 const BATCH_ID: &str = "01912345-6789-7abc-8def-0123456789ab";

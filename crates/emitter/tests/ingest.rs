@@ -1,19 +1,18 @@
 //! Ingest delivery, retries, spool and replay, mTLS (SPEC §3.11; B-04, B-06, B-19).
 
-mod common;
-
 use std::path::Path;
 use std::time::Duration;
 
-use common::{
-    bounded, config, decode, hosts, ingest, is_spool_name, records, snapshot, spool_files,
-    wait_until,
-};
 use spyder_emitter::{
     CSV_HEADER, Delivery, Destination, Emitter, EmitterError, Format, IngestConfig, MtlsFiles,
 };
 use spyder_testkit::ingest::{Answer, ClientCa, IngestOptions, IngestServer};
 use spyder_testkit::pki::{CertKind, TestCa};
+
+use crate::common::{
+    bounded, config, decode, hosts, ingest, is_spool_name, records, snapshot, spool_files,
+    wait_until,
+};
 
 async fn receiver() -> IngestServer {
     IngestServer::start(IngestOptions::plain())

@@ -1,18 +1,17 @@
 //! Live reconfiguration (SPEC §2.10): batch limits at once (Tier 1), the output at a
 //! batch boundary (Tier 2).
 
-mod common;
-
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{bounded, config, decode, hosts, ingest, records, spool_files, wait_until};
 use spyder_emitter::{
     BatchLimits, CSV_HEADER, Delivery, Destination, Emitter, EmitterConfig, EmitterError, Format,
     OutputSettings,
 };
 use spyder_testkit::ingest::{Answer, IngestOptions, IngestServer};
+
+use crate::common::{bounded, config, decode, hosts, ingest, records, spool_files, wait_until};
 
 async fn receiver() -> IngestServer {
     IngestServer::start(IngestOptions::plain())

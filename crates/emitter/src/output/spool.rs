@@ -3,14 +3,23 @@
 //! A file is named `<UTC YYYYMMDDTHHMMSS.nnnnnnnnn>-<batch_id>.json`, so name order is
 //! age order. It is written as `.<name>.tmp`, fsynced, renamed and the directory
 //! fsynced, so a crash leaves either a whole file or a `.tmp` that the next start
-//! deletes. All calls block; run them on a blocking thread.
+//! deletes. [`Spool`]'s calls block; run them on a blocking thread ([`blocking`]).
+//!
+//! The spool order (SPEC §3.11): a batch whose spool write failed stays in memory
+//! (bounded) and goes first at the next write, so a full disk for a while loses
+//! nothing and the spool keeps the batches' order.
 
+use std::collections::VecDeque;
 use std::fs::{self, File};
 use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 
 use spyder_model::Batch;
 use time::OffsetDateTime;
+
+use crate::shared::{Sealed, Shared};
+use crate::status::Delivery;
 
 /// Suffix an undecodable spool file is renamed with.
 const BAD_SUFFIX: &str = ".bad";
@@ -113,6 +122,65 @@ impl Spool {
         let bad = PathBuf::from(bad);
         fs::rename(path, &bad)?;
         Ok(bad)
+    }
+}
+
+/// Runs `f` on a blocking thread; a panic there becomes an I/O error.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> io::Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| Err(io::Error::other(e)))
+}
+
+/// Writes `sealed` to the spool and resolves its receipts. Batches whose spool write
+/// failed before go first; a failed write keeps the batch in memory for the next try
+/// (bounded), so a full disk for a while loses nothing.
+pub(crate) async fn spool_batch(spool: &Spool, shared: &Shared, sealed: Sealed) {
+    let mut waiting = shared.take_unspooled();
+    waiting.push_back(sealed);
+    spool_in_order(spool, shared, waiting).await;
+}
+
+/// Retries the batches whose spool write failed (a replay round, shutdown).
+pub(crate) async fn retry_unspooled(spool: &Spool, shared: &Shared) {
+    let waiting = shared.take_unspooled();
+    if !waiting.is_empty() {
+        spool_in_order(spool, shared, waiting).await;
+    }
+}
+
+/// Spools `waiting` oldest first; at the first failed write, the rest is held again.
+async fn spool_in_order(spool: &Spool, shared: &Shared, mut waiting: VecDeque<Sealed>) {
+    while let Some(sealed) = waiting.pop_front() {
+        let batch_id = sealed.batch.batch_id;
+        let writer = spool.clone();
+        let joined = tokio::task::spawn_blocking(move || {
+            let result = writer.write(&sealed.batch);
+            (sealed, result)
+        })
+        .await;
+        match joined {
+            Ok((sealed, Ok(path))) => {
+                shared.on_spooled();
+                tracing::debug!(%batch_id, file = %path.display(), "batch spooled");
+                sealed.resolve(|| Ok(Delivery::Spooled));
+            }
+            Ok((sealed, Err(e))) => {
+                shared.on_spool_error();
+                waiting.push_front(sealed);
+                tracing::error!(%batch_id, spool_dir = %spool.dir().display(), error = %e, held = waiting.len(), "cannot spool batch; kept in memory for the next try");
+                shared.hold_unspooled(waiting, spool.dir(), &e.to_string());
+                return;
+            }
+            Err(e) => {
+                // The receipts were dropped with the task: they resolve as `Closed`.
+                shared.on_spool_error();
+                shared.lost.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(%batch_id, error = %e, "spool task failed; the batch's records are lost");
+            }
+        }
     }
 }
 
