@@ -7,6 +7,7 @@ mod control;
 pub mod logging;
 pub mod progress;
 pub mod run;
+pub mod settings;
 
 use std::ffi::OsString;
 use std::process::ExitCode;

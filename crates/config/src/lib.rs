@@ -15,7 +15,7 @@
 //! for warning in &loaded.warnings {
 //!     eprintln!("{warning}");
 //! }
-//! let probe_config = loaded.config.probe_config();
+//! let concurrency = loaded.config.crawling.concurrency;
 //! # Ok::<(), spyder_config::ConfigError>(())
 //! ```
 //!

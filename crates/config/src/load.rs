@@ -320,7 +320,7 @@ fn origin_of(figment: &Figment, tag: Tag, origins: &HashMap<String, Origin>) -> 
 /// `nameserver` lines of resolv.conf, else `127.0.0.1:53` with a warning.
 fn system_dns_servers(warnings: &mut Vec<String>) -> Vec<SocketAddr> {
     let servers = std::fs::read_to_string(RESOLV_CONF)
-        .map(|text| spyder_probe::dns::parse_resolv_conf(&text))
+        .map(|text| spyder_model::resolv_conf::parse_resolv_conf(&text))
         .unwrap_or_default();
     if servers.is_empty() {
         warnings.push(format!(

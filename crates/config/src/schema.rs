@@ -8,7 +8,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ipnet::IpNet;
 use serde::{Serialize, Serializer};
-use spyder_probe::{DnsSettings, ProbeConfig, ProbeSettings, TlsRoots};
 
 use crate::duration::format_duration;
 
@@ -399,49 +398,6 @@ impl Config {
         }
     }
 
-    /// Everything needed to build a [`spyder_probe::Probe`].
-    pub fn probe_config(&self) -> ProbeConfig {
-        let mut probe = ProbeConfig::new(self.probe_settings());
-        probe.probe_id = self.probe.clone();
-        probe.run_id = self.run.clone();
-        probe.tls_roots = match &self.crawling.tls_roots {
-            TrustRoots::Webpki => TlsRoots::Webpki,
-            TrustRoots::System => TlsRoots::System,
-            TrustRoots::PemFile(path) => TlsRoots::PemFile(path.clone()),
-        };
-        probe.dns_sockets = self.dns.sockets as usize;
-        probe.dns_cache_size = self.dns.cache_size as usize;
-        probe
-    }
-
-    /// The probe's hot-reloadable settings (Tier 1 `crawling.*`, `dns.*`, `ua`,
-    /// `exclude_tlds`).
-    pub fn probe_settings(&self) -> ProbeSettings {
-        let c = &self.crawling;
-        let mut s = ProbeSettings::new(DnsSettings::new(self.dns.servers.clone()));
-        s.user_agent = self.ua.clone();
-        s.exclude_tlds = self.exclude_tlds.clone();
-        s.rate_per_host = c.rate_per_host;
-        s.rate_burst = c.rate_burst;
-        s.max_conns_per_ip = usize::try_from(c.max_conns_per_ip).unwrap_or(usize::MAX);
-        s.task_timeout = c.task_timeout;
-        s.dns_timeout = c.dns_timeout;
-        s.tls_timeout = c.tls_timeout;
-        s.http_timeout = c.http_timeout;
-        s.body_max_bytes = usize::try_from(c.body_max_bytes).unwrap_or(usize::MAX);
-        s.max_redirects = c.max_redirects;
-        s.http_fallback = c.http_fallback;
-        s.allow_private = c.allow_private;
-        s.allow_cidrs = c.allow_cidrs.clone();
-        s.https_port = c.https_port;
-        s.http_port = c.http_port;
-        s.redirect_ports = c.redirect_ports.clone();
-        s.dns.query_timeout = self.dns.query_timeout;
-        s.dns.retries = self.dns.retries;
-        s.dns.max_inflight = self.dns.max_inflight as usize;
-        s
-    }
-
     /// The nested canonical form for `GET /api/v1/config`, with API keys and URL
     /// passwords shown as `"***"`.
     pub fn redacted(&self) -> serde_json::Value {
@@ -453,6 +409,9 @@ impl Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Self::defaults(default_run_id(), spyder_probe::dns::system_servers())
+        Self::defaults(
+            default_run_id(),
+            spyder_model::resolv_conf::system_servers(),
+        )
     }
 }

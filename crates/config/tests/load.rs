@@ -10,7 +10,6 @@ use spyder_config::{
     Config, ConfigError, FlagValue, KeySource, Loaded, LogFormat, LogLevel, OutputFormat, Scope,
     Sources, Tier, TrustRoots, keys, load, tier_of,
 };
-use spyder_probe::TlsRoots;
 
 /// A temporary directory holding the test's files.
 struct Dir(tempfile::TempDir);
@@ -1167,67 +1166,6 @@ fn serialized_form_has_exactly_the_table_keys() {
     let mut want: Vec<String> = keys().iter().map(|k| k.path.to_owned()).collect();
     want.sort();
     assert_eq!(found, want);
-}
-
-#[test]
-fn probe_config_maps_every_relevant_key() {
-    let dir = Dir::new();
-    let pem = dir.file("roots.pem", "pem");
-    let flags = vec![
-        flag("probe", "p-7"),
-        flag("run", "r-7"),
-        flag("ua", "Bot/3"),
-        flag("exclude_tlds", "test"),
-        set("crawling.rate_per_host", "3.5"),
-        set("crawling.rate_burst", "6"),
-        set("crawling.task_timeout", "11s"),
-        set("crawling.dns_timeout", "3s"),
-        set("crawling.tls_timeout", "4s"),
-        set("crawling.http_timeout", "5s"),
-        set("crawling.body_max_bytes", "4096"),
-        set("crawling.max_redirects", "2"),
-        set("crawling.http_fallback", "false"),
-        flag("allow_private", "true"),
-        flag("allow_cidrs", "127.0.0.0/8"),
-        set("crawling.https_port", "8443"),
-        set("crawling.http_port", "8080"),
-        set("crawling.tls_roots", &pem.display().to_string()),
-        flag("dns_servers", "127.0.0.2:5300"),
-        set("dns.query_timeout", "250ms"),
-        set("dns.retries", "1"),
-        set("dns.max_inflight", "9"),
-        set("dns.sockets", "3"),
-        set("dns.cache_size", "77"),
-    ];
-    let probe = load_ok(None, Vec::new(), flags).config.probe_config();
-    assert_eq!(
-        (probe.probe_id.as_str(), probe.run_id.as_str()),
-        ("p-7", "r-7")
-    );
-    assert_eq!(probe.tls_roots, TlsRoots::PemFile(pem));
-    assert_eq!((probe.dns_sockets, probe.dns_cache_size), (3, 77));
-    let s = &probe.settings;
-    assert_eq!(s.user_agent, "Bot/3");
-    assert_eq!(s.exclude_tlds, ["test"]);
-    assert_eq!((s.rate_per_host, s.rate_burst), (3.5, 6));
-    assert_eq!(s.task_timeout, Duration::from_secs(11));
-    assert_eq!(s.dns_timeout, Duration::from_secs(3));
-    assert_eq!(s.tls_timeout, Duration::from_secs(4));
-    assert_eq!(s.http_timeout, Duration::from_secs(5));
-    assert_eq!((s.body_max_bytes, s.max_redirects), (4096, 2));
-    assert!(!s.http_fallback && s.allow_private);
-    assert_eq!(s.allow_cidrs.len(), 1);
-    assert_eq!((s.https_port, s.http_port), (8443, 8080));
-    assert_eq!(
-        s.dns.servers,
-        ["127.0.0.2:5300".parse::<SocketAddr>().expect("addr")]
-    );
-    assert_eq!(s.dns.query_timeout, Duration::from_millis(250));
-    assert_eq!((s.dns.retries, s.dns.max_inflight), (1, 9));
-
-    let system = load_ok(None, Vec::new(), vec![set("crawling.tls_roots", "system")]).config;
-    assert_eq!(system.probe_config().tls_roots, TlsRoots::System);
-    assert_eq!(defaults().probe_config().tls_roots, TlsRoots::Webpki);
 }
 
 #[test]

@@ -1,5 +1,5 @@
 //! `crawling.redirect_ports` (issue 10): a list of ports, from a file, `-set` or a
-//! reload, reaching the probe's settings snapshot.
+//! reload (bins/spyder/tests/settings.rs: they reach the probe in that order).
 
 use spyder_config::{FlagValue, Sources, Tier, load, tier_of};
 
@@ -21,12 +21,11 @@ fn load_with(value: &str) -> Result<spyder_config::Config, String> {
 }
 
 #[test]
-fn ports_reach_the_probe_settings_in_order_without_repeats() {
+fn ports_load_in_order_without_repeats() {
     let config = load_with("8080, 8443,8080").expect("valid ports");
     assert_eq!(config.crawling.redirect_ports, [8080, 8443]);
-    assert_eq!(config.probe_settings().redirect_ports, [8080, 8443]);
     let empty = load_with("").expect("empty is the default");
-    assert!(empty.probe_settings().redirect_ports.is_empty());
+    assert!(empty.crawling.redirect_ports.is_empty());
     assert_eq!(tier_of("crawling.redirect_ports"), Some(Tier::Immediate));
 }
 

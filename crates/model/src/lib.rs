@@ -12,6 +12,7 @@ mod batch;
 pub mod finalize;
 mod host;
 mod record;
+pub mod resolv_conf;
 pub mod secret;
 mod timestamp;
 

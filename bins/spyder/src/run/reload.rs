@@ -6,8 +6,8 @@ use std::sync::Arc;
 use spyder_config::{ConfigChange, LiveConfig};
 
 use super::pool::resize;
-use super::wiring::{emitter_config, sink_settings};
 use super::{EXTRA_HELD_LEASES, Options, Shared};
+use crate::settings::{emitter_config, probe_settings, sink_settings};
 
 /// Tier 1 keys take effect in the running process (SPEC §2.10); each task reads one
 /// snapshot, so a change applies from the next task on.
@@ -36,7 +36,7 @@ pub(super) fn subscribe(shared: &Arc<Shared>, options: &Options) {
         if let Some(shared) = weak.upgrade() {
             shared
                 .probe
-                .update_settings(Arc::new(change.new.probe_settings()));
+                .update_settings(Arc::new(probe_settings(&change.new)));
             shared
                 .sink_settings
                 .store(Arc::new(sink_settings(&change.new)));

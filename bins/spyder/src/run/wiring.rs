@@ -2,20 +2,17 @@
 //! keys become the library crates' own settings (ripgrep's `HiArgs` is the model).
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
-use spyder_config::{Config, Loaded, OutputFormat};
-use spyder_emitter::{Destination, Emitter, EmitterConfig, Format, IngestConfig, MtlsFiles};
+use spyder_config::{Config, Loaded};
+use spyder_emitter::Emitter;
 use spyder_probe::Probe;
 use spyder_queue::{
     InputReader, MemoryQueue, QueueLengths, RedisQueue, RedisQueueConfig, WorkQueue,
 };
-use spyder_sink::{
-    ChannelSink, Dedup, DiscoverySink, MemoryDedup, RedisDedup, RedisSink, SinkSettings,
-};
+use spyder_sink::{ChannelSink, Dedup, DiscoverySink, MemoryDedup, RedisDedup, RedisSink};
 
 use tokio_util::task::TaskTracker;
 
@@ -26,6 +23,7 @@ use super::reload::{spawn_reload_on_sighup, subscribe};
 use super::shutdown::{Run, Signals};
 use super::{EXTRA_HELD_LEASES, Options, Shared};
 use crate::progress::{self, Display, StallWatch, Stats};
+use crate::settings::{emitter_config, probe_config, sink_settings};
 
 /// Discoveries waiting behind the file input (SPEC §3.10).
 const DISCOVERY_CAPACITY: usize = 100_000;
@@ -52,7 +50,7 @@ impl Components {
             tracing::warn!("queue mode: domains is ignored");
         }
         let probe = Probe::builder()
-            .config(config.probe_config())
+            .config(probe_config(config))
             .build()
             .map_err(|e| format!("cannot start the probe: {e}"))?;
         let emitter = Emitter::start(emitter_config(config))
@@ -127,53 +125,6 @@ async fn dedup(config: &Config) -> Result<(Arc<dyn Dedup>, Option<Arc<RedisDedup
     );
     tracing::info!("redis dedupe enabled");
     Ok((Arc::clone(&redis) as Arc<dyn Dedup>, Some(redis)))
-}
-
-/// The discovery filter's settings (SPEC §3.10).
-pub(super) fn sink_settings(config: &Config) -> SinkSettings {
-    SinkSettings {
-        exclude_tlds: config.exclude_tlds.clone(),
-        allow_private: config.crawling.allow_private,
-        max_domains: config.crawling.max_domains,
-    }
-}
-
-/// The emitter's settings: `output.*`, `batch.*`, `mtls.*`.
-pub(super) fn emitter_config(config: &Config) -> EmitterConfig {
-    let out = &config.output;
-    let destination = if !out.ingest.is_empty() {
-        Destination::Ingest(IngestConfig {
-            url: out.ingest.clone(),
-            spool_dir: out.spool_dir.clone(),
-            mtls: MtlsFiles {
-                cert: non_empty(&config.mtls.cert),
-                key: non_empty(&config.mtls.key),
-                ca: non_empty(&config.mtls.ca),
-            },
-        })
-    } else if !out.file.as_os_str().is_empty() {
-        Destination::File(out.file.clone())
-    } else {
-        Destination::Stdout
-    };
-    EmitterConfig {
-        probe_id: config.probe.clone(),
-        run_id: config.run.clone(),
-        format: match out.format {
-            OutputFormat::Json => Format::Json,
-            OutputFormat::Jsonl => Format::Jsonl,
-            OutputFormat::Csv => Format::Csv,
-        },
-        destination,
-        spool_dir: out.spool_dir.clone(),
-        max_edges: config.batch.max_edges as usize,
-        flush_interval: config.batch.flush_interval,
-        node_threshold_ratio: config.batch.node_threshold_ratio,
-    }
-}
-
-fn non_empty(p: &Path) -> Option<PathBuf> {
-    (!p.as_os_str().is_empty()).then(|| p.to_path_buf())
 }
 
 impl Run {

@@ -29,7 +29,7 @@ mod transport;
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::fmt;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -70,58 +70,7 @@ pub const QUERY_DURATION_METRIC: &str = "spyder_dns_query_duration_seconds";
 /// retry unless it was a lookup's last); the try keeps listening meanwhile.
 pub const TRY_TIMEOUTS_METRIC: &str = "spyder_dns_try_timeouts_total";
 
-const RESOLV_CONF: &str = "/etc/resolv.conf";
-const DNS_PORT: u16 = 53;
-
-/// The resolvers named in `/etc/resolv.conf`, or `127.0.0.1:53` when none are.
-pub fn system_servers() -> Vec<SocketAddr> {
-    let servers = std::fs::read_to_string(RESOLV_CONF)
-        .map(|text| parse_resolv_conf(&text))
-        .unwrap_or_default();
-    if servers.is_empty() {
-        tracing::warn!("no nameserver in {RESOLV_CONF}; using 127.0.0.1:53");
-        return vec![SocketAddr::from(([127, 0, 0, 1], DNS_PORT))];
-    }
-    servers
-}
-
-/// The `nameserver` addresses of resolv.conf text, port 53, in file order.
-///
-/// Comments (`#`, `;`) and other directives are ignored, as are addresses that do
-/// not parse. An IPv6 zone is kept when numeric (`fe80::1%2`) and the line skipped
-/// when it names an interface.
-pub fn parse_resolv_conf(text: &str) -> Vec<SocketAddr> {
-    let mut out = Vec::new();
-    for line in text.lines() {
-        let line = line.split(['#', ';']).next().unwrap_or_default();
-        let mut words = line.split_whitespace();
-        if words.next() != Some("nameserver") {
-            continue;
-        }
-        let Some(value) = words.next() else {
-            continue;
-        };
-        let (addr, zone) = match value.split_once('%') {
-            Some((a, z)) => (a, Some(z)),
-            None => (value, None),
-        };
-        let Ok(ip) = addr.parse::<IpAddr>() else {
-            continue;
-        };
-        let sa = match (ip, zone) {
-            (IpAddr::V4(_), Some(_)) => continue,
-            (IpAddr::V6(v6), Some(z)) => match z.parse::<u32>() {
-                Ok(scope) => SocketAddr::V6(std::net::SocketAddrV6::new(v6, DNS_PORT, 0, scope)),
-                Err(_) => continue,
-            },
-            (ip, None) => SocketAddr::new(ip, DNS_PORT),
-        };
-        if !out.contains(&sa) {
-            out.push(sa);
-        }
-    }
-    out
-}
+pub use spyder_model::resolv_conf::{parse_resolv_conf, system_servers};
 
 /// Why a query produced no answer. NXDOMAIN and NODATA are answers, not errors.
 #[derive(Clone, Debug, thiserror::Error)]
@@ -814,32 +763,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn resolv_conf_nameservers_in_order() {
-        let text = "\
-# generated\n\
-search example.com\n\
-nameserver 10.0.0.1\n\
-nameserver   2001:db8::53  # v6\n\
-;nameserver 10.9.9.9\n\
-nameserver fe80::1%2\n\
-nameserver fe80::2%eth0\n\
-nameserver not-an-ip\n\
-nameserver 10.0.0.1\n\
-nameserver\n\
-options ndots:2\n";
-        let got = parse_resolv_conf(text);
-        assert_eq!(
-            got,
-            vec![
-                "10.0.0.1:53".parse::<SocketAddr>().unwrap(),
-                "[2001:db8::53]:53".parse().unwrap(),
-                "[fe80::1%2]:53".parse().unwrap(),
-            ]
-        );
-        assert!(parse_resolv_conf("").is_empty());
-    }
-
-    #[test]
     fn fuzz_entry_point_folds_a_reply() {
         use hickory_proto::op::{MessageType, OpCode, Query};
         use hickory_proto::rr::rdata::{A, CNAME};
@@ -861,7 +784,7 @@ options ndots:2\n";
         let (answered, ttl, r) = fuzz_reply(&msg.to_vec().unwrap()).unwrap();
         assert!(answered);
         assert_eq!(ttl, Some(Duration::from_secs(30)));
-        assert_eq!(r.addresses, vec![IpAddr::from([192, 0, 2, 1])]);
+        assert_eq!(r.addresses, vec![std::net::IpAddr::from([192, 0, 2, 1])]);
         assert_eq!(r.aliases.len(), 1);
         assert!(fuzz_reply(b"\x00").is_none());
     }
@@ -909,11 +832,6 @@ options ndots:2\n";
         check::<Answer>();
         check::<DnsError>();
         check::<Resolution>();
-    }
-
-    #[test]
-    fn system_servers_never_empty() {
-        assert!(!system_servers().is_empty());
     }
 
     #[test]
