@@ -20,7 +20,7 @@ use std::time::Duration;
 pub struct Backoff {
     min: Duration,
     max: Duration,
-    next: Duration,
+    attempt: u32,
 }
 
 impl Backoff {
@@ -29,24 +29,24 @@ impl Backoff {
         Self {
             min,
             max: max.max(min),
-            next: min,
+            attempt: 0,
         }
     }
 
     /// The pause the next wait is centred on (before jitter).
     pub fn peek(&self) -> Duration {
-        self.next
+        doubling(self.min, self.max, self.attempt)
     }
 
     /// Back to `min`, after a success.
     pub fn reset(&mut self) {
-        self.next = self.min;
+        self.attempt = 0;
     }
 
     /// The next pause, jittered by ±25 %; the one after it doubles (up to `max`).
     pub fn next_delay(&mut self) -> Duration {
-        let delay = jittered(self.next);
-        self.next = self.next.saturating_mul(2).min(self.max);
+        let delay = jittered(self.peek());
+        self.attempt = self.attempt.saturating_add(1);
         delay
     }
 
@@ -54,6 +54,13 @@ impl Backoff {
     pub async fn wait(&mut self) {
         tokio::time::sleep(self.next_delay()).await;
     }
+}
+
+/// The pause before retry `attempt` (0 first): `first` doubled `attempt` times, at
+/// most `max`; never overflows.
+pub fn doubling(first: Duration, max: Duration, attempt: u32) -> Duration {
+    let factor = 1u32.checked_shl(attempt.min(31)).unwrap_or(u32::MAX);
+    first.saturating_mul(factor).min(max.max(first))
 }
 
 /// `base` scaled by a random factor in [0.75, 1.25) (saturating at `Duration::MAX`).
@@ -83,5 +90,9 @@ mod tests {
         huge.next_delay();
         huge.next_delay();
         assert_eq!(huge.peek(), Duration::MAX);
+        assert_eq!(
+            doubling(Duration::from_millis(10), Duration::MAX, u32::MAX).as_millis(),
+            10 << 31
+        );
     }
 }

@@ -81,9 +81,7 @@ pub async fn wait_for_resource(resource: Exhausted, attempt: u32) {
 
 /// The wait before try `attempt + 1`; `jitter` in [0, 1) adds up to 25 %.
 fn backoff(attempt: u32, jitter: f64) -> Duration {
-    let base = FIRST_BACKOFF
-        .saturating_mul(1u32.checked_shl(attempt.min(16)).unwrap_or(u32::MAX))
-        .min(MAX_BACKOFF);
+    let base = spyder_model::backoff::doubling(FIRST_BACKOFF, MAX_BACKOFF, attempt);
     let jitter = if jitter.is_finite() {
         jitter.clamp(0.0, 1.0)
     } else {

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use spyder_model::Batch;
+use spyder_model::backoff::Backoff;
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, sleep_until};
 
@@ -129,7 +130,8 @@ impl IngestOutput {
         }
         let body = Bytes::copy_from_slice(&self.buf);
         let window_end = Instant::now() + RETRY_WINDOW;
-        let mut backoff = FIRST_BACKOFF;
+        // Doubling without a cap of its own: the retry window bounds it.
+        let mut backoff = Backoff::new(FIRST_BACKOFF, RETRY_WINDOW);
         let mut tries = 0u32;
         let mut last_error = String::from("shutting down before the first try");
         loop {
@@ -179,8 +181,8 @@ impl IngestOutput {
                 }
             };
             self.set_failing(true);
-            let wait = retry_after.unwrap_or_else(|| jittered(backoff));
-            backoff = backoff.saturating_mul(2);
+            let jittered = backoff.next_delay();
+            let wait = retry_after.unwrap_or(jittered);
             let wake = after(Instant::now(), wait);
             if wake >= window_end {
                 last_error.push_str("; retries exhausted");
@@ -321,14 +323,11 @@ impl IngestOutput {
     }
 }
 
-/// `base` × a random factor in [0.5, 1.5).
-fn jittered(base: Duration) -> Duration {
-    base.mul_f64(rand::random_range(0.5..1.5))
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::time::Duration;
+
+    use spyder_model::backoff::jittered;
 
     #[test]
     fn jitter_stays_within_half_either_way() {
