@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use spyder_config::{Config, ConfigChange};
+use spyder_health::{CheckOutcome, FnCheck, OpsStateBuilder};
 use spyder_sink::RedisDedup;
 use tokio_util::sync::CancellationToken;
 
@@ -30,7 +31,7 @@ pub(super) fn serve_ops(
     metrics: Option<spyder_health::MetricsHandle>,
     stop_run: CancellationToken,
 ) -> Ops {
-    use spyder_health::{CheckOutcome, FnCheck, KeyStore, Metadata, OpsState, RateLimiter};
+    use spyder_health::{KeyStore, Metadata, OpsState, RateLimiter};
     let control = Arc::new(crate::control::RunControl {
         shared: Arc::clone(shared),
         stop: stop_run,
@@ -51,6 +52,35 @@ pub(super) fn serve_ops(
     if let Some(metrics) = metrics {
         builder = builder.metrics(metrics);
     }
+    builder = with_checks(builder, shared, redis_dedup);
+    let state = builder.build();
+    let limiter = state.rate_limiter().clone();
+    shared.live.subscribe("api", move |change: &ConfigChange| {
+        if change.touches("api") {
+            limiter.set(
+                f64::from(change.new.api.rate_limit),
+                change.new.api.rate_burst,
+            );
+        }
+    });
+    tracing::info!(addr = %server.local_addr(), "ops listener (health, metrics, API) started");
+    let stop = CancellationToken::new();
+    let task = server.serve(state, stop.clone());
+    readiness.mark_ready();
+    Ops {
+        readiness,
+        stop,
+        task,
+    }
+}
+
+/// The health checks of SPEC §2.7: the Redis servers (queue Redis critical), the
+/// ingest endpoint and progress.
+fn with_checks(
+    mut builder: OpsStateBuilder,
+    shared: &Arc<Shared>,
+    redis_dedup: Option<Arc<RedisDedup>>,
+) -> OpsStateBuilder {
     if let Some(dedup) = redis_dedup {
         builder = builder.check(FnCheck::new("redis", false, move || {
             let dedup = Arc::clone(&dedup);
@@ -106,31 +136,13 @@ pub(super) fn serve_ops(
             }
         }
     }));
-    let state = builder.build();
-    let limiter = state.rate_limiter().clone();
-    shared.live.subscribe("api", move |change: &ConfigChange| {
-        if change.touches("api") {
-            limiter.set(
-                f64::from(change.new.api.rate_limit),
-                change.new.api.rate_burst,
-            );
-        }
-    });
-    tracing::info!(addr = %server.local_addr(), "ops listener (health, metrics, API) started");
-    let stop = CancellationToken::new();
-    let task = server.serve(state, stop.clone());
-    readiness.mark_ready();
-    Ops {
-        readiness,
-        stop,
-        task,
-    }
+    builder
 }
 
-fn redis_outcome(result: Result<(), String>) -> spyder_health::CheckOutcome {
+fn redis_outcome(result: Result<(), String>) -> CheckOutcome {
     match result {
-        Ok(()) => spyder_health::CheckOutcome::healthy("Redis connection OK"),
-        Err(e) => spyder_health::CheckOutcome::unhealthy(format!("Redis connection failed: {e}")),
+        Ok(()) => CheckOutcome::healthy("Redis connection OK"),
+        Err(e) => CheckOutcome::unhealthy(format!("Redis connection failed: {e}")),
     }
 }
 
