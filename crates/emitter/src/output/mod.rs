@@ -24,7 +24,7 @@ use ingest::IngestOutput;
 use ingest::client::IngestClient;
 use spool::spool_batch;
 use spool::{Spool, blocking};
-use stream::{Sink, StreamOutput, open_append};
+use stream::{StreamOutput, Writable, open_append};
 
 /// Batches that may wait for the ingest task; more go straight to the spool.
 const WAITING_BATCHES: usize = 8;
@@ -207,16 +207,16 @@ pub(crate) async fn open_output(
     } = settings;
     let retired = Arc::new(AtomicBool::new(false));
     let dir_changed = previous.is_none_or(|p| p.spool_dir != spool_dir);
-    let (target, sink, file_empty) = match destination {
+    let (target, writable, file_empty) = match destination {
         Destination::Ingest(ingest) => {
             return open_ingest(ingest, format, previous, shared, mode, retired).await;
         }
         Destination::Stdout => (
             Target::Stdout,
-            Sink::Writer(Box::new(tokio::io::stdout())),
+            Writable::Writer(Box::new(tokio::io::stdout())),
             true,
         ),
-        Destination::Writer(writer) => (Target::Writer, Sink::Writer(writer), true),
+        Destination::Writer(writer) => (Target::Writer, Writable::Writer(writer), true),
         Destination::File(path) => {
             let (file, empty) =
                 open_append(&path)
@@ -225,7 +225,7 @@ pub(crate) async fn open_output(
                         path: path.clone(),
                         source,
                     })?;
-            (Target::File(path), Sink::File(file), empty)
+            (Target::File(path), Writable::File(file), empty)
         }
     };
 
@@ -235,7 +235,7 @@ pub(crate) async fn open_output(
     let spool_files = count_spool_files(&spool, dir_changed, previous.is_some()).await;
     let (tx, rx) = mpsc::unbounded_channel();
     let output = StreamOutput {
-        sink: Some(sink),
+        writable: Some(writable),
         header_needed: Arc::clone(&header_needed),
         format,
         buf: Vec::with_capacity(64 * 1024),

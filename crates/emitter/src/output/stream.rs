@@ -40,7 +40,7 @@ fn sync_if_regular(file: &std::fs::File) -> io::Result<()> {
 }
 
 /// Where a stream output writes.
-pub(super) enum Sink {
+pub(super) enum Writable {
     /// Appended to, fsynced per batch; written on a blocking thread.
     File(std::fs::File),
     /// stdout or a test writer; flushed per batch.
@@ -50,7 +50,7 @@ pub(super) enum Sink {
 /// Writes batches to stdout, a file or a writer; spools once that breaks.
 pub(super) struct StreamOutput {
     /// `None` once the output broke.
-    pub(super) sink: Option<Sink>,
+    pub(super) writable: Option<Writable>,
     /// The next CSV batch starts with the header (new stream or empty file); shared
     /// with a later output that continues this stream.
     pub(super) header_needed: Arc<AtomicBool>,
@@ -72,7 +72,7 @@ impl StreamOutput {
     ) {
         all_ended(predecessors).await;
         while let Some(sealed) = batches.recv().await {
-            if self.sink.is_none() {
+            if self.writable.is_none() {
                 spool_batch(&self.spool, &self.shared, sealed).await;
                 continue;
             }
@@ -91,7 +91,7 @@ impl StreamOutput {
                     sealed.resolve(|| Ok(Delivery::Written));
                 }
                 Err(error) => {
-                    self.sink = None;
+                    self.writable = None;
                     if !self.retired.load(Ordering::Relaxed) {
                         self.shared.closed.send_replace(true);
                     }
@@ -102,14 +102,14 @@ impl StreamOutput {
         }
     }
 
-    /// Writes and flushes `buf` (and fsyncs a file); an error leaves `sink` empty.
+    /// Writes and flushes `buf` (and fsyncs a file); an error leaves `writable` empty.
     async fn write(&mut self) -> Result<(), String> {
-        let Some(sink) = self.sink.take() else {
+        let Some(writable) = self.writable.take() else {
             return Err("output already closed".to_owned());
         };
         let cut_short = || "write did not finish before the shutdown deadline".to_owned();
-        match sink {
-            Sink::File(mut file) => {
+        match writable {
+            Writable::File(mut file) => {
                 let buf = mem::take(&mut self.buf);
                 let task = tokio::task::spawn_blocking(move || {
                     let result = file.write_all(&buf).and_then(|()| sync_if_regular(&file));
@@ -127,14 +127,14 @@ impl StreamOutput {
                     Raced::Done(Ok((file, buf, result))) => {
                         self.buf = buf;
                         result.map_err(|e| e.to_string())?;
-                        self.sink = Some(Sink::File(file));
+                        self.writable = Some(Writable::File(file));
                         Ok(())
                     }
                     Raced::Done(Err(e)) => Err(e.to_string()),
                     Raced::TimedOut | Raced::Cut => Err(cut_short()),
                 }
             }
-            Sink::Writer(mut writer) => {
+            Writable::Writer(mut writer) => {
                 let buf = &self.buf;
                 let write = async {
                     writer.write_all(buf).await?;
@@ -150,7 +150,7 @@ impl StreamOutput {
                 .await
                 {
                     Raced::Done(Ok(())) => {
-                        self.sink = Some(Sink::Writer(writer));
+                        self.writable = Some(Writable::Writer(writer));
                         Ok(())
                     }
                     Raced::Done(Err(e)) => Err(e.to_string()),
