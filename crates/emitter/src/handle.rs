@@ -13,6 +13,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use spyder_model::Records;
+use spyder_model::finalize::{Finalizer, Status};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
@@ -220,6 +221,23 @@ impl Emitter {
             Ok(()) => Receipt(ReceiptState::Waiting(rx)),
             Err(_) => Receipt(ReceiptState::Ready(Some(Err(EmitterError::Closed)))),
         }
+    }
+
+    /// Adds `records` to the current batch, with the finalizer of the item they came
+    /// from: it resolves as delivered once the batch holding them is delivered,
+    /// written or spooled, as failed if they are lost (SPEC §3.8: a queue item is
+    /// acked only once its records are safe). Never blocks.
+    pub fn submit_finalized(&self, records: Records, finalizer: Finalizer) {
+        let receipt = self.submit(records);
+        finalizer.resolve_when(async move {
+            match receipt.await {
+                Ok(_) => Status::Delivered,
+                Err(error) => {
+                    tracing::debug!(%error, "records not safe; their finalizer fails");
+                    Status::Failed
+                }
+            }
+        });
     }
 
     /// Counters and flags right now.

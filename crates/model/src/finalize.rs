@@ -91,6 +91,23 @@ impl Finalizer {
         self.run(status);
     }
 
+    /// Resolves with what `outcome` says once it completes, waiting for it on the
+    /// tracker (the caller goes on at once). Dropped unfinished (a runtime shutting
+    /// down), the finalizer resolves as [`Status::Failed`].
+    pub fn resolve_when<F>(self, outcome: F)
+    where
+        F: Future<Output = Status> + Send + 'static,
+    {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return;
+        }
+        let tracker = self.tracker.clone();
+        tracker.spawn(async move {
+            let status = outcome.await;
+            self.resolve(status);
+        });
+    }
+
     fn run(&mut self, status: Status) {
         let steps = std::mem::take(&mut self.steps);
         if steps.is_empty() || tokio::runtime::Handle::try_current().is_err() {
@@ -154,6 +171,25 @@ mod tests {
         let mut f = Finalizer::new(&tracker);
         recording(&log, 1, &mut f);
         f.resolve(Status::Delivered);
+        tracker.close();
+        tracker.wait().await;
+        assert_eq!(*log.lock().expect("log"), [(1, Status::Delivered)]);
+    }
+
+    #[tokio::test]
+    async fn resolve_when_waits_for_the_outcome_on_the_tracker() {
+        let tracker = TaskTracker::new();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let mut f = Finalizer::new(&tracker);
+        recording(&log, 1, &mut f);
+        let (tx, rx) = tokio::sync::oneshot::channel::<Status>();
+        f.resolve_when(async move { rx.await.unwrap_or(Status::Failed) });
+        tokio::task::yield_now().await;
+        assert!(
+            log.lock().expect("log").is_empty(),
+            "resolved before the outcome"
+        );
+        tx.send(Status::Delivered).expect("receiver waits");
         tracker.close();
         tracker.wait().await;
         assert_eq!(*log.lock().expect("log"), [(1, Status::Delivered)]);

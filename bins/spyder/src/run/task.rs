@@ -1,7 +1,7 @@
 //! SPEC §1 steps 1–12 for one lease: claim, crawl, settle, hand off.
 //!
 //! The lease's finalizer rides with the records: dedup's pending marks join it, the
-//! emitter's receipt resolves it (delivered, written or spooled: commit and ack; lost:
+//! emitter resolves it (delivered, written or spooled: commit and ack; lost:
 //! release, and the item comes back). The hold is dropped once records and
 //! discoveries are handed off, so the memory queue can tell when it is done.
 
@@ -53,7 +53,14 @@ pub(super) async fn crawl_one(shared: &Shared, leased: Leased) {
     let records = settled.records;
     shared.stats.records_emitted(&records);
     shared.stats.task_done(report.outcome, records.edges.len());
-    let receipt = shared.emitter.submit(records);
+    if shared.queue.is_shared() {
+        finalizer.on_resolve(move |status| async move {
+            if status == Status::Failed {
+                tracing::error!(host = %host, "records not safe; not acking");
+            }
+        });
+    }
+    shared.emitter.submit_finalized(records, finalizer);
     // Held leases of a shared queue are capped (concurrency + 32, SPEC §3.8) and those
     // waiting for their batch count too: once half the margin waits, seal the batch
     // rather than let the workers idle until the flush interval.
@@ -64,16 +71,4 @@ pub(super) async fn crawl_one(shared: &Shared, leased: Leased) {
     }
     // Records and discoveries are handed off: this task adds no more work.
     drop(hold);
-    let shared_queue = shared.queue.is_shared();
-    shared.acks.spawn(async move {
-        match receipt.await {
-            Ok(_) => finalizer.resolve(Status::Delivered),
-            Err(e) => {
-                if shared_queue {
-                    tracing::error!(host = %host, error = %e, "records not safe; not acking");
-                }
-                finalizer.resolve(Status::Failed);
-            }
-        }
-    });
 }
