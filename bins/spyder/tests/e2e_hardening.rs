@@ -805,7 +805,15 @@ async fn the_run_counters_equal_what_was_emitted() {
         items
     );
     assert_eq!(metrics.value("spyder_active_workers", &[]), Some(0.0));
-    assert_eq!(metrics.sum("spyder_dns_dropped_replies_total", &[]), 0.0);
+    // A reply is dropped only as the duplicate answer to a try that timed out and was
+    // retried (a loaded machine times tries out early): never more drops than tries
+    // timed out. (Was `== 0`, which failed on a machine running other builds.)
+    let dropped = metrics.sum("spyder_dns_dropped_replies_total", &[]);
+    let timed_out = metrics.sum("spyder_dns_try_timeouts_total", &[]);
+    assert!(
+        dropped <= timed_out,
+        "{dropped} replies dropped, {timed_out} tries timed out"
+    );
     // Every crawl asks the Redis dedup: each key is a hit or a miss, and the first
     // sighting of each emitted record was a miss.
     let misses = metrics.sum("spyder_dedup_misses_total", &[("backend", "redis")]);
