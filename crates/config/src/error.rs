@@ -41,18 +41,32 @@ pub enum ConfigError {
     /// The file cannot be read or parsed, or its extension is not `.yaml`, `.yml`
     /// or `.json`.
     #[error("config: {}: {reason}", path.display())]
-    File { path: PathBuf, reason: String },
+    File {
+        /// The file named.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
     /// A value is invalid. `value` is `None` for secrets.
     #[error("{}", invalid_message(key, value.as_deref(), origin, reason))]
     Invalid {
+        /// The key's path.
         key: String,
+        /// The value as given; `None` for secrets.
         value: Option<String>,
+        /// Where the value came from.
         origin: Origin,
+        /// Why it is refused, usually what is expected.
         reason: String,
     },
-    /// A flag or `-set` names no configuration key.
+    /// A flag, `-set` or runtime change set names no configuration key.
     #[error("config: unknown key \"{key}\" ({origin}): see docs/configuration.md for the keys")]
-    UnknownKey { key: String, origin: Origin },
+    UnknownKey {
+        /// The name as given.
+        key: String,
+        /// Where the name came from.
+        origin: Origin,
+    },
 }
 
 fn invalid_message(key: &str, value: Option<&str>, origin: &Origin, reason: &str) -> String {

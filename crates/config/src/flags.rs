@@ -80,7 +80,9 @@ impl FlagSpec {
 /// One flag as given; boolean values are normalised to `true` or `false`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FlagArg {
+    /// The defined flag's name, without dashes.
     pub name: &'static str,
+    /// The value given (`true` or `false` for a boolean).
     pub value: String,
 }
 
@@ -98,18 +100,29 @@ pub enum Parsed {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum FlagError {
+    /// A flag no spec defines; holds its name.
     #[error("flag provided but not defined: -{0}")]
     NotDefined(String),
+    /// A value flag at the end of the line, without its value; holds its name.
     #[error("flag needs an argument: -{0}")]
     MissingValue(String),
+    /// A boolean flag given a value other than `true` or `false`.
     #[error("invalid boolean value {value:?} for -{name}: want true or false")]
-    InvalidBool { name: String, value: String },
+    InvalidBool {
+        /// The flag's name.
+        name: String,
+        /// The value given.
+        value: String,
+    },
     #[error(
         "stray argument {0:?}: flags take -name=value or -name value, and booleans -name or -name=false"
     )]
+    /// A positional argument (neither binary takes any); holds it.
     StrayArgument(String),
+    /// A flag's value is not valid UTF-8; holds the flag's name.
     #[error("invalid value for -{0}: not valid UTF-8")]
     NotUnicode(String),
+    /// Any other error of the argument parser, as its text.
     #[error("{0}")]
     Other(String),
 }

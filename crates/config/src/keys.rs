@@ -38,12 +38,25 @@ pub enum ValueKind {
     /// `true` or `false`; a flag of this kind may be given bare (`-name`).
     Bool,
     /// A whole number in `min..=max`.
-    Int { min: u64, max: u64 },
+    Int {
+        /// The least value allowed.
+        min: u64,
+        /// The greatest value allowed.
+        max: u64,
+    },
     /// A number greater than 0 and at most `max` (finite).
-    Float { max: f64 },
+    Float {
+        /// The greatest value allowed.
+        max: f64,
+    },
     /// A Go duration or integer seconds in `min..=max`. Every maximum is small
     /// enough that adding it to an `Instant` (or doubling it) cannot overflow.
-    Duration { min: Duration, max: Duration },
+    Duration {
+        /// The shortest duration allowed.
+        min: Duration,
+        /// The longest duration allowed.
+        max: Duration,
+    },
     /// Free text (may be checked further, e.g. URLs and addresses).
     String,
     /// A file or directory path.

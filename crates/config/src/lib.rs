@@ -21,6 +21,26 @@
 //!
 //! Every key is listed in `docs/configuration.md`; a test keeps that page and
 //! [`keys()`] in step.
+//!
+//! # Layout
+//!
+//! * `keys`: the key table ([`KeySpec`] with its [`Tier`] and [`ValueKind`]; [`keys()`],
+//!   [`find_key`], [`tier_of`], [`keys_named`], [`patch_scope`]).
+//! * `schema`: [`Config`] and its sections ([`CrawlingConfig`], [`DnsConfig`], ...),
+//!   with the value types ([`OutputFormat`], [`TrustRoots`], [`ApiKey`], [`Scope`],
+//!   ...); `values` parses one key's value into it, `redact` hides secrets in its
+//!   serialized form.
+//! * `load`: [`load`] from [`Sources`] into a [`Loaded`] configuration, and
+//!   [`Config::patched`] for a partial change set ([`Patched`]).
+//! * `live`: [`LiveConfig`], with [`ConfigChange`], [`Applied`], [`ApplyError`] and
+//!   [`diff`].
+//! * `error`: [`ConfigError`] and the [`Origin`] of a value; `duration`: Go-style
+//!   durations ([`parse_duration`], [`format_duration`]).
+//! * [`flags`]: Go-style command-line flags for both binaries.
+//!
+//! The private modules' items are re-exported here.
+
+#![deny(missing_docs)]
 
 mod duration;
 mod error;

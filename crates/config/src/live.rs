@@ -108,7 +108,10 @@ pub enum ApplyError {
     Invalid(#[from] ConfigError),
     /// A runtime change sets Tier 3 keys to new values; SPEC §2.6 order.
     #[error("{}", restart_message(fields))]
-    Restart { fields: Vec<&'static str> },
+    Restart {
+        /// The Tier 3 keys' paths, in SPEC §2.6 order.
+        fields: Vec<&'static str>,
+    },
 }
 
 impl ApplyError {

@@ -46,6 +46,7 @@ pub struct FlagValue {
 }
 
 impl FlagValue {
+    /// A setting of `key` to `value`, given as `flag`.
     pub fn new(flag: impl Into<String>, key: impl Into<String>, value: impl Into<String>) -> Self {
         Self {
             flag: flag.into(),
@@ -58,6 +59,7 @@ impl FlagValue {
 /// A loaded, validated configuration.
 #[derive(Clone, Debug)]
 pub struct Loaded {
+    /// The merged configuration.
     pub config: Config,
     /// Things the operator should see at startup (unknown keys, shadowed aliases,
     /// fallbacks); log each as a warning.

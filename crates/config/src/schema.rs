@@ -1,5 +1,4 @@
-//! The typed configuration: sections, defaults, the nested serialized form and the
-//! mapping onto the probe's own configuration.
+//! The typed configuration: sections, defaults and the nested serialized form.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -17,51 +16,86 @@ use crate::duration::format_duration;
 pub struct Config {
     /// Domains file; `-` = stdin; empty = none.
     pub domains: String,
+    /// Probe id stamped on every edge.
     pub probe: String,
+    /// Run id stamped on every edge.
     pub run: String,
+    /// User-Agent for every request.
     pub ua: String,
+    /// Suffixes whose hosts are resolved but never contacted.
     pub exclude_tlds: Vec<String>,
+    /// `crawling.*`: how each domain is crawled.
     pub crawling: CrawlingConfig,
+    /// `dns.*`: the DNS client.
     pub dns: DnsConfig,
+    /// `batch.*`: when the emitter flushes.
     pub batch: BatchConfig,
+    /// `output.*`: where batches go.
     pub output: OutputConfig,
+    /// `redis.*`: the dedup and queue Redis.
     pub redis: RedisConfig,
+    /// `dedup.*`: how long records count as seen.
     pub dedup: DedupConfig,
+    /// `mtls.*`: the client certificate for ingest.
     pub mtls: MtlsConfig,
+    /// `telemetry.*`: health, metrics, API listener and traces.
     pub telemetry: TelemetryConfig,
+    /// `api.*`: the REST API's rate limit and keys.
     pub api: ApiConfig,
+    /// `logging.*`: log level and format.
     pub logging: LoggingConfig,
+    /// `mongodb.*` (validated; nothing connects yet).
     pub mongodb: MongoDbConfig,
+    /// `dashboard.*` (validated; no dashboard yet).
     pub dashboard: DashboardConfig,
 }
 
 /// `crawling.*`: how each domain is crawled.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct CrawlingConfig {
+    /// Concurrent crawl tasks.
     pub concurrency: u32,
+    /// Requests per second per host.
     pub rate_per_host: f64,
+    /// Per-host token bucket depth.
     pub rate_burst: u32,
+    /// Connections open at once to one IP address, all workers together (0 = no cap).
     pub max_conns_per_ip: u32,
+    /// Cap on discoveries this probe enqueues (0 = no cap).
     pub max_domains: u64,
+    /// Also crawl discovered domains.
     pub continuous: bool,
+    /// Try plain HTTP when TLS fails.
     pub http_fallback: bool,
+    /// Contact private and loopback addresses.
     pub allow_private: bool,
+    /// Deadline of one domain's crawl, waits included.
     #[serde(serialize_with = "go_duration")]
     pub task_timeout: Duration,
+    /// Deadline of the DNS phase.
     #[serde(serialize_with = "go_duration")]
     pub dns_timeout: Duration,
+    /// Deadline of TCP connect plus TLS handshake.
     #[serde(serialize_with = "go_duration")]
     pub tls_timeout: Duration,
+    /// Deadline of one HTTP request.
     #[serde(serialize_with = "go_duration")]
     pub http_timeout: Duration,
+    /// Cap on decoded root-page bytes.
     pub body_max_bytes: u64,
+    /// Most redirect hops followed.
     pub max_redirects: u32,
+    /// Private ranges contacted anyway.
     pub allow_cidrs: Vec<IpNet>,
+    /// Port for TLS.
     pub https_port: u16,
+    /// Port for the plain HTTP fallback.
     pub http_port: u16,
     /// Ports a redirect may lead to besides the two above; empty = any but bad ports.
     pub redirect_ports: Vec<u16>,
+    /// Certificate verification roots.
     pub tls_roots: TrustRoots,
+    /// Time in-flight tasks get at shutdown.
     #[serde(serialize_with = "go_duration")]
     pub shutdown_grace: Duration,
 }
@@ -69,30 +103,41 @@ pub struct CrawlingConfig {
 /// `dns.*`: the DNS client.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct DnsConfig {
+    /// The resolvers queried.
     pub servers: Vec<SocketAddr>,
+    /// How long one DNS try waits.
     #[serde(serialize_with = "go_duration")]
     pub query_timeout: Duration,
+    /// DNS retries after the first try.
     pub retries: u32,
+    /// Most open DNS queries per server.
     pub max_inflight: u32,
+    /// UDP sockets the DNS client uses.
     pub sockets: u32,
+    /// DNS cache entries (0 = off).
     pub cache_size: u32,
 }
 
 /// `batch.*`: when the emitter flushes.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct BatchConfig {
+    /// Edges per batch before a flush.
     pub max_edges: u32,
+    /// Longest time a batch waits before a flush.
     #[serde(serialize_with = "go_duration")]
     pub flush_interval: Duration,
+    /// Nodes per batch before a flush, as a share of `max_edges`.
     pub node_threshold_ratio: f64,
 }
 
 /// `output.*`: where batches go.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct OutputConfig {
+    /// The output format.
     pub format: OutputFormat,
     /// Ingest URL; empty = write to `file` or stdout.
     pub ingest: String,
+    /// Directory for batches ingest could not take.
     pub spool_dir: PathBuf,
     /// Output file; empty = stdout.
     pub file: PathBuf,
@@ -105,25 +150,33 @@ pub struct RedisConfig {
     pub addr: String,
     /// Queue Redis; non-empty selects queue mode.
     pub queue_addr: String,
+    /// The queue's list key (`<key>` in SPEC §2.3).
     pub queue_key: String,
+    /// How long a lease on a queue item lasts; must exceed `crawling.task_timeout`.
     #[serde(serialize_with = "go_duration")]
     pub lease_timeout: Duration,
+    /// Tries before an item goes to `<key>:dead`.
     pub max_attempts: u32,
 }
 
 /// `dedup.*`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct DedupConfig {
+    /// How long a record counts as seen.
     #[serde(serialize_with = "go_duration")]
     pub ttl: Duration,
+    /// Capacity of the memory dedup, in keys.
     pub memory_max_entries: u64,
 }
 
 /// `mtls.*`: client certificate for ingest; empty paths are unset.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct MtlsConfig {
+    /// Client certificate (PEM) for ingest.
     pub cert: PathBuf,
+    /// Client key (PEM) for ingest.
     pub key: PathBuf,
+    /// CA (PEM) that replaces the default roots for ingest.
     pub ca: PathBuf,
 }
 
@@ -132,9 +185,13 @@ pub struct MtlsConfig {
 pub struct TelemetryConfig {
     /// Listen address of health, metrics and API; empty = off.
     pub metrics_addr: String,
+    /// OTLP/HTTP traces endpoint (empty = off).
     pub otel_endpoint: String,
+    /// Send OTLP without TLS.
     pub otel_insecure: bool,
+    /// OTLP service name.
     pub otel_service: String,
+    /// No finished task for this long degrades health.
     #[serde(serialize_with = "go_duration")]
     pub stall_after: Duration,
 }
@@ -142,8 +199,11 @@ pub struct TelemetryConfig {
 /// `api.*`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ApiConfig {
+    /// API requests per second.
     pub rate_limit: u32,
+    /// API token bucket depth.
     pub rate_burst: u32,
+    /// The API keys.
     pub keys: Vec<ApiKey>,
 }
 
@@ -154,6 +214,7 @@ pub struct ApiKey {
     pub key: String,
     /// Unique name, shown in logs instead of the key.
     pub name: String,
+    /// What the key may do.
     pub scope: Scope,
     /// Where the key came from (not serialized).
     #[serde(skip)]
@@ -175,8 +236,11 @@ impl fmt::Debug for ApiKey {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Scope {
+    /// Read the configuration and the stats.
     Read,
+    /// Also change the configuration, submit domains, pause and resume.
     Write,
+    /// Everything: also stop the probe, manage API keys and change `admin` keys.
     Admin,
 }
 
@@ -191,6 +255,7 @@ impl Scope {
         }
     }
 
+    /// `read`, `write` or `admin`.
     pub fn as_str(self) -> &'static str {
         match self {
             Scope::Read => "read",
@@ -226,20 +291,25 @@ impl KeySource {
 /// `logging.*`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct LoggingConfig {
+    /// The log level.
     pub level: LogLevel,
+    /// The log format.
     pub format: LogFormat,
 }
 
 /// `mongodb.*` (validated; nothing connects yet).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct MongoDbConfig {
+    /// The MongoDB connection URI (validated only).
     pub uri: String,
+    /// The database name (validated only).
     pub database: String,
 }
 
 /// `dashboard.*` (validated; no dashboard yet).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct DashboardConfig {
+    /// Dashboard history entries.
     pub history_size: u32,
 }
 
@@ -260,10 +330,14 @@ pub enum OutputFormat {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogLevel {
+    /// `debug`: debug messages and above.
     Debug,
+    /// `info`: the default.
     #[default]
     Info,
+    /// `warn`: warnings and errors.
     Warn,
+    /// `error`: errors only.
     Error,
 }
 
@@ -274,7 +348,9 @@ pub enum LogFormat {
     /// Text on a TTY, JSON otherwise.
     #[default]
     Auto,
+    /// Human-readable text.
     Text,
+    /// One JSON object per line.
     Json,
 }
 

@@ -8,9 +8,13 @@ use crate::{Edge, NodeCert, NodeDomain, NodeIp, Timestamp};
 /// The records of one or more crawls, without an envelope.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Records {
+    /// Domain nodes.
     pub nodes_domain: Vec<NodeDomain>,
+    /// Address nodes.
     pub nodes_ip: Vec<NodeIp>,
+    /// Certificate nodes.
     pub nodes_cert: Vec<NodeCert>,
+    /// Edges of all six types.
     pub edges: Vec<Edge>,
 }
 
@@ -38,17 +42,25 @@ impl Records {
 /// `batch_id` (UUIDv7) and `timestamp` (flush time) are spyder's additions.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Batch {
+    /// The probe that emitted the batch.
     pub probe_id: String,
+    /// The run the batch belongs to.
     pub run_id: String,
+    /// Domain nodes (`[]` when none, and when absent on input).
     #[serde(default)]
     pub nodes_domain: Vec<NodeDomain>,
+    /// Address nodes (`[]` when none, and when absent on input).
     #[serde(default)]
     pub nodes_ip: Vec<NodeIp>,
+    /// Certificate nodes (`[]` when none, and when absent on input).
     #[serde(default)]
     pub nodes_cert: Vec<NodeCert>,
+    /// Edges (`[]` when none, and when absent on input).
     #[serde(default)]
     pub edges: Vec<Edge>,
+    /// A UUIDv7, unique across probes.
     pub batch_id: Uuid,
+    /// When the batch was sealed (its flush time).
     pub timestamp: Timestamp,
 }
 

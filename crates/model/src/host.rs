@@ -91,20 +91,28 @@ pub enum NameKind {
 /// Why a name was rejected. The `Display` text is the reason of SPEC §3.3.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum HostError {
+    /// The name is empty or has an empty label.
     #[error("empty label")]
     EmptyLabel,
+    /// A label is over 63 octets.
     #[error("label longer than 63 characters")]
     LabelTooLong,
+    /// The name is over 253 octets.
     #[error("name longer than 253 characters")]
     NameTooLong,
+    /// A character the rules do not allow (U+FFFD for invalid UTF-8).
     #[error("invalid character '{0}'")]
     InvalidCharacter(char),
+    /// A label starts or ends with `-`.
     #[error("label starts or ends with '-'")]
     Hyphen,
+    /// An IP address, or (strict rules) a name whose TLD is all digits.
     #[error("IP address literal is not a domain")]
     IpLiteral,
+    /// UTS-46 rejected the name; the detail says why.
     #[error("invalid IDN: {0}")]
     InvalidIdn(String),
+    /// The line is over [`MAX_LINE_BYTES`].
     #[error("line too long")]
     LineTooLong,
 }

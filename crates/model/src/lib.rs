@@ -1,11 +1,25 @@
-//! spyder's graph vocabulary.
+//! spyder's graph vocabulary: the types every other crate speaks.
 //!
 //! Everything the probe emits is built from the types here: validated, normalised
 //! [`HostName`]s, the graph records ([`NodeDomain`], [`NodeIp`], [`NodeCert`], [`Edge`])
 //! with the exact JSON field names and order of the original Go SPYDER, and the
 //! [`Batch`] envelope that carries them to stdout, a file or an ingest endpoint.
-//! [`finalize`] is the acknowledgement that travels with one item's records;
-//! [`backoff`] the one retry pause every loop uses.
+//!
+//! # Layout
+//!
+//! * `host`: [`HostName`] with its [`NameKind`] rules and [`HostError`]s (SPEC §3.3),
+//!   [`apex_of`], and [`list_line`], the one rule for a line of a domains list.
+//! * `record`: the nodes and the [`Edge`] with its [`EdgeType`] (SPEC §2.1);
+//!   `batch`: [`Records`] and the [`Batch`] envelope (SPEC §2.2); `timestamp`:
+//!   [`Timestamp`], formatted as Go formats it.
+//! * [`finalize`]: the acknowledgement that travels with one item's records.
+//! * [`backoff`]: the one retry pause every loop uses.
+//! * [`resolv_conf`]: the system's DNS resolvers; [`secret`]: URL passwords hidden
+//!   in what is printed.
+//!
+//! What the private modules define is re-exported here.
+
+#![deny(missing_docs)]
 
 pub mod backoff;
 mod batch;

@@ -10,17 +10,24 @@ use crate::Timestamp;
 /// A domain node. `apex` is the registrable domain (eTLD+1), or the host itself.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct NodeDomain {
+    /// The normalised host name.
     pub host: String,
+    /// The registrable domain by the full PSL (private section included), else `host`.
     pub apex: String,
+    /// The task's observation time.
     pub first_seen: Timestamp,
+    /// The task's observation time (the same as `first_seen`).
     pub last_seen: Timestamp,
 }
 
 /// An address node. Serialises IPv4 dotted and IPv6 per RFC 5952.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct NodeIp {
+    /// The address.
     pub ip: IpAddr,
+    /// The task's observation time.
     pub first_seen: Timestamp,
+    /// The task's observation time (the same as `first_seen`).
     pub last_seen: Timestamp,
 }
 
@@ -29,9 +36,13 @@ pub struct NodeIp {
 pub struct NodeCert {
     /// Standard padded base64 of SHA-256 over the DER SubjectPublicKeyInfo.
     pub spki_sha256: String,
+    /// The subject's common name, `""` if absent.
     pub subject_cn: String,
+    /// The issuer's common name, `""` if absent.
     pub issuer_cn: String,
+    /// Start of the validity period.
     pub not_before: Timestamp,
+    /// End of the validity period.
     pub not_after: Timestamp,
     /// DNS-name SANs: lower-case, de-duplicated, in certificate order.
     #[serde(default)]
@@ -39,8 +50,10 @@ pub struct NodeCert {
     /// Lower-case hex SHA-256 of the leaf DER.
     #[serde(default)]
     pub fingerprint_sha256: String,
+    /// Whether the chain, name and time verified against the configured roots.
     #[serde(default)]
     pub verified: bool,
+    /// Why verification failed (the first fault the verifier reports); `None` when verified.
     #[serde(default)]
     pub verify_error: Option<VerifyError>,
 }
@@ -49,13 +62,19 @@ pub struct NodeCert {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum VerifyError {
+    /// The certificate's validity period has ended.
     Expired,
+    /// The certificate's validity period has not begun.
     NotYetValid,
-    /// Also covers self-signed certificates.
+    /// No chain to a trusted root. Also covers self-signed certificates.
     UnknownIssuer,
+    /// The certificate is not valid for the host name.
     NameMismatch,
+    /// A signature in the chain does not verify.
     BadSignature,
+    /// The certificate may not be used for TLS server authentication.
     InvalidPurpose,
+    /// Any other verification failure.
     Other,
 }
 
@@ -131,12 +150,18 @@ impl fmt::Display for EdgeType {
 /// A directed, typed edge observed by one probe in one run.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Edge {
+    /// The edge type, serialised as `type`.
     #[serde(rename = "type")]
     pub kind: EdgeType,
+    /// The domain the edge starts at.
     pub source: String,
+    /// A domain, an address, or a certificate's `spki_sha256`, by `kind`.
     pub target: String,
+    /// The task's observation time.
     pub observed_at: Timestamp,
+    /// The probe that observed the edge.
     pub probe_id: String,
+    /// The run the edge was observed in.
     pub run_id: String,
 }
 

@@ -19,7 +19,12 @@ const READ_BUFFER_BYTES: usize = 32 * 1024;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum InputLine {
     /// A valid, normalised host name found on line `line` (1-based).
-    Host { line: u64, host: HostName },
+    Host {
+        /// 1-based line number.
+        line: u64,
+        /// The normalised host.
+        host: HostName,
+    },
     /// A line that is not a valid host. Its `Display` is the log message of SPEC §3.3:
     /// `<file>:<line>: invalid host "<value>": <reason>`.
     Invalid {

@@ -13,9 +13,13 @@ use spyder_model::{HostError, HostName};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct QueueItem {
     raw: String,
+    /// The item's host, normalised per SPEC §3.3.
     pub host: HostName,
+    /// Unix seconds of the first enqueue (0 when the item has no `ts`).
     pub ts: i64,
+    /// How many times the item was requeued, from 0.
     pub attempt: u32,
+    /// Our producers' 16-hex id; `None` for items without one (the Go seed tool's).
     pub id: Option<String>,
     /// `"via":"discovery"`: queued by a probe's sink (continuous mode). Such an item is
     /// skipped when its host's crawl is already marked done; items from `seed` or the
@@ -26,10 +30,17 @@ pub struct QueueItem {
 /// Why a raw item cannot be crawled (it goes to `<key>:dead`).
 #[derive(Debug, thiserror::Error)]
 pub enum ItemError {
+    /// The raw text does not decode: not JSON, no string `host`, or a field of the wrong type.
     #[error("not a queue item: {0}")]
     Json(#[from] serde_json::Error),
+    /// The item's `host` is not a valid host name.
     #[error("invalid host {host:?}: {error}")]
-    Host { host: String, error: HostError },
+    Host {
+        /// The `host` as the item holds it.
+        host: String,
+        /// Why it was rejected: one of the reasons of SPEC §3.3.
+        error: HostError,
+    },
 }
 
 #[derive(Deserialize)]

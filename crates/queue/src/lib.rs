@@ -12,6 +12,22 @@
 //! [`Hold`] (the task may still add work) and a
 //! [`Finalizer`](spyder_model::finalize::Finalizer) that rides with the host's
 //! records and acks the item once they are safe.
+//!
+//! # Layout
+//!
+//! * `input`: [`InputReader`] and the [`InputLine`]s and [`InputProgress`] it reports.
+//! * `memory`: [`MemoryQueue`], its [`Lease`]s, [`Source`]s and [`QueueDepth`], and
+//!   why a push is refused ([`PushError`], [`Closed`]).
+//! * `item`: [`QueueItem`] and its [`ItemError`]; `redis`: [`RedisQueue`] with its
+//!   [`RedisQueueConfig`], [`RedisLease`]s, [`RedisDepth`] and [`QueueError`].
+//! * `work`: the [`WorkQueue`] trait over both, with [`Leased`], [`Hold`], [`Origin`],
+//!   [`QueueLengths`] and [`SubmitError`].
+//! * [`connection`]: the one Redis connection setup (deadline, reconnect policy,
+//!   chunked `LPUSH` with retry) that the queue, the sinks, `seed` and the bulk API share.
+//!
+//! The private modules' items are re-exported here.
+
+#![deny(missing_docs)]
 
 pub mod connection;
 mod input;

@@ -120,8 +120,11 @@ pub enum QueueError {
 /// Lengths of the queue's lists.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RedisDepth {
+    /// Items waiting in `<key>`.
     pub pending: u64,
+    /// Items leased, in `<key>:processing`.
     pub processing: u64,
+    /// Items given up on, in `<key>:dead`.
     pub dead: u64,
 }
 

@@ -246,8 +246,11 @@ impl PendingMarks {
 /// A crawl's discoveries on their way to a sink.
 #[derive(Debug)]
 pub struct Discoveries<'a> {
+    /// The sink that filters and queues them.
     pub sink: &'a dyn DiscoverySink,
+    /// The crawl's discovery candidates, unfiltered.
     pub candidates: Vec<HostName>,
+    /// The sink settings in force for this crawl.
     pub settings: &'a SinkSettings,
 }
 

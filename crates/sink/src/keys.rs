@@ -22,8 +22,11 @@ pub enum DedupKey<'a> {
     Cert(&'a str),
     /// `edge|<source>|<TYPE>|<target>`: an edge.
     Edge {
+        /// The edge's source domain.
         source: &'a str,
+        /// The edge type, written as its wire name.
         kind: EdgeType,
+        /// The edge's target.
         target: &'a str,
     },
     /// `queued|<host>`: a host already queued or crawled (SPEC §3.10).

@@ -3,10 +3,28 @@
 //! [`settle_crawl`] is steps 11–12 of SPEC §1: it drops every record of one crawl
 //! that was already seen in this run (or within the dedup TTL) and hands the new
 //! discoveries to a sink, in one [`Dedup`] call per domain; the records' marks wait
-//! until the caller knows the records are safe. [`MemoryDedup`] is the in-process backend (two bounded generations of
-//! hashed [`keys`]); the Redis backend implements the same trait. Discovery sinks
-//! ([`DiscoverySink`]) take a crawl's candidates in continuous mode: [`ChannelSink`]
-//! filters them (SPEC §3.10) and queues the new ones behind the file input.
+//! until the caller knows the records are safe. [`MemoryDedup`] is the in-process
+//! backend (two bounded generations of hashed [`keys`]); [`RedisDedup`] the shared
+//! one (SPEC §3.9). Discovery sinks ([`DiscoverySink`]) take a crawl's candidates in
+//! continuous mode: [`ChannelSink`] filters them (SPEC §3.10) and queues the new ones
+//! behind the file input; [`RedisSink`] pushes them to the shared Redis queue.
+//!
+//! # Layout
+//!
+//! * `dedup`: the [`Dedup`] trait and the calls made on it once per domain:
+//!   [`claim_lease`] before a crawl, [`settle_crawl`] (or [`dedup_records`]) after
+//!   it, with [`Discoveries`], [`Settled`] and [`PendingMarks`]; [`crawl_keys`] and
+//!   [`mark_crawled`].
+//! * [`keys`]: [`DedupKey`], the key strings of SPEC §3.9, and their [`KeyDigest`].
+//! * `memory`: [`MemoryDedup`].
+//! * `channel`: the [`DiscoverySink`] trait with its [`SinkSettings`], [`Admission`]
+//!   and [`SinkResult`], and [`ChannelSink`].
+//! * `redis`: [`RedisDedup`], [`RedisSink`] and [`warn_without_shared_dedup`], over
+//!   the queue crate's Redis connection ([`RedisError`] is its error).
+//!
+//! The private modules' items are re-exported here.
+
+#![deny(missing_docs)]
 
 mod channel;
 mod dedup;
