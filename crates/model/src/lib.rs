@@ -5,12 +5,14 @@
 //! with the exact JSON field names and order of the original Go SPYDER, and the
 //! [`Batch`] envelope that carries them to stdout, a file or an ingest endpoint.
 //! [`finalize`] is the acknowledgement that travels with one item's records;
-//! [`backoff`] the one retry pause every loop uses.
+//! [`backoff`] the one retry pause every loop uses; [`rate`] the one token bucket
+//! every rate limit uses.
 
 pub mod backoff;
 mod batch;
 pub mod finalize;
 mod host;
+pub mod rate;
 mod record;
 pub mod resolv_conf;
 pub mod secret;
