@@ -3,70 +3,53 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
+use spyder_model::rate::{Quota, TokenBucket};
+
 /// A token bucket shared by every API request: `rate` tokens per second, at most
 /// `burst` stored; starts full. Cheap to clone; all clones share the bucket.
 /// `api.rate_limit` and `api.rate_burst` are Tier 1, so [`set`](Self::set) applies
 /// a change at once.
 #[derive(Clone, Debug)]
 pub struct RateLimiter {
-    bucket: Arc<Mutex<Bucket>>,
+    bucket: Arc<Mutex<Limit>>,
 }
 
+/// The quota in force and the bucket it applies to.
 #[derive(Debug)]
-struct Bucket {
-    rate_per_sec: f64,
-    burst: f64,
-    tokens: f64,
-    refilled_at: Instant,
-}
-
-impl Bucket {
-    fn refill(&mut self, now: Instant) {
-        let elapsed = now
-            .saturating_duration_since(self.refilled_at)
-            .as_secs_f64();
-        self.tokens = (self.tokens + elapsed * self.rate_per_sec).min(self.burst);
-        self.refilled_at = now;
-    }
+struct Limit {
+    quota: Quota,
+    bucket: TokenBucket,
 }
 
 impl RateLimiter {
-    /// A full bucket of `burst` tokens refilled at `rate_per_sec` (both clamped to
-    /// sensible minimums: rate > 0, burst ≥ 1).
+    /// A full bucket of `burst` tokens refilled at `rate_per_sec` (burst 0 counts
+    /// as 1; a rate that is not a positive finite number, or slower than one token
+    /// a day, counts as one token a day).
     pub fn new(rate_per_sec: f64, burst: u32) -> Self {
-        let burst = f64::from(burst.max(1));
         Self {
-            bucket: Arc::new(Mutex::new(Bucket {
-                rate_per_sec: sanitize_rate(rate_per_sec),
-                burst,
-                tokens: burst,
-                refilled_at: Instant::now(),
+            bucket: Arc::new(Mutex::new(Limit {
+                quota: quota(rate_per_sec, burst),
+                bucket: TokenBucket::full(Instant::now()),
             })),
         }
     }
 
     /// Changes rate and burst now; tokens already stored are kept up to the new burst.
     pub fn set(&self, rate_per_sec: f64, burst: u32) {
-        let mut bucket = self.lock();
-        bucket.refill(Instant::now());
-        bucket.rate_per_sec = sanitize_rate(rate_per_sec);
-        bucket.burst = f64::from(burst.max(1));
-        bucket.tokens = bucket.tokens.min(bucket.burst);
+        let mut limit = self.lock();
+        let new = quota(rate_per_sec, burst);
+        let old = std::mem::replace(&mut limit.quota, new);
+        limit.bucket.rebase(old, new, Instant::now());
     }
 
     /// Takes one token; false when the bucket is empty (answer `429`).
     pub fn try_acquire(&self) -> bool {
-        let mut bucket = self.lock();
-        bucket.refill(Instant::now());
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
+        let mut limit = self.lock();
+        let quota = limit.quota;
+        limit.bucket.try_take(quota, Instant::now())
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Bucket> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Limit> {
         self.bucket.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -78,12 +61,10 @@ impl Default for RateLimiter {
     }
 }
 
-fn sanitize_rate(rate: f64) -> f64 {
-    if rate.is_finite() && rate > 0.0 {
-        rate
-    } else {
-        f64::MIN_POSITIVE
-    }
+/// The API's quota: an invalid rate blocks after the burst (one token a day) rather
+/// than lifting the limit, unlike the probe's pacing.
+fn quota(rate_per_sec: f64, burst: u32) -> Quota {
+    Quota::new(rate_per_sec, burst).unwrap_or_else(|| Quota::slowest(burst))
 }
 
 #[cfg(test)]

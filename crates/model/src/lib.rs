@@ -13,7 +13,8 @@
 //!   `batch`: [`Records`] and the [`Batch`] envelope (SPEC §2.2); `timestamp`:
 //!   [`Timestamp`], formatted as Go formats it.
 //! * [`finalize`]: the acknowledgement that travels with one item's records.
-//! * [`backoff`]: the one retry pause every loop uses.
+//! * [`backoff`]: the one retry pause every loop uses; [`rate`]: the one token
+//!   bucket every rate limit uses.
 //! * [`resolv_conf`]: the system's DNS resolvers; [`secret`]: URL passwords hidden
 //!   in what is printed.
 //!
@@ -25,6 +26,7 @@ pub mod backoff;
 mod batch;
 pub mod finalize;
 mod host;
+pub mod rate;
 mod record;
 pub mod resolv_conf;
 pub mod secret;

@@ -4,7 +4,8 @@
 //! [`HostLimiter`] keeps one bucket per host in a bounded LRU map. A caller
 //! reserves the next token time under a short lock and then sleeps outside it,
 //! so concurrent callers for one host are spaced exactly `1 / rate` apart once
-//! the burst is spent (GCRA, the "generic cell rate algorithm").
+//! the burst is spent (GCRA, the "generic cell rate algorithm", in
+//! [`spyder_model::rate::TokenBucket`]).
 //!
 //! [`AddressLimiter`] caps the connections open at once to one IP address
 //! (`crawling.max_conns_per_ip`): a connection takes an [`AddressSlot`] before its
@@ -15,26 +16,15 @@ use std::fmt;
 use std::net::IpAddr;
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 
 use lru::LruCache;
+use spyder_model::rate::{Quota, TokenBucket};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-/// Longest spacing between two tokens; slower rates are clamped to this.
-const MAX_INTERVAL: Duration = Duration::from_secs(24 * 60 * 60);
-
 /// Per-host request pacing shared by every worker of one probe.
 pub struct HostLimiter {
-    buckets: Mutex<LruCache<String, Bucket>>,
-}
-
-/// GCRA state of one host.
-#[derive(Debug, Clone, Copy)]
-struct Bucket {
-    /// Theoretical arrival time: when the bucket will be full again, minus one
-    /// interval per token still available.
-    tat: Instant,
+    buckets: Mutex<LruCache<String, TokenBucket>>,
 }
 
 impl fmt::Debug for HostLimiter {
@@ -74,25 +64,11 @@ impl HostLimiter {
     /// Reserves the next token for `host` as of `now`; `Some(t)` when the caller
     /// must wait until `t`.
     fn reserve(&self, host: &str, rate_per_sec: f64, burst: u32, now: Instant) -> Option<Instant> {
-        if !(rate_per_sec.is_finite() && rate_per_sec > 0.0) {
-            return None;
-        }
-        let interval = Duration::try_from_secs_f64(rate_per_sec.recip())
-            .unwrap_or(MAX_INTERVAL)
-            .min(MAX_INTERVAL);
-        // Up to `burst - 1` further tokens may be taken ahead of the schedule.
-        let tolerance = interval.saturating_mul(burst.max(1) - 1);
-
+        let quota = Quota::new(rate_per_sec, burst)?;
+        let now = now.into_std();
         let mut buckets = self.lock();
-        let bucket = buckets.get_or_insert_mut_ref(host, || Bucket { tat: now });
-        // The earliest time this request conforms.
-        let start = bucket
-            .tat
-            .checked_sub(tolerance)
-            .map_or(now, |earliest| earliest.max(now));
-        let base = bucket.tat.max(start);
-        bucket.tat = base.checked_add(interval).unwrap_or(base);
-        (start > now).then_some(start)
+        let bucket = buckets.get_or_insert_mut_ref(host, || TokenBucket::full(now));
+        bucket.reserve(quota, now).map(Instant::from_std)
     }
 
     #[cfg(test)]
@@ -107,7 +83,7 @@ impl HostLimiter {
         self.len() == 0
     }
 
-    fn lock(&self) -> MutexGuard<'_, LruCache<String, Bucket>> {
+    fn lock(&self) -> MutexGuard<'_, LruCache<String, TokenBucket>> {
         // A bucket is a single timestamp; a panicking holder cannot corrupt it.
         self.buckets
             .lock()
@@ -327,6 +303,9 @@ impl AddressTable {
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
+    use std::time::Duration;
+
+    use spyder_model::rate::MAX_INTERVAL;
 
     use super::*;
 
