@@ -114,10 +114,10 @@ pub enum FlagError {
         /// The value given.
         value: String,
     },
+    /// A positional argument (neither binary takes any); holds it.
     #[error(
         "stray argument {0:?}: flags take -name=value or -name value, and booleans -name or -name=false"
     )]
-    /// A positional argument (neither binary takes any); holds it.
     StrayArgument(String),
     /// A flag's value is not valid UTF-8; holds the flag's name.
     #[error("invalid value for -{0}: not valid UTF-8")]
