@@ -1,11 +1,11 @@
 //! The run loop: input -> queue -> probe -> dedup -> emitter/sink, and the shutdown of
 //! SPEC §3.14.
 //!
-//! [`wiring`] builds the components from the configuration (the one place that maps
-//! config keys to library settings); [`input`] streams the domains file into the
-//! memory queue; [`pool`] is the worker pool that takes leases from the
-//! [`WorkQueue`] and runs [`task`] on each; [`reload`] applies live changes (API,
-//! SIGHUP); [`ops`] serves health, metrics and the API; [`shutdown`] is SPEC §3.14 as
+//! `wiring` builds the components from the configuration (the one place that maps
+//! config keys to library settings); `input` streams the domains file into the
+//! memory queue; `pool` is the worker pool that takes leases from the
+//! `WorkQueue` and runs `task` on each; `reload` applies live changes (API,
+//! SIGHUP); `ops` serves health, metrics and the API; `shutdown` is SPEC §3.14 as
 //! one sequence under one deadline.
 //!
 //! One item's path: a [`Leased`](spyder_queue::Leased) host splits into a hold and a
