@@ -557,8 +557,28 @@ impl SiteSpec {
         let mut edge = |kind: EdgeType, s: &str, t: &str| {
             edges.insert((kind, s.to_owned(), t.to_owned()));
         };
+        self.add_dns(zone, &mut edge);
+        let tls = self.tls_mode(ca, &mut edge);
+        let robots = self.robots_reply();
+        let (routes, outcome, metrics) = self.expect_web(plan, &mut edge);
+        // Links and redirects to the host's own apex are internal.
+        edges.retain(|(kind, s, t)| {
+            *kind != EdgeType::LinksTo || (s == h && apex_of(t) != apex_of(h))
+        });
+        let site = self.named_site(tls, robots, routes);
+        let exp = ExpectedSite {
+            host: h.clone(),
+            outcome,
+            edges,
+            metrics,
+        };
+        (site, exp)
+    }
 
-        // DNS: the apex owns NS and MX; the crawled host may alias through a chain.
+    /// DNS: the apex owns NS and MX; the crawled host may alias through a chain.
+    /// Adds the records to `zone` and the DNS edges to `edge`.
+    fn add_dns(&self, zone: &mut Zone, edge: &mut impl FnMut(EdgeType, &str, &str)) {
+        let h = &self.host;
         for ns in &self.name_servers {
             zone.ns(&self.apex, ns);
         }
@@ -602,10 +622,13 @@ impl SiteSpec {
                 }
             }
         }
+    }
 
-        // TLS.
+    /// What the HTTPS port serves, issuing a certificate (and its edge) when it has one.
+    fn tls_mode(&self, ca: &TestCa, edge: &mut impl FnMut(EdgeType, &str, &str)) -> TlsMode {
+        let h = &self.host;
         let names = [h.as_str(), self.apex.as_str()];
-        let tls = match self.tls {
+        match self.tls {
             Tls::None | Tls::Filtered => TlsMode::Off,
             Tls::BlackHole => TlsMode::Hang,
             kind => {
@@ -618,10 +641,12 @@ impl SiteSpec {
                 edge(EdgeType::UsesCert, h, &issued.spki_sha256);
                 TlsMode::Rustls(issued.server_config())
             }
-        };
+        }
+    }
 
-        // robots.txt, then the page (or redirect) behind it.
-        let robots = match self.robots {
+    /// The robots.txt reply.
+    fn robots_reply(&self) -> Reply {
+        match self.robots {
             Robots::Allow => Reply::Text {
                 content_type: "text/plain".into(),
                 body: "User-agent: *\nDisallow: /private/\n".into(),
@@ -632,13 +657,17 @@ impl SiteSpec {
                 body: "User-agent: *\nAllow: /\n\nUser-agent: spyderprobe\nDisallow: /\n".into(),
             },
             Robots::Unavailable => Reply::Status(503),
-        };
+        }
+    }
+
+    /// The page (or redirect) behind robots.txt: the routes served, the outcome and
+    /// metrics a correct crawl reports, and the link edges it emits.
+    fn expect_web(
+        &self,
+        plan: &Plan,
+        edge: &mut impl FnMut(EdgeType, &str, &str),
+    ) -> (Vec<(String, Reply)>, &'static str, ExpectedMetrics) {
         let blocked = matches!(self.robots, Robots::DisallowUs | Robots::Unavailable);
-        let scheme = if self.tls == Tls::None {
-            "http"
-        } else {
-            "https"
-        };
         let page = self.page();
         let mut routes = Vec::new();
         let outcome;
@@ -666,53 +695,82 @@ impl SiteSpec {
                 Redirect::None => 1,
                 Redirect::SameApex | Redirect::CrossApex(_) => 2,
             };
-            match self.redirect {
-                Redirect::None => {
-                    routes.push(("/".to_owned(), Reply::Html(page)));
-                    self.expect_page_links(self, &mut edge);
+            self.root_routes(plan, page, &mut metrics, &mut routes, edge);
+        }
+        (routes, outcome, metrics)
+    }
+
+    /// The routes of a crawl that reads the root page: the page itself, or a redirect
+    /// to it on the same apex or to another site. Counts the extra handshake a
+    /// redirect to a new https origin costs in `metrics`.
+    fn root_routes(
+        &self,
+        plan: &Plan,
+        page: String,
+        metrics: &mut ExpectedMetrics,
+        routes: &mut Vec<(String, Reply)>,
+        edge: &mut impl FnMut(EdgeType, &str, &str),
+    ) {
+        let h = &self.host;
+        let scheme = if self.tls == Tls::None {
+            "http"
+        } else {
+            "https"
+        };
+        match self.redirect {
+            Redirect::None => {
+                routes.push(("/".to_owned(), Reply::Html(page)));
+                self.expect_page_links(self, edge);
+            }
+            Redirect::SameApex => {
+                // A new origin (and TLS session) unless the host already is www.
+                if scheme == "https" && *h != format!("www.{}", self.apex) {
+                    metrics.tls_handshakes += 1;
                 }
-                Redirect::SameApex => {
-                    // A new origin (and TLS session) unless the host already is www.
-                    if scheme == "https" && *h != format!("www.{}", self.apex) {
-                        metrics.tls_handshakes += 1;
-                    }
-                    routes.push((
-                        "/".to_owned(),
-                        Reply::Redirect {
-                            status: 301,
-                            location: format!("{scheme}://www.{}/home", self.apex),
-                        },
-                    ));
-                    routes.push(("/home".to_owned(), Reply::Html(page)));
-                    self.expect_page_links(self, &mut edge);
+                routes.push((
+                    "/".to_owned(),
+                    Reply::Redirect {
+                        status: 301,
+                        location: format!("{scheme}://www.{}/home", self.apex),
+                    },
+                ));
+                routes.push(("/home".to_owned(), Reply::Html(page)));
+                self.expect_page_links(self, edge);
+            }
+            Redirect::CrossApex(target) => {
+                let other = &plan.sites[target];
+                let other_scheme = if other.tls == Tls::None {
+                    "http"
+                } else {
+                    "https"
+                };
+                if other_scheme == "https" {
+                    metrics.tls_handshakes += 1;
                 }
-                Redirect::CrossApex(target) => {
-                    let other = &plan.sites[target];
-                    let other_scheme = if other.tls == Tls::None {
-                        "http"
-                    } else {
-                        "https"
-                    };
-                    if other_scheme == "https" {
-                        metrics.tls_handshakes += 1;
-                    }
-                    routes.push((
-                        "/".to_owned(),
-                        Reply::Redirect {
-                            status: 302,
-                            location: format!("{other_scheme}://{}/", other.host),
-                        },
-                    ));
-                    edge(EdgeType::LinksTo, h, &other.host);
-                    // Followed to the other site's page, whose links count for us.
-                    self.expect_page_links(other, &mut edge);
-                }
+                routes.push((
+                    "/".to_owned(),
+                    Reply::Redirect {
+                        status: 302,
+                        location: format!("{other_scheme}://{}/", other.host),
+                    },
+                ));
+                edge(EdgeType::LinksTo, h, &other.host);
+                // Followed to the other site's page, whose links count for us.
+                self.expect_page_links(other, edge);
             }
         }
-        // Links and redirects to the host's own apex are internal.
-        edges.retain(|(kind, s, t)| {
-            *kind != EdgeType::LinksTo || (s == h && apex_of(t) != apex_of(h))
-        });
+    }
+
+    /// The served site with the names a client may send as SNI or Host: the host, its
+    /// apex and the apex's www (a same-apex redirect's target), once each. None for a
+    /// filtered address.
+    fn named_site(
+        &self,
+        tls: TlsMode,
+        robots: Reply,
+        routes: Vec<(String, Reply)>,
+    ) -> Option<NamedSite> {
+        let h = &self.host;
         let site = Site {
             ip: self.ip,
             tls,
@@ -720,22 +778,13 @@ impl SiteSpec {
             robots,
             routes,
         };
-        // The names a client may send as SNI or Host: the host, its apex and the
-        // apex's www (a same-apex redirect's target), once each.
         let mut names = vec![h.clone()];
         for name in [self.apex.clone(), format!("www.{}", self.apex)] {
             if !names.contains(&name) {
                 names.push(name);
             }
         }
-        let site = (self.tls != Tls::Filtered).then_some(NamedSite { names, site });
-        let exp = ExpectedSite {
-            host: h.clone(),
-            outcome,
-            edges,
-            metrics,
-        };
-        (site, exp)
+        (self.tls != Tls::Filtered).then_some(NamedSite { names, site })
     }
 
     /// LINKS_TO from this host for every link on `page_owner`'s page (internal ones
