@@ -324,22 +324,7 @@ async fn run_live(
         .filter(|l| !l.trim().is_empty())
         .count();
     let metrics_port = free_port()?;
-    let mut args = vec!["-domains=-".to_owned()];
-    args.extend(probe_flags(
-        hello.dns,
-        hello.https_port,
-        hello.http_port,
-        &dir.join(ROOTS_FILE),
-    ));
-    args.extend([
-        format!("-concurrency={concurrency}"),
-        format!("-output={}", dir.join(output_file(concurrency)).display()),
-        "-output_format=jsonl".to_owned(),
-        "-progress=false".to_owned(),
-        format!("-metrics_addr=127.0.0.1:{metrics_port}"),
-        "-set=logging.level=warn".to_owned(),
-    ]);
-    args.extend(spyder_flags.iter().cloned());
+    let args = live_args(hello, dir, concurrency, metrics_port, spyder_flags);
     let log_path = dir.join(format!("sweep-{concurrency}.log"));
     let log =
         std::fs::File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
@@ -364,37 +349,14 @@ async fn run_live(
         (stdin, result)
     });
 
-    let metrics = std::net::SocketAddr::from(([127, 0, 0, 1], metrics_port));
-    let mut progress = Vec::new();
-    let mut peak_rss = 0_u64;
-    let deadline = started + limit;
-    let (done_s, scrape) = loop {
-        if let Ok(kib) = peak_rss_kib(pid) {
-            peak_rss = peak_rss.max(kib);
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            return Err(format!(
-                "spyder exited ({status}) before every domain was done; its log: {}",
-                log_path.display()
-            ));
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill().await;
-            return Err(format!(
-                "not every domain done within {limit:?}; log: {}",
-                log_path.display()
-            ));
-        }
-        if let Ok(scrape) = scrape(metrics).await {
-            let done = scrape.sum("spyder_tasks_total", &[]) as u64;
-            let t = started.elapsed().as_secs_f64();
-            progress.push((t, done));
-            if done >= domains as u64 {
-                break (t, scrape);
-            }
-        }
-        tokio::time::sleep(SCRAPE_EVERY).await;
+    let watch = Watch {
+        metrics_port,
+        started,
+        limit,
+        domains,
+        log_path: &log_path,
     };
+    let (done_s, scrape, progress, peak_rss) = watch.until_done(&mut child, pid).await?;
     let (stdin, written) = feeder
         .await
         .map_err(|e| format!("the stdin feeder failed: {e}"))?;
@@ -416,24 +378,8 @@ async fn run_live(
             0.0
         }
     };
-    let outcomes: BTreeMap<String, u64> = scrape
-        .by_label("spyder_task_outcomes_total", "outcome")
-        .into_iter()
-        .map(|(k, v)| (k, v as u64))
-        .collect();
-    let mut timeouts = BTreeMap::new();
-    timeouts.insert(
-        "dns".to_owned(),
-        outcomes.get("dns_error").copied().unwrap_or(0),
-    );
-    timeouts.insert(
-        "tls".to_owned(),
-        scrape.sum("spyder_tls_errors_total", &[("reason", "timeout")]) as u64,
-    );
-    timeouts.insert(
-        "task".to_owned(),
-        outcomes.get("timeout").copied().unwrap_or(0),
-    );
+    let outcomes = task_outcomes(&scrape);
+    let timeouts = timeouts(&scrape, &outcomes);
     Ok(LiveRun {
         concurrency,
         network: String::new(),
@@ -461,6 +407,114 @@ async fn run_live(
         world_accept_errors: 0,
         world_dns_queries: 0,
     })
+}
+
+/// The probe's arguments for one live run: the world's DNS, ports and roots, the
+/// concurrency, JSONL output, metrics on `metrics_port`, then `spyder_flags`.
+fn live_args(
+    hello: &Hello,
+    dir: &Path,
+    concurrency: usize,
+    metrics_port: u16,
+    spyder_flags: &[String],
+) -> Vec<String> {
+    let mut args = vec!["-domains=-".to_owned()];
+    args.extend(probe_flags(
+        hello.dns,
+        hello.https_port,
+        hello.http_port,
+        &dir.join(ROOTS_FILE),
+    ));
+    args.extend([
+        format!("-concurrency={concurrency}"),
+        format!("-output={}", dir.join(output_file(concurrency)).display()),
+        "-output_format=jsonl".to_owned(),
+        "-progress=false".to_owned(),
+        format!("-metrics_addr=127.0.0.1:{metrics_port}"),
+        "-set=logging.level=warn".to_owned(),
+    ]);
+    args.extend(spyder_flags.iter().cloned());
+    args
+}
+
+/// How a live run is watched until every domain is done.
+struct Watch<'a> {
+    metrics_port: u16,
+    started: Instant,
+    limit: Duration,
+    domains: usize,
+    log_path: &'a Path,
+}
+
+/// What watching a live run saw: when every domain was done, the last scrape, the
+/// progress curve and the peak RSS in KiB.
+type Watched = (f64, Scrape, Vec<(f64, u64)>, u64);
+
+impl Watch<'_> {
+    /// Scrapes the probe every [`SCRAPE_EVERY`] until it reports every domain done,
+    /// tracking its peak RSS; fails if it exits first or runs past the limit.
+    async fn until_done(&self, child: &mut tokio::process::Child, pid: u32) -> Result<Watched> {
+        let metrics = std::net::SocketAddr::from(([127, 0, 0, 1], self.metrics_port));
+        let mut progress = Vec::new();
+        let mut peak_rss = 0_u64;
+        let deadline = self.started + self.limit;
+        loop {
+            if let Ok(kib) = peak_rss_kib(pid) {
+                peak_rss = peak_rss.max(kib);
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(format!(
+                    "spyder exited ({status}) before every domain was done; its log: {}",
+                    self.log_path.display()
+                ));
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill().await;
+                return Err(format!(
+                    "not every domain done within {:?}; log: {}",
+                    self.limit,
+                    self.log_path.display()
+                ));
+            }
+            if let Ok(scrape) = scrape(metrics).await {
+                let done = scrape.sum("spyder_tasks_total", &[]) as u64;
+                let t = self.started.elapsed().as_secs_f64();
+                progress.push((t, done));
+                if done >= self.domains as u64 {
+                    return Ok((t, scrape, progress, peak_rss));
+                }
+            }
+            tokio::time::sleep(SCRAPE_EVERY).await;
+        }
+    }
+}
+
+/// Finished tasks by outcome label.
+fn task_outcomes(scrape: &Scrape) -> BTreeMap<String, u64> {
+    scrape
+        .by_label("spyder_task_outcomes_total", "outcome")
+        .into_iter()
+        .map(|(k, v)| (k, v as u64))
+        .collect()
+}
+
+/// Timeouts by phase: DNS errors and task timeouts from the outcomes, TLS timeouts
+/// from the TLS error counter.
+fn timeouts(scrape: &Scrape, outcomes: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
+    let mut timeouts = BTreeMap::new();
+    timeouts.insert(
+        "dns".to_owned(),
+        outcomes.get("dns_error").copied().unwrap_or(0),
+    );
+    timeouts.insert(
+        "tls".to_owned(),
+        scrape.sum("spyder_tls_errors_total", &[("reason", "timeout")]) as u64,
+    );
+    timeouts.insert(
+        "task".to_owned(),
+        outcomes.get("timeout").copied().unwrap_or(0),
+    );
+    timeouts
 }
 
 /// Time a DNS query waited for a slot (socket, ID, `max_inflight`).

@@ -443,23 +443,7 @@ fn serve(options: ServeOptions) -> Result<()> {
     let own_listeners = listeners.div_ceil(parts as u64);
     let fd_limit = raise_fd_limit(own_listeners + FD_MARGIN);
     let runtime = tokio::runtime::Runtime::new().map_err(|e| format!("tokio runtime: {e}"))?;
-    let (part, ca, ports) = match &options.part {
-        Some(child) => {
-            let text = std::fs::read_to_string(&child.ca)
-                .map_err(|e| format!("cannot read {}: {e}", child.ca.display()))?;
-            let ca =
-                TestCa::from_export(&text).map_err(|e| format!("{}: {e}", child.ca.display()))?;
-            (child.part, ca, Some(child.ports))
-        }
-        None => (
-            Part {
-                index: 0,
-                count: parts,
-            },
-            TestCa::new(),
-            None,
-        ),
-    };
+    let (part, ca, ports) = own_part(options.part.as_ref(), parts)?;
     eprintln!(
         "xtask world-serve: generating a world of {} sites (seed {:#x}, conditions {:?}){}",
         options.sites,
@@ -530,21 +514,7 @@ fn serve(options: ServeOptions) -> Result<()> {
         );
     }
     answer(&hello)?;
-    // The runtime's workers serve the world; this thread only reads commands.
-    for line in std::io::stdin().lock().lines() {
-        let line = line.map_err(|e| format!("stdin: {e}"))?;
-        match line.trim() {
-            "stats" => {
-                let mut total = stats(&world)?;
-                for other in &mut others {
-                    total.add_part(&runtime.block_on(other.stats())?);
-                }
-                answer(&total)?;
-            }
-            "" => {}
-            other => answer(&serde_json::json!({ "error": format!("unknown command {other:?}") }))?,
-        }
-    }
+    read_commands(&runtime, &world, &mut others)?;
     for other in others {
         if let Err(e) = runtime.block_on(other.stop()) {
             eprintln!("xtask world-serve: {e}");
@@ -555,6 +525,57 @@ fn serve(options: ServeOptions) -> Result<()> {
         drop(world);
     }
     runtime.shutdown_timeout(Duration::from_secs(1));
+    Ok(())
+}
+
+/// What [`own_part`] returns.
+type OwnPart = (Part, TestCa, Option<(u16, u16)>);
+
+/// The part this process serves, the CA it signs with and the ports it must serve
+/// on: a child's from its arguments and the first part's exported CA, else the first
+/// of `parts` with a fresh CA on ports of its choosing.
+fn own_part(child: Option<&ChildPart>, parts: usize) -> Result<OwnPart> {
+    Ok(match child {
+        Some(child) => {
+            let text = std::fs::read_to_string(&child.ca)
+                .map_err(|e| format!("cannot read {}: {e}", child.ca.display()))?;
+            let ca =
+                TestCa::from_export(&text).map_err(|e| format!("{}: {e}", child.ca.display()))?;
+            (child.part, ca, Some(child.ports))
+        }
+        None => (
+            Part {
+                index: 0,
+                count: parts,
+            },
+            TestCa::new(),
+            None,
+        ),
+    })
+}
+
+/// Answers commands on stdin until it closes: `stats` sums this part's and the other
+/// parts' counters; blank lines are ignored.
+fn read_commands(
+    runtime: &tokio::runtime::Runtime,
+    world: &World,
+    others: &mut [WorldProcess],
+) -> Result<()> {
+    // The runtime's workers serve the world; this thread only reads commands.
+    for line in std::io::stdin().lock().lines() {
+        let line = line.map_err(|e| format!("stdin: {e}"))?;
+        match line.trim() {
+            "stats" => {
+                let mut total = stats(world)?;
+                for other in others.iter_mut() {
+                    total.add_part(&runtime.block_on(other.stats())?);
+                }
+                answer(&total)?;
+            }
+            "" => {}
+            other => answer(&serde_json::json!({ "error": format!("unknown command {other:?}") }))?,
+        }
+    }
     Ok(())
 }
 
