@@ -1,7 +1,5 @@
 //! The file-mode discovery sink: filters, overflow, the max_domains cap (SPEC §3.10).
 
-mod common;
-
 use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -12,7 +10,7 @@ use spyder_sink::{
     ChannelSink, Dedup, DiscoverySink, SinkResult, SinkSettings, dedup_records, mark_crawled,
 };
 
-use common::{CountingDedup, host};
+use crate::common::{CountingDedup, host};
 
 const BOUND: Duration = Duration::from_secs(10);
 

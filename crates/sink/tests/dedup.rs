@@ -1,7 +1,5 @@
 //! Dedup keys, the memory backend and step 11 of SPEC §1.
 
-mod common;
-
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -9,7 +7,7 @@ use sha2::{Digest, Sha256};
 use spyder_model::{EdgeType, Records};
 use spyder_sink::{Dedup, DedupKey, KeyDigest, MemoryDedup, dedup_records, mark_crawled};
 
-use common::{CountingDedup, domain, domain_hosts, edge, host, ip};
+use crate::common::{CountingDedup, domain, domain_hosts, edge, host, ip};
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
