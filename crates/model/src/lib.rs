@@ -5,7 +5,8 @@
 //! with the exact JSON field names and order of the original Go SPYDER, and the
 //! [`Batch`] envelope that carries them to stdout, a file or an ingest endpoint.
 //! [`finalize`] is the acknowledgement that travels with one item's records;
-//! [`backoff`] the one retry pause every loop uses.
+//! [`backoff`] the one retry pause every loop uses; [`telemetry`] the table of every
+//! metric spyder exports and the typed handles the code records them through.
 
 pub mod backoff;
 mod batch;
@@ -13,6 +14,7 @@ pub mod finalize;
 mod host;
 mod record;
 pub mod secret;
+pub mod telemetry;
 mod timestamp;
 
 pub use batch::{Batch, Records};
