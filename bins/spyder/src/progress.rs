@@ -7,7 +7,7 @@ use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use spyder_model::{EdgeType, Records};
+use spyder_model::{EdgeType, Records, telemetry};
 use spyder_probe::{Outcome, Status};
 
 /// Counters the workers update and the progress display reads.
@@ -104,15 +104,15 @@ impl Stats {
         }
         let now_ms = self.started.elapsed().as_millis() as u64;
         self.last_finish_ms.fetch_max(now_ms, Ordering::Relaxed);
-        metrics::counter!("spyder_tasks_total", "status" => outcome.status().as_str()).increment(1);
-        metrics::counter!("spyder_task_outcomes_total", "outcome" => outcome.as_str()).increment(1);
+        telemetry::tasks(outcome.status().as_str()).increment(1);
+        telemetry::task_outcomes(outcome.as_str()).increment(1);
     }
 
     /// Counts the records about to be emitted, here and in
     /// `spyder_edges_total{type}` and `spyder_nodes_discovered_total{type}`.
     pub fn records_emitted(&self, records: &Records) {
         for e in &records.edges {
-            metrics::counter!("spyder_edges_total", "type" => e.kind.as_str()).increment(1);
+            telemetry::edges(e.kind).increment(1);
             if let Some(i) = EdgeType::ALL.iter().position(|k| *k == e.kind) {
                 self.edges_by_type[i].fetch_add(1, Ordering::Relaxed);
             }
@@ -124,8 +124,7 @@ impl Stats {
         ];
         for (i, (kind, n)) in nodes.into_iter().enumerate() {
             if n > 0 {
-                metrics::counter!("spyder_nodes_discovered_total", "type" => kind)
-                    .increment(n as u64);
+                telemetry::nodes_discovered(kind).increment(n as u64);
                 self.nodes[i].fetch_add(n as u64, Ordering::Relaxed);
             }
         }

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 
 use arc_swap::ArcSwap;
 use serde_json::{Map, Value};
+use spyder_model::telemetry;
 
 use crate::error::{ConfigError, Origin};
 use crate::keys::{KeySpec, Tier, keys};
@@ -16,7 +17,7 @@ use crate::load::{Sources, load_with_run};
 use crate::schema::Config;
 
 /// The counter of SIGHUP reloads, labelled `result="success"|"failure"`.
-pub const RELOADS_METRIC: &str = "spyder_config_reloads_total";
+pub const RELOADS_METRIC: &str = telemetry::CONFIG_RELOADS.name;
 
 /// The running configuration. Cloning is cheap and every clone shares the same
 /// state: the current snapshot, the sources a reload reads again, the listeners.
@@ -245,7 +246,7 @@ impl LiveConfig {
         let _guard = self.lock();
         let result = self.reload_locked();
         let label = if result.is_ok() { "success" } else { "failure" };
-        metrics::counter!(RELOADS_METRIC, "result" => label).increment(1);
+        telemetry::config_reloads(label).increment(1);
         result
     }
 

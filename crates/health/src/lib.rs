@@ -53,7 +53,8 @@
 //! - `control`: [`Control`], what the API asks of the run loop.
 //! - `keys`: [`KeyStore`], API keys matched in constant time.
 //! - `rate`: [`RateLimiter`], the API's global token bucket.
-//! - `metrics`: [`METRICS`] and [`install_metrics`], the Prometheus recorder.
+//! - `metrics`: [`install_metrics`], the Prometheus recorder. [`METRICS`], the table
+//!   it describes, is `spyder_model::telemetry`'s, re-exported here.
 //! - `error`: [`HealthError`] and [`ApiError`], the API's error responses.
 
 #![deny(missing_docs)]
@@ -75,11 +76,10 @@ pub use checks::{CheckOutcome, CheckReport, CheckStatus, FnCheck, HealthCheck};
 pub use control::{Control, EnqueueError, PatchOutcome, enqueue_each};
 pub use error::{ApiError, HealthError, NO_API_KEYS_MESSAGE};
 pub use keys::{KeyIdentity, KeyInfo, KeyStore, KeyStoreError};
-pub use metrics::{
-    DURATION_BUCKETS, METRICS, MetricKind, MetricSpec, MetricsHandle, install_metrics,
-};
+pub use metrics::{DURATION_BUCKETS, MetricsHandle, install_metrics};
 pub use rate::RateLimiter;
 pub use readiness::Readiness;
 pub use server::{
     DEFAULT_CHECK_INTERVAL, DEFAULT_CHECK_TIMEOUT, Metadata, OpsServer, OpsState, OpsStateBuilder,
 };
+pub use spyder_model::telemetry::{METRICS, MetricKind, MetricSpec};

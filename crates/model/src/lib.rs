@@ -15,6 +15,8 @@
 //! * [`finalize`]: the acknowledgement that travels with one item's records.
 //! * [`backoff`]: the one retry pause every loop uses; [`rate`]: the one token
 //!   bucket every rate limit uses.
+//! * [`telemetry`]: the table of every metric spyder exports and the typed handles
+//!   the code records them through.
 //! * [`resolv_conf`]: the system's DNS resolvers; [`secret`]: URL passwords hidden
 //!   in what is printed.
 //!
@@ -30,6 +32,7 @@ pub mod rate;
 mod record;
 pub mod resolv_conf;
 pub mod secret;
+pub mod telemetry;
 mod timestamp;
 
 pub use batch::{Batch, Records};

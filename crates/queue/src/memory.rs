@@ -5,7 +5,7 @@ use std::fmt;
 use std::pin::pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use spyder_model::HostName;
+use spyder_model::{HostName, telemetry};
 use tokio::sync::Notify;
 
 /// Where a queued host came from.
@@ -227,7 +227,7 @@ impl MemoryQueue {
                         // went to a caller that took another one.
                         self.shared.work.notify_one();
                     }
-                    metrics::gauge!("spyder_queue_held").set(held as f64);
+                    telemetry::queue_held().set(held as f64);
                     return Some(Lease {
                         host,
                         source,
@@ -304,7 +304,7 @@ impl Drop for Lease {
         let held = state.held;
         let finished = state.finished();
         drop(state);
-        metrics::gauge!("spyder_queue_held").set(held as f64);
+        telemetry::queue_held().set(held as f64);
         if finished {
             self.shared.work.notify_waiters();
         }

@@ -13,6 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use fred::cmd;
 use fred::prelude::{Client, ClientLike, Error as RedisError, LuaInterface, Value};
 use spyder_model::backoff::Backoff;
+use spyder_model::telemetry;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinHandle;
 
@@ -497,7 +498,7 @@ impl Shared {
         {
             let mut held = lock(&self.held);
             *held.entry(item.raw().to_owned()).or_default() += 1;
-            metrics::gauge!("spyder_queue_held").set(held.len() as f64);
+            telemetry::queue_held().set(held.len() as f64);
         }
         let args: Vec<Value> = vec![
             self.keys.leases.as_str().into(),
@@ -516,7 +517,7 @@ impl Shared {
 
     /// Moves a poison item from `:processing` to `:dead`.
     async fn bury(&self, raw: &str) {
-        metrics::counter!("spyder_queue_dead_total").increment(1);
+        telemetry::queue_dead().increment(1);
         let keys = &self.keys;
         let buried = self
             .run_script::<i64>(
@@ -539,7 +540,7 @@ impl Shared {
                 held.remove(raw);
             }
         }
-        metrics::gauge!("spyder_queue_held").set(held.len() as f64);
+        telemetry::queue_held().set(held.len() as f64);
     }
 
     fn held_count(&self) -> usize {
@@ -659,10 +660,10 @@ async fn reap_loop(shared: Arc<Shared>) {
             Ok((requeued, dead, adopted)) => {
                 backoff.reset();
                 if requeued > 0 {
-                    metrics::counter!("spyder_queue_requeued_total").increment(requeued as u64);
+                    telemetry::queue_requeued().increment(requeued as u64);
                 }
                 if dead > 0 {
-                    metrics::counter!("spyder_queue_dead_total").increment(dead as u64);
+                    telemetry::queue_dead().increment(dead as u64);
                 }
                 if requeued + dead + adopted > 0 {
                     tracing::info!(requeued, dead, adopted, "reaped expired queue leases");

@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use spyder_model::{HostName, NameKind};
+use spyder_model::{HostName, NameKind, telemetry};
 use spyder_queue::MemoryQueue;
 
 use crate::dedup::{BoxFuture, Dedup};
@@ -308,10 +308,8 @@ impl SinkTally {
     /// Counts an offer's outcome; its enqueues were already counted by [`Self::reserve`].
     pub(crate) fn settle(&self, result: SinkResult) {
         self.dropped.fetch_add(result.dropped, Ordering::Relaxed);
-        metrics::counter!("spyder_discovery_enqueued_total", "sink" => self.sink)
-            .increment(result.enqueued);
-        metrics::counter!("spyder_discovery_dropped_total", "sink" => self.sink)
-            .increment(result.dropped);
+        telemetry::discovery_enqueued(self.sink).increment(result.enqueued);
+        telemetry::discovery_dropped(self.sink).increment(result.dropped);
     }
 }
 

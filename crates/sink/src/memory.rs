@@ -6,6 +6,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use spyder_model::telemetry;
 use tokio::time::Instant;
 
 use crate::dedup::{BoxFuture, Dedup};
@@ -102,8 +103,8 @@ impl MemoryDedup {
             .collect();
         drop(g);
         let misses = keys.len() as u64 - hits;
-        metrics::counter!("spyder_dedup_hits_total", "backend" => BACKEND).increment(hits);
-        metrics::counter!("spyder_dedup_misses_total", "backend" => BACKEND).increment(misses);
+        telemetry::dedup_hits(BACKEND).increment(hits);
+        telemetry::dedup_misses(BACKEND).increment(misses);
         seen
     }
 }

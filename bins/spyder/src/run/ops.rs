@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use spyder_config::{Config, ConfigChange};
 use spyder_health::{CheckOutcome, FnCheck, OpsStateBuilder};
+use spyder_model::telemetry;
 use spyder_sink::RedisDedup;
 use tokio_util::sync::CancellationToken;
 
@@ -167,7 +168,7 @@ pub(super) async fn watch_stalls(shared: Arc<Shared>, read: Arc<ReadProgress>) {
                 ("processing", lengths.processing),
                 ("dead", lengths.dead),
             ] {
-                metrics::gauge!("spyder_queue_depth", "list" => list).set(n as f64);
+                telemetry::queue_depth(list).set(n as f64);
             }
             if let Ok(mut depth) = shared.depth.lock() {
                 *depth = lengths;

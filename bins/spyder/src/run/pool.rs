@@ -5,6 +5,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use spyder_model::telemetry;
 use spyder_probe::Outcome;
 use tokio_util::task::TaskTracker;
 
@@ -130,7 +131,7 @@ async fn work(shared: Arc<Shared>) {
             m.insert(id, host.clone());
         }
         let active = shared.pool.active.fetch_add(1, Ordering::Relaxed) + 1;
-        metrics::gauge!("spyder_active_workers").set(active as f64);
+        telemetry::active_workers().set(active as f64);
         // A panic outside the probe's own containment (dedup, sink, emitter hand-off)
         // ends this task as `internal`; the worker goes on with its next lease.
         if let Err(panic) = spyder_probe::catch_panic(crawl_one(&shared, leased)).await {
@@ -138,7 +139,7 @@ async fn work(shared: Arc<Shared>) {
             shared.stats.task_done(Outcome::Internal, 0);
         }
         let active = shared.pool.active.fetch_sub(1, Ordering::Relaxed) - 1;
-        metrics::gauge!("spyder_active_workers").set(active as f64);
+        telemetry::active_workers().set(active as f64);
         if let Ok(mut m) = shared.in_flight.lock() {
             m.remove(&id);
         }

@@ -8,6 +8,7 @@
 use std::sync::Arc;
 
 use spyder_model::finalize::Status;
+use spyder_model::telemetry;
 use spyder_probe::Outcome;
 use spyder_queue::Leased;
 
@@ -19,14 +20,14 @@ pub(super) async fn crawl_one(shared: &Shared, leased: Leased) {
     if !spyder_sink::claim_lease(shared.dedup.as_ref(), &host, leased.origin).await {
         // A host is crawled once per run (SPEC §3.6): this copy is not needed.
         tracing::debug!(host = %host, "already crawled or being crawled; item skipped");
-        metrics::counter!("spyder_queue_skipped_total", "reason" => "already_taken").increment(1);
+        telemetry::queue_skipped("already_taken").increment(1);
         let (_hold, finalizer) = leased.start(&shared.acks);
         finalizer.resolve(Status::Delivered);
         return;
     }
     let (hold, mut finalizer) = leased.start(&shared.acks);
     let report = shared.probe.crawl(host.as_str()).await;
-    metrics::histogram!("spyder_task_duration_seconds").record(report.timings.total.as_secs_f64());
+    telemetry::task_duration().record(report.timings.total.as_secs_f64());
     tracing::debug!(host = %host, outcome = %report.outcome, "task done");
     if report.outcome == Outcome::Internal {
         let reason = report.detail.as_deref().unwrap_or("unknown");

@@ -10,6 +10,7 @@ use fred::prelude::{ClientLike, Error as FredError};
 use fred::types::Value;
 use fred::types::scripts::Script;
 
+use spyder_model::telemetry;
 use spyder_queue::ConnectError;
 use spyder_queue::connection::{Connection, describe};
 
@@ -315,7 +316,7 @@ impl Inner {
                 if self.healthy.swap(false, Ordering::Relaxed) {
                     tracing::warn!(error = %describe(&error), "redis dedup failed; keys count as new");
                 }
-                metrics::counter!("spyder_dedup_errors_total", "backend" => BACKEND).increment(1);
+                telemetry::dedup_errors(BACKEND).increment(1);
                 if check_only {
                     unmark = asked;
                 }
@@ -330,9 +331,8 @@ impl Inner {
     /// Counts hits and misses of a lookup that marks.
     fn count(seen: &[bool]) {
         let hits = seen.iter().filter(|&&s| s).count() as u64;
-        metrics::counter!("spyder_dedup_hits_total", "backend" => BACKEND).increment(hits);
-        metrics::counter!("spyder_dedup_misses_total", "backend" => BACKEND)
-            .increment(seen.len() as u64 - hits);
+        telemetry::dedup_hits(BACKEND).increment(hits);
+        telemetry::dedup_misses(BACKEND).increment(seen.len() as u64 - hits);
     }
 }
 
