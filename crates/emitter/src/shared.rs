@@ -85,12 +85,12 @@ impl Shared {
 
     pub(crate) fn on_delivered(&self) {
         self.delivered.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!("spyder_batch_emissions_total", "status" => "success").increment(1);
+        spyder_model::telemetry::batch_emissions("success").increment(1);
     }
 
     pub(crate) fn on_spooled(&self) {
         self.spooled.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!("spyder_batch_emissions_total", "status" => "failure").increment(1);
+        spyder_model::telemetry::batch_emissions("failure").increment(1);
         let files = self.spool_files.fetch_add(1, Ordering::Relaxed) + 1;
         publish_spool_files(files);
     }
@@ -138,7 +138,7 @@ impl Shared {
     /// Gives up on `sealed`: its receipts resolve with the spool error.
     fn lose(&self, sealed: Sealed, spool_dir: &Path, reason: &str) {
         self.lost.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!("spyder_batch_emissions_total", "status" => "failure").increment(1);
+        spyder_model::telemetry::batch_emissions("failure").increment(1);
         let batch_id = sealed.batch.batch_id;
         tracing::error!(%batch_id, spool_dir = %spool_dir.display(), error = %reason, "batch neither delivered nor spooled; its records are lost");
         sealed.resolve(|| {
@@ -166,7 +166,7 @@ impl Shared {
     pub(crate) fn on_spool_file_gone(&self, replayed: bool) {
         if replayed {
             self.replayed.fetch_add(1, Ordering::Relaxed);
-            metrics::counter!("spyder_batch_emissions_total", "status" => "success").increment(1);
+            spyder_model::telemetry::batch_emissions("success").increment(1);
         }
         let before = self
             .spool_files
@@ -190,5 +190,5 @@ impl Shared {
 
 #[allow(clippy::cast_precision_loss)]
 fn publish_spool_files(files: u64) {
-    metrics::gauge!("spyder_spool_files").set(files as f64);
+    spyder_model::telemetry::spool_files().set(files as f64);
 }

@@ -334,7 +334,7 @@ impl Task {
     /// hits are not observations of their own).
     fn dns_phase_done(&mut self, took: Duration) {
         self.timings.dns = Some(took);
-        metrics::histogram!("spyder_dns_lookup_duration_seconds").record(took.as_secs_f64());
+        spyder_model::telemetry::dns_lookup_duration().record(took.as_secs_f64());
     }
 
     /// Records for what the web phase found: the certificate, SANs, redirect and link hosts.

@@ -179,7 +179,7 @@ impl Web<'_> {
         timings.robots = Some(started.elapsed());
         if !rules.allows("/") {
             found.robots_blocked = true;
-            metrics::counter!("spyder_robots_blocked_total").increment(1);
+            spyder_model::telemetry::robots_blocked().increment(1);
             return;
         }
 
@@ -335,7 +335,7 @@ impl Web<'_> {
                 .get(&host_header, path, &s.user_agent, s.http_timeout)
                 .await;
         }
-        metrics::histogram!("spyder_http_request_duration_seconds", "kind" => kind)
+        spyder_model::telemetry::http_request_duration(kind)
             .record(started.elapsed().as_secs_f64());
         result
     }
@@ -479,8 +479,7 @@ impl Web<'_> {
             vec![home.ip]
         } else {
             if !redirect_port_allowed(origin.port, self.settings) {
-                metrics::counter!("spyder_redirects_refused_total", "reason" => "port")
-                    .increment(1);
+                spyder_model::telemetry::redirects_refused("port").increment(1);
                 tracing::debug!(url = %next, port = origin.port, "redirect to a refused port not followed");
                 return None;
             }

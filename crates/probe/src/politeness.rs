@@ -204,7 +204,7 @@ impl AddressLimiter {
             };
             if !counted {
                 counted = true;
-                metrics::counter!("spyder_conn_waits_total").increment(1);
+                spyder_model::telemetry::conn_waits().increment(1);
             }
             // A waiter is only dropped unanswered when its entry goes, which needs an
             // empty line: then there is room, and the next round takes it.

@@ -70,7 +70,7 @@ pub fn exhausted(err: &io::Error) -> Option<Exhausted> {
 /// consecutive failure (0 first): 10 ms doubling up to 250 ms, with up to a quarter
 /// of jitter so that thousands of waiting tasks do not retry in step.
 pub async fn wait_for_resource(resource: Exhausted, attempt: u32) {
-    metrics::counter!("spyder_resource_waits_total", "resource" => resource.label()).increment(1);
+    spyder_model::telemetry::resource_waits(resource.label()).increment(1);
     tracing::debug!(
         resource = resource.label(),
         attempt,

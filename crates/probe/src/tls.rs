@@ -317,10 +317,9 @@ impl TlsConnector {
                 }
             }
         };
-        metrics::histogram!("spyder_tls_handshake_duration_seconds")
-            .record(started.elapsed().as_secs_f64());
+        spyder_model::telemetry::tls_handshake_duration().record(started.elapsed().as_secs_f64());
         if let Err(err) = &result {
-            metrics::counter!("spyder_tls_errors_total", "reason" => err.reason()).increment(1);
+            spyder_model::telemetry::tls_errors(err.reason()).increment(1);
             tracing::debug!(%host, %addr, reason = err.reason(), error = %err, "tls connection failed");
         }
         result

@@ -11,8 +11,7 @@ use hickory_proto::op::{Message, ResponseCode};
 
 use super::transport::{Question, UdpTry};
 use super::{
-    Answer, DnsError, DnsSettings, FlightClock, Inner, Key, MAX_RETRIES, QUERY_DURATION_METRIC,
-    QUEUE_CHECK, QUEUE_WAIT_METRIC, TRY_TIMEOUTS_METRIC, cache, lock,
+    Answer, DnsError, DnsSettings, FlightClock, Inner, Key, MAX_RETRIES, QUEUE_CHECK, cache, lock,
 };
 use spyder_model::HostName;
 
@@ -149,7 +148,7 @@ impl Inner {
             }
         };
         drop(waiting);
-        metrics::histogram!(QUEUE_WAIT_METRIC).record(queued.elapsed().as_secs_f64());
+        spyder_model::telemetry::dns_queue_wait().record(queued.elapsed().as_secs_f64());
         Ok(SlotOutcome::Slot(permit))
     }
 
@@ -209,7 +208,7 @@ impl Inner {
                     deadline = later.min(tokio::time::Instant::now() + QUEUE_CHECK);
                     continue;
                 }
-                metrics::counter!(TRY_TIMEOUTS_METRIC).increment(1);
+                spyder_model::telemetry::dns_try_timeouts().increment(1);
                 self.try_timeouts.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(%name, ?rtype, %server, attempt, "dns: try timed out");
                 return TryEnd::TimedOut;
@@ -250,7 +249,7 @@ impl Inner {
                 .transport
                 .tcp(server, question, s.query_timeout)
                 .await?;
-            metrics::histogram!(QUERY_DURATION_METRIC).record(sent.elapsed().as_secs_f64());
+            spyder_model::telemetry::dns_query_duration().record(sent.elapsed().as_secs_f64());
         }
         match msg.metadata.response_code {
             ResponseCode::NoError | ResponseCode::NXDomain => {

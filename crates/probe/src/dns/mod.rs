@@ -64,12 +64,12 @@ const MIN_TRY_TIMEOUT: Duration = Duration::from_millis(50);
 /// capped by `query_timeout`.
 const INITIAL_TRY_TIMEOUT: Duration = Duration::from_secs(1);
 /// Time a query waited for a free slot (SPEC §3.7, §3.13).
-pub const QUEUE_WAIT_METRIC: &str = "spyder_dns_queue_wait_seconds";
+pub const QUEUE_WAIT_METRIC: &str = spyder_model::telemetry::DNS_QUEUE_WAIT.name;
 /// Network time of one answered UDP or TCP try.
-pub const QUERY_DURATION_METRIC: &str = "spyder_dns_query_duration_seconds";
+pub const QUERY_DURATION_METRIC: &str = spyder_model::telemetry::DNS_QUERY_DURATION.name;
 /// UDP tries that got no reply within their adaptive timeout (each is followed by a
 /// retry unless it was a lookup's last); the try keeps listening meanwhile.
-pub const TRY_TIMEOUTS_METRIC: &str = "spyder_dns_try_timeouts_total";
+pub const TRY_TIMEOUTS_METRIC: &str = spyder_model::telemetry::DNS_TRY_TIMEOUTS.name;
 
 pub use spyder_model::resolv_conf::{parse_resolv_conf, system_servers};
 
@@ -469,7 +469,7 @@ impl Inner {
     /// Folds one answered UDP try into `server`'s estimate and the network-time
     /// histogram.
     fn observe_rtt(&self, server: SocketAddr, rtt: Duration) {
-        metrics::histogram!(QUERY_DURATION_METRIC).record(rtt.as_secs_f64());
+        spyder_model::telemetry::dns_query_duration().record(rtt.as_secs_f64());
         lock(&self.rtt).entry(server).or_default().sample(rtt);
     }
 

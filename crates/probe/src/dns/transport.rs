@@ -42,7 +42,7 @@ impl DropCounter {
 
     fn drop_one(&self, why: &'static str) {
         self.0.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!("spyder_dns_dropped_replies_total").increment(1);
+        spyder_model::telemetry::dns_dropped_replies().increment(1);
         tracing::trace!(reason = why, "dns: reply dropped");
     }
 }
