@@ -1,10 +1,8 @@
 //! The command line of the real binary: usage, exit codes, version, bad input files.
 
-mod support;
-
 use std::time::Duration;
 
-use support::{finish, spyder};
+use crate::support::{finish, spyder};
 
 const LIMIT: Duration = Duration::from_secs(60);
 

@@ -1,8 +1,6 @@
 //! Continuous mode with the ChannelSink: discoveries are crawled until the closure is
 //! reached, and `max_domains` caps what one probe enqueues (SPEC §3.10).
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 use std::time::Duration;
@@ -11,7 +9,9 @@ use spyder_model::EdgeType;
 use spyder_testkit::dns::{DnsServer, Zone};
 use spyder_testkit::pki::{CertKind, TestCa};
 use spyder_testkit::web::{Reply, Site, WebServer};
-use support::{finish, json_batches};
+
+use crate::support;
+use crate::support::{finish, json_batches};
 
 const LIMIT: Duration = Duration::from_secs(120);
 

@@ -3,8 +3,6 @@
 //! the end every expected edge was emitted, nothing is left leased and no host was
 //! crawled more than twice.
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -14,8 +12,10 @@ use spyder_model::HostName;
 use spyder_queue::QueueItem;
 use spyder_testkit::redis::RedisServer;
 use spyder_testkit::world::ExpectedEdge;
-use support::{Harness, batch_edges, json_batches};
 use tokio::process::Child;
+
+use crate::support;
+use crate::support::{Harness, batch_edges, json_batches};
 
 const KEY: &str = "spyder:queue";
 

@@ -1,8 +1,6 @@
 //! Faults with real processes and sockets: a failing or hanging ingest, signals, a
 //! broken stdout pipe, and mTLS (SPEC §3.11, §3.14; B-04, B-06, B-19).
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Stdio;
@@ -12,7 +10,9 @@ use spyder_model::Batch;
 use spyder_testkit::ingest::{Answer, ClientCa, IngestOptions, IngestServer};
 use spyder_testkit::pki::CertKind;
 use spyder_testkit::world::ExpectedEdge;
-use support::{Harness, assert_same_edges, batch_edges, finish, signal};
+
+use crate::support;
+use crate::support::{Harness, assert_same_edges, batch_edges, finish, signal};
 
 const LIMIT: Duration = Duration::from_secs(120);
 

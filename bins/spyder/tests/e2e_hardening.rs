@@ -2,13 +2,12 @@
 //! inside a task, a huge `-concurrency` with little input, an input whose writer never
 //! closes.
 
-mod support;
-
 use std::io::Write;
 use std::process::Stdio;
 use std::time::Duration;
 
-use support::{Harness, assert_same_edges, batch_edges, finish, json_batches};
+use crate::support;
+use crate::support::{Harness, assert_same_edges, batch_edges, finish, json_batches};
 
 const LIMIT: Duration = Duration::from_secs(120);
 

@@ -3,14 +3,13 @@
 //! every expected edge, and running out of descriptors makes connects wait
 //! (`spyder_resource_waits_total{resource="fd"}`), never fail.
 
-mod support;
-
 use std::process::Stdio;
 use std::time::Duration;
 
 use spyder_testkit::prometheus::Scrape;
-use support::{Harness, assert_same_edges, batch_edges, free_port, json_batches, scrape};
 use tokio::process::Command;
+
+use crate::support::{Harness, assert_same_edges, batch_edges, free_port, json_batches, scrape};
 
 /// Bound on every run and wait of these tests.
 const LIMIT: Duration = Duration::from_secs(240);

@@ -1,11 +1,10 @@
 //! Logs and the switches that shape them (SPEC §3.14, B-20): JSON logs with their
 //! fields as keys, LOG_LEVEL, -verbose, -quiet; stdout carries data only.
 
-mod support;
-
 use std::time::Duration;
 
-use support::{Harness, finish};
+use crate::support;
+use crate::support::{Harness, finish};
 
 const LIMIT: Duration = Duration::from_secs(60);
 

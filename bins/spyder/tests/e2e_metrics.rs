@@ -3,14 +3,14 @@
 //! item 3): requeued and dead items, the queue depth of each list, held leases,
 //! spool files on disk, and discoveries enqueued or dropped at `max_domains`.
 
-mod support;
-
 use std::process::Stdio;
 use std::time::Duration;
 
 use spyder_testkit::ingest::{Answer, IngestOptions, IngestServer};
 use spyder_testkit::prometheus::Scrape;
-use support::{Harness, free_port, int, scrape};
+
+use crate::support;
+use crate::support::{Harness, free_port, int, scrape};
 
 /// Bound on every wait of these tests.
 const LIMIT: Duration = Duration::from_secs(120);

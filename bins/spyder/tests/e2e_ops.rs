@@ -3,17 +3,17 @@
 //! applies a good file and refuses a broken one, logging changes live, /health
 //! follows the dedup Redis, /ready turns 503 at shutdown, and a busy port exits 1.
 
-mod support;
-
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use spyder_testkit::redis::RedisServer;
-use support::Harness;
 use tokio::io::AsyncReadExt;
 use tokio::process::Child;
+
+use crate::support;
+use crate::support::Harness;
 
 const ADMIN: &str = "admin-key-0123456789";
 const WAIT: Duration = Duration::from_secs(60);

@@ -1,15 +1,15 @@
 //! Queue mode against a real redis-server: leases, acks after delivery, shared Redis
 //! dedup, and a clean stop (SPEC §2.3, §3.8, §3.9).
 
-mod support;
-
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use spyder_model::HostName;
 use spyder_queue::QueueItem;
 use spyder_testkit::redis::RedisServer;
-use support::{Harness, assert_same_edges, batch_edges, int, json_batches};
+
+use crate::support;
+use crate::support::{Harness, assert_same_edges, batch_edges, int, json_batches};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queue_mode_crawls_every_item_acks_it_and_stops_on_sigterm() {

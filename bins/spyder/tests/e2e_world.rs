@@ -1,10 +1,9 @@
 //! The real `spyder` binary against a 300-site world, in all three output formats.
 
-mod support;
-
 use std::time::Duration;
 
-use support::{
+use crate::support;
+use crate::support::{
     Harness, assert_same_edges, batch_edges, csv_edges, finish, json_batches, jsonl_edges,
 };
 

@@ -1,0 +1,36 @@
+//! spyder's integration tests, one binary (as ripgrep's `tests/tests.rs`): the
+//! command line and the settings mapping in process, and the end-to-end tests, which
+//! run the real binary against testkit worlds. `autotests` is off in Cargo.toml, so a
+//! new test file is a `mod` here, or a `[[test]]` there when it must not share its
+//! process with the others (see there).
+
+// Drives the real `spyder` binary against testkit worlds.
+mod support;
+
+// The command line (`spyder::cli`) against the configuration it feeds.
+mod cli;
+// Config keys reach the probe's settings (`spyder::settings`).
+mod settings;
+
+// Usage, exit codes, version, bad input files.
+mod e2e_cli;
+// Continuous mode with the ChannelSink.
+mod e2e_continuous;
+// Many probes on one Redis, a SIGKILL and a redis-server restart.
+mod e2e_distributed;
+// A failing or hanging ingest, signals, a broken pipe, mTLS.
+mod e2e_faults;
+// Panics in tasks, a huge -concurrency, an input that never closes.
+mod e2e_hardening;
+// A descriptor limit the binary cannot raise.
+mod e2e_limits;
+// JSON logs and the switches that shape them.
+mod e2e_logs;
+// The queue, spool and discovery metrics.
+mod e2e_metrics;
+// Live operations: PATCH, SIGHUP, /health, /ready.
+mod e2e_ops;
+// Queue mode against a real redis-server.
+mod e2e_queue;
+// A 300-site world in all three output formats.
+mod e2e_world;
