@@ -282,7 +282,10 @@ impl Task {
         match resolution.status {
             ResolveStatus::Resolved => {}
             ResolveStatus::NoAddress => return Outcome::NoAddress,
-            ResolveStatus::Failed => return Outcome::DnsError,
+            ResolveStatus::Failed => {
+                self.detail = resolution.failure.clone();
+                return Outcome::DnsError;
+            }
         }
 
         // Step 4: excluded TLDs are resolved but never contacted.

@@ -61,8 +61,12 @@ pub fn assert_outcomes(world: &World, reports: &[CrawlReport]) {
     for (site, report) in world.sites.iter().zip(reports) {
         if report.outcome.as_str() != site.outcome {
             wrong_outcomes.push(format!(
-                "{}: {} != expected {}",
-                site.host, report.outcome, site.outcome
+                "{}: {} != expected {} (detail: {}; timings: {:?})",
+                site.host,
+                report.outcome,
+                site.outcome,
+                report.detail.as_deref().unwrap_or("none"),
+                report.timings
             ));
         }
     }

@@ -29,6 +29,9 @@ pub struct Resolution {
     pub mail_exchangers: Vec<HostName>,
     /// How the lookup ended.
     pub status: ResolveStatus,
+    /// Why, when `status` is [`ResolveStatus::Failed`]: the A and AAAA errors, e.g.
+    /// `A: DNS query timed out; AAAA: no records` (the task's detail).
+    pub failure: Option<String>,
 }
 
 /// How a host's resolution ended, for the task outcome (SPEC §1).
@@ -187,12 +190,23 @@ pub(super) fn assemble(
     } else {
         ResolveStatus::Failed
     };
+    let failure = (status == ResolveStatus::Failed).then(|| {
+        [("A", a), ("AAAA", aaaa)]
+            .iter()
+            .map(|(rtype, reply)| match reply {
+                Err(e) => format!("{rtype}: {e}"),
+                Ok(_) => format!("{rtype}: no records"),
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    });
     Resolution {
         addresses,
         aliases,
         name_servers,
         mail_exchangers,
         status,
+        failure,
     }
 }
 
@@ -359,6 +373,20 @@ mod tests {
             assemble(&host, &only_v4, &t, &t, &t, &t).status,
             ResolveStatus::Resolved
         );
+    }
+
+    #[test]
+    fn a_failure_says_what_each_lookup_got() {
+        let host = h("a.example");
+        let t = Err(DnsError::Timeout);
+        let failed = assemble(&host, &t, &ok(vec![]), &t, &t, &t);
+        assert_eq!(
+            failed.failure.as_deref(),
+            Some(format!("A: {}; AAAA: no records", DnsError::Timeout).as_str())
+        );
+        let nothing = assemble(&host, &nx(), &nx(), &t, &t, &t);
+        assert_eq!(nothing.status, ResolveStatus::NoAddress);
+        assert_eq!(nothing.failure, None);
     }
 
     /// A phase timeout no clock can add (it panicked: "overflow when adding duration
