@@ -88,7 +88,7 @@ pub(super) struct Options {
     /// Exit 1 when a target is missed.
     strict: bool,
     /// The network between spyder and the world; anything but the default sweeps.
-    network: sweep::Network,
+    network: world::Conditions,
     /// `--concurrency a,b,c`: the concurrencies of the sweep.
     sweep: Option<Vec<usize>>,
     /// An earlier JSON to compare with.
@@ -105,7 +105,7 @@ impl Options {
             sites: DEFAULT_SITES,
             concurrency: DEFAULT_CONCURRENCY,
             strict: false,
-            network: sweep::Network::default(),
+            network: world::Conditions::default(),
             sweep: None,
             compare: None,
             spyder_flags: Vec::new(),
@@ -137,22 +137,8 @@ impl Options {
                         options.concurrency = positive(&text, "--concurrency")?;
                     }
                 }
-                "--rtt" => options.network.rtt = sweep::parse_duration(&value("--rtt")?, "--rtt")?,
-                "--jitter" => {
-                    options.network.jitter =
-                        sweep::parse_duration(&value("--jitter")?, "--jitter")?;
-                }
-                "--dns-rtt" => {
-                    options.network.dns_rtt =
-                        sweep::parse_duration(&value("--dns-rtt")?, "--dns-rtt")?;
-                }
-                "--dns-loss" => {
-                    options.network.dns_loss =
-                        sweep::parse_share(&value("--dns-loss")?, "--dns-loss")?;
-                }
-                "--blackhole" => {
-                    options.network.blackhole =
-                        sweep::parse_share(&value("--blackhole")?, "--blackhole")?;
+                flag if world::Conditions::FLAGS.contains(&flag) => {
+                    options.network.take(flag, &value(flag)?)?;
                 }
                 "--compare" => options.compare = Some(PathBuf::from(value("--compare")?)),
                 other if other.starts_with('-') => {
@@ -347,7 +333,7 @@ mod tests {
                 sites: DEFAULT_SITES,
                 concurrency: DEFAULT_CONCURRENCY,
                 strict: false,
-                network: sweep::Network::default(),
+                network: world::Conditions::default(),
                 sweep: None,
                 compare: None,
                 spyder_flags: Vec::new(),
@@ -393,7 +379,7 @@ mod tests {
                 sites: 2_000,
                 concurrency: 64,
                 strict: true,
-                network: sweep::Network::default(),
+                network: world::Conditions::default(),
                 sweep: None,
                 compare: Some(PathBuf::from("old.json")),
                 spyder_flags: vec!["-set=dns.cache_size=10".to_owned(), "--strict".to_owned()],

@@ -109,22 +109,36 @@ impl ProbeRun {
 
 /// spyder's arguments for a run against the world described by `hello`.
 pub(super) fn spyder_args(options: &Options, hello: &Hello, dir: &Path) -> Vec<String> {
-    let mut args = vec![format!("-domains={}", dir.join(DOMAINS_FILE).display())];
+    let input = dir.join(DOMAINS_FILE).display().to_string();
+    let output = dir.join(OUTPUT_FILE);
+    let mut args = world_crawl_args(hello, dir, &input, &output, options.concurrency);
+    args.extend(options.spyder_flags.iter().cloned());
+    args
+}
+
+/// The flags of every benchmark crawl of a world: its resolver, ports and roots,
+/// `input` and `output` (JSON lines), no progress lines, warnings only.
+pub(super) fn world_crawl_args(
+    hello: &Hello,
+    dir: &Path,
+    input: &str,
+    output: &Path,
+    concurrency: usize,
+) -> Vec<String> {
+    let mut args = vec![format!("-domains={input}")];
     args.extend(probe_flags(
         hello.dns,
         hello.https_port,
         hello.http_port,
         &dir.join(ROOTS_FILE),
     ));
-    // The benchmark's own.
     args.extend([
-        format!("-concurrency={}", options.concurrency),
-        format!("-output={}", dir.join(OUTPUT_FILE).display()),
+        format!("-concurrency={concurrency}"),
+        format!("-output={}", output.display()),
         "-output_format=jsonl".to_owned(),
         "-progress=false".to_owned(),
         "-set=logging.level=warn".to_owned(),
     ]);
-    args.extend(options.spyder_flags.iter().cloned());
     args
 }
 

@@ -318,8 +318,16 @@ impl Report {
     /// The table.
     pub(super) fn render(&self) -> String {
         let mut out = String::new();
-        let p = &self.probe;
-        let w = &self.world;
+        self.render_inputs(&mut out);
+        self.render_figures(&mut out);
+        self.render_ceiling(&mut out);
+        self.render_verdicts(&mut out);
+        let _ = writeln!(out, "total wall time: {:.1} s", self.total_wall_s);
+        out
+    }
+
+    /// What was run, on what, at which revision.
+    fn render_inputs(&self, out: &mut String) {
         let rev = self
             .machine
             .git_rev
@@ -341,6 +349,12 @@ impl Report {
                 self.inputs.extra_spyder_flags.join(" ")
             );
         }
+    }
+
+    /// The world, the run's summary and the figures of probe and world.
+    fn render_figures(&self, out: &mut String) {
+        let p = &self.probe;
+        let w = &self.world;
         let summary = self.run.summary.unwrap_or_default();
         let _ = writeln!(
             out,
@@ -407,6 +421,11 @@ impl Report {
             p.requests_per_domain,
             p.others_core_share * 100.0
         );
+    }
+
+    /// What the world can serve at most, and spyder's share of it.
+    fn render_ceiling(&self, out: &mut String) {
+        let p = &self.probe;
         let c = &self.ceiling;
         let _ = writeln!(
             out,
@@ -455,6 +474,10 @@ impl Report {
                 c.client_bound_phases.join(", ")
             );
         }
+    }
+
+    /// Targets, cautions, log sample and problems.
+    fn render_verdicts(&self, out: &mut String) {
         let _ = writeln!(out, "targets:");
         for t in &self.targets {
             let _ = writeln!(out, "  {}", target_line(t));
@@ -489,10 +512,7 @@ impl Report {
         for problem in &self.problems {
             let _ = writeln!(out, "RUN DOES NOT COUNT: {problem}");
         }
-        let _ = writeln!(out, "total wall time: {:.1} s", self.total_wall_s);
-        out
     }
-
     fn write_json(&self, path: &Path) -> Result<()> {
         let text = serde_json::to_string_pretty(self).map_err(|e| format!("JSON: {e}"))?;
         if let Some(dir) = path.parent() {
@@ -793,7 +813,7 @@ mod tests {
                 sites,
                 concurrency,
                 strict: false,
-                network: super::super::sweep::Network::default(),
+                network: super::super::world::Conditions::default(),
                 sweep: None,
                 compare: None,
                 spyder_flags: Vec::new(),

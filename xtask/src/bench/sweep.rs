@@ -30,13 +30,12 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use spyder_testkit::prometheus::Scrape;
-use spyder_testkit::world::probe_flags;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::Result;
 use super::pinning::Pinning;
-use super::world::{self, DOMAINS_FILE, EXPECTED_EDGES_FILE, Hello, ROOTS_FILE, WorldProcess};
+use super::world::{self, Conditions, DOMAINS_FILE, EXPECTED_EDGES_FILE, Hello, WorldProcess};
 use crate::proc_stat::{peak_rss_kib, reaped_children_cpu_seconds};
 
 /// spyder's counters are read this often while it runs.
@@ -53,90 +52,6 @@ const TLS_TIMEOUT_S: f64 = 8.0;
 const KEEP_ENV: &str = "SPYDER_BENCH_KEEP";
 /// The concurrencies swept unless given.
 pub(super) const DEFAULT_SWEEP: [usize; 4] = [256, 1_024, 4_096, 16_384];
-
-/// What the network between spyder and the world does.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub(super) struct Network {
-    /// Round trip added to every TCP exchange.
-    pub(super) rtt: Duration,
-    /// Uniform jitter on top of it.
-    pub(super) jitter: Duration,
-    /// Round trip of a DNS exchange.
-    pub(super) dns_rtt: Duration,
-    /// Share of DNS datagrams lost (0–1).
-    pub(super) dns_loss: f64,
-    /// Share of sites whose addresses are black-holed (0–1).
-    pub(super) blackhole: f64,
-}
-
-impl Network {
-    /// True when the network adds anything: the benchmark then sweeps.
-    pub(super) fn is_slow(&self) -> bool {
-        *self != Self::default()
-    }
-
-    /// The world's conditions for this network.
-    pub(super) fn conditions(&self) -> world::Conditions {
-        world::Conditions {
-            rtt: self.rtt,
-            jitter: self.jitter,
-            dns_rtt: self.dns_rtt,
-            dns_loss: self.dns_loss,
-            blackhole: self.blackhole,
-            ..world::Conditions::default()
-        }
-    }
-
-    /// One line for the report.
-    pub(super) fn describe(&self) -> String {
-        format!(
-            "TCP RTT {} ms (± {} ms), DNS RTT {} ms, DNS loss {:.1} %, black holes {:.1} %",
-            self.rtt.as_millis(),
-            self.jitter.as_millis(),
-            self.dns_rtt.as_millis(),
-            self.dns_loss * 100.0,
-            self.blackhole * 100.0
-        )
-    }
-}
-
-/// `100ms`, `1.5s`, `2s`, `0`.
-pub(super) fn parse_duration(text: &str, what: &str) -> Result<Duration> {
-    let t = text.trim();
-    let (number, scale) = if let Some(ms) = t.strip_suffix("ms") {
-        (ms, 1e-3)
-    } else if let Some(s) = t.strip_suffix('s') {
-        (s, 1.0)
-    } else if t == "0" {
-        ("0", 1.0)
-    } else {
-        return Err(format!(
-            "{what} wants a duration like 100ms or 1s, not {text:?}"
-        ));
-    };
-    let value: f64 = number
-        .trim()
-        .parse()
-        .map_err(|_| format!("{what} wants a duration like 100ms or 1s, not {text:?}"))?;
-    if !(0.0..=60.0).contains(&(value * scale)) {
-        return Err(format!("{what} must be between 0 and 60 s, not {text:?}"));
-    }
-    Ok(Duration::from_secs_f64(value * scale))
-}
-
-/// `1%`, `0.01`, `0`: a share between 0 and 1.
-pub(super) fn parse_share(text: &str, what: &str) -> Result<f64> {
-    let t = text.trim();
-    let value = match t.strip_suffix('%') {
-        Some(p) => p.trim().parse::<f64>().map(|v| v / 100.0),
-        None => t.parse::<f64>(),
-    }
-    .map_err(|_| format!("{what} wants a share like 1% or 0.01, not {text:?}"))?;
-    if !(0.0..=1.0).contains(&value) {
-        return Err(format!("{what} must be between 0% and 100%, not {text:?}"));
-    }
-    Ok(value)
-}
 
 /// `256,1024,4096`.
 pub(super) fn parse_list(text: &str) -> Result<Vec<usize>> {
@@ -224,7 +139,7 @@ pub(super) struct Plan<'a> {
 }
 
 /// Starts a world with `network` and runs spyder at each concurrency against it.
-async fn sweep_world(plan: &Plan<'_>, network: &Network) -> Result<Vec<LiveRun>> {
+async fn sweep_world(plan: &Plan<'_>, network: &Conditions) -> Result<Vec<LiveRun>> {
     let Plan {
         binary,
         pinning,
@@ -243,15 +158,8 @@ async fn sweep_world(plan: &Plan<'_>, network: &Network) -> Result<Vec<LiveRun>>
             dir.path().display()
         );
     }
-    let (mut world, hello) = WorldProcess::start_with(
-        pinning,
-        sites,
-        seed,
-        &network.conditions(),
-        dir.path(),
-        ready_limit,
-    )
-    .await?;
+    let (mut world, hello) =
+        WorldProcess::start_with(pinning, sites, seed, network, dir.path(), ready_limit).await?;
     eprintln!(
         "xtask bench: {label} world ready ({} sites; {}); room for {} connections",
         hello.sites,
@@ -418,21 +326,9 @@ fn live_args(
     metrics_port: u16,
     spyder_flags: &[String],
 ) -> Vec<String> {
-    let mut args = vec!["-domains=-".to_owned()];
-    args.extend(probe_flags(
-        hello.dns,
-        hello.https_port,
-        hello.http_port,
-        &dir.join(ROOTS_FILE),
-    ));
-    args.extend([
-        format!("-concurrency={concurrency}"),
-        format!("-output={}", dir.join(output_file(concurrency)).display()),
-        "-output_format=jsonl".to_owned(),
-        "-progress=false".to_owned(),
-        format!("-metrics_addr=127.0.0.1:{metrics_port}"),
-        "-set=logging.level=warn".to_owned(),
-    ]);
+    let output = dir.join(output_file(concurrency));
+    let mut args = super::probe::world_crawl_args(hello, dir, "-", &output, concurrency);
+    args.push(format!("-metrics_addr=127.0.0.1:{metrics_port}"));
     args.extend(spyder_flags.iter().cloned());
     args
 }
@@ -750,7 +646,7 @@ pub(super) fn targets(slow: &[LiveRun], zero: &[LiveRun]) -> Vec<(bool, String)>
 }
 
 /// The sweep as a table.
-pub(super) fn render(network: &Network, slow: &[LiveRun], zero: &[LiveRun]) -> String {
+pub(super) fn render(network: &Conditions, slow: &[LiveRun], zero: &[LiveRun]) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -841,7 +737,7 @@ pub(super) fn render(network: &Network, slow: &[LiveRun], zero: &[LiveRun]) -> S
 /// The whole sweep as JSON.
 #[derive(Debug, Serialize)]
 struct SweepReport<'a> {
-    network: &'a Network,
+    network: &'a Conditions,
     sites: usize,
     slow: &'a [LiveRun],
     zero: &'a [LiveRun],
@@ -849,7 +745,12 @@ struct SweepReport<'a> {
 }
 
 /// Runs the sweep and publishes it: table on stdout, JSON under `dir`.
-pub(super) async fn run(plan: Plan<'_>, network: &Network, strict: bool, dir: PathBuf) -> ExitCode {
+pub(super) async fn run(
+    plan: Plan<'_>,
+    network: &Conditions,
+    strict: bool,
+    dir: PathBuf,
+) -> ExitCode {
     let slow = match sweep_world(&plan, network).await {
         Ok(runs) => runs,
         Err(e) => {
@@ -857,7 +758,7 @@ pub(super) async fn run(plan: Plan<'_>, network: &Network, strict: bool, dir: Pa
             return ExitCode::FAILURE;
         }
     };
-    let zero = match sweep_world(&plan, &Network::default()).await {
+    let zero = match sweep_world(&plan, &Conditions::default()).await {
         Ok(runs) => runs,
         Err(e) => {
             eprintln!("xtask bench: {e}");
@@ -895,28 +796,6 @@ pub(super) async fn run(plan: Plan<'_>, network: &Network, strict: bool, dir: Pa
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_and_shares_parse() {
-        assert_eq!(
-            parse_duration("100ms", "--rtt"),
-            Ok(Duration::from_millis(100))
-        );
-        assert_eq!(
-            parse_duration("1.5s", "--rtt"),
-            Ok(Duration::from_millis(1500))
-        );
-        assert_eq!(parse_duration("0", "--rtt"), Ok(Duration::ZERO));
-        assert!(parse_duration("100", "--rtt").is_err());
-        assert!(parse_duration("-1s", "--rtt").is_err());
-        assert!(parse_duration("1h", "--rtt").is_err());
-        assert_eq!(parse_share("1%", "--dns-loss"), Ok(0.01));
-        assert_eq!(parse_share("0.02", "--dns-loss"), Ok(0.02));
-        assert!(parse_share("101%", "--dns-loss").is_err());
-        assert!(parse_share("lots", "--dns-loss").is_err());
-        assert_eq!(parse_list("256, 1024"), Ok(vec![256, 1024]));
-        assert!(parse_list("256,0").is_err());
-    }
 
     #[test]
     fn quantiles_interpolate_inside_buckets() {

@@ -114,35 +114,7 @@ pub(super) fn assemble(
     cname: &Reply,
     mx: &Reply,
 ) -> Resolution {
-    // CNAMEs from every answer; the first seen for an owner wins.
-    let mut cnames: HashMap<String, &Name> = HashMap::new();
-    for reply in [a, aaaa, ns, cname, mx] {
-        for r in records(reply) {
-            if let RData::CNAME(target) = &r.data {
-                cnames.entry(key(&r.name)).or_insert(&target.0);
-            }
-        }
-    }
-    let mut aliases = Vec::new();
-    let mut chain = vec![host.as_str().to_owned()];
-    let mut cur = host.clone();
-    while aliases.len() < MAX_ALIAS_HOPS {
-        let Some(target) = cnames.get(cur.as_str()) else {
-            break;
-        };
-        let Ok(next) = HostName::parse(&target.to_ascii(), NameKind::DnsTarget) else {
-            break;
-        };
-        if next == cur {
-            break; // never a self-loop
-        }
-        aliases.push((cur, next.clone()));
-        if chain.iter().any(|c| c == next.as_str()) {
-            break; // the hop that closes a loop is present; the chain ends there
-        }
-        chain.push(next.as_str().to_owned());
-        cur = next;
-    }
+    let (aliases, chain) = follow_aliases(host, [a, aaaa, ns, cname, mx]);
     let owned = |r: &Record| {
         let k = key(&r.name);
         chain.contains(&k)
@@ -190,16 +162,7 @@ pub(super) fn assemble(
     } else {
         ResolveStatus::Failed
     };
-    let failure = (status == ResolveStatus::Failed).then(|| {
-        [("A", a), ("AAAA", aaaa)]
-            .iter()
-            .map(|(rtype, reply)| match reply {
-                Err(e) => format!("{rtype}: {e}"),
-                Ok(_) => format!("{rtype}: no records"),
-            })
-            .collect::<Vec<_>>()
-            .join("; ")
-    });
+    let failure = (status == ResolveStatus::Failed).then(|| failure_text(a, aaaa));
     Resolution {
         addresses,
         aliases,
@@ -208,6 +171,56 @@ pub(super) fn assemble(
         status,
         failure,
     }
+}
+
+/// Follows the CNAME chain from `host` through the records of every answer: the
+/// ALIAS_OF hops and the names (host first) that own the chain's records.
+fn follow_aliases(
+    host: &HostName,
+    replies: [&Reply; 5],
+) -> (Vec<(HostName, HostName)>, Vec<String>) {
+    // CNAMEs from every answer; the first seen for an owner wins.
+    let mut cnames: HashMap<String, &Name> = HashMap::new();
+    for reply in replies {
+        for r in records(reply) {
+            if let RData::CNAME(target) = &r.data {
+                cnames.entry(key(&r.name)).or_insert(&target.0);
+            }
+        }
+    }
+    let mut aliases = Vec::new();
+    let mut chain = vec![host.as_str().to_owned()];
+    let mut cur = host.clone();
+    while aliases.len() < MAX_ALIAS_HOPS {
+        let Some(target) = cnames.get(cur.as_str()) else {
+            break;
+        };
+        let Ok(next) = HostName::parse(&target.to_ascii(), NameKind::DnsTarget) else {
+            break;
+        };
+        if next == cur {
+            break; // never a self-loop
+        }
+        aliases.push((cur, next.clone()));
+        if chain.iter().any(|c| c == next.as_str()) {
+            break; // the hop that closes a loop is present; the chain ends there
+        }
+        chain.push(next.as_str().to_owned());
+        cur = next;
+    }
+    (aliases, chain)
+}
+
+/// What each address lookup got, for a failed resolution's detail.
+fn failure_text(a: &Reply, aaaa: &Reply) -> String {
+    [("A", a), ("AAAA", aaaa)]
+        .iter()
+        .map(|(rtype, reply)| match reply {
+            Err(e) => format!("{rtype}: {e}"),
+            Ok(_) => format!("{rtype}: no records"),
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// Normalises an NS or MX target and adds it unless invalid or already present.
