@@ -119,18 +119,10 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, CliErr
                 if find_key(path).is_none() {
                     return Err(CliError::UnknownKey(path.to_owned()));
                 }
-                run.flags
-                    .push(FlagValue::new(format!("-set {path}"), path, value));
+                run.flags.push(FlagValue::set(path, value));
             }
-            name => {
-                // Every other flag comes from the key table.
-                let key = keys()
-                    .iter()
-                    .find(|k| k.flag == Some(name))
-                    .map_or(name, |k| k.path);
-                run.flags
-                    .push(FlagValue::new(format!("-{name}"), key, flag.value));
-            }
+            // Every other flag comes from the key table.
+            name => run.flags.push(FlagValue::flag(name, flag.value)),
         }
     }
     if version {

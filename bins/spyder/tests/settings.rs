@@ -3,39 +3,20 @@
 //! probe, in its value.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use spyder::settings::{probe_config, probe_settings};
-use spyder_config::{Config, FlagValue, Loaded, Sources, keys, load};
+use spyder_config::{Config, FlagValue, Loaded, Sources, load};
 use spyder_probe::TlsRoots;
-
-struct Dir(tempfile::TempDir);
-
-impl Dir {
-    fn new() -> Self {
-        Self(tempfile::tempdir().expect("create a temp dir"))
-    }
-
-    fn file(&self, name: &str, text: &str) -> PathBuf {
-        let path = self.0.path().join(name);
-        std::fs::write(&path, text).expect("write a test file");
-        path
-    }
-}
 
 /// Flags as `-name value` for a key with that flag name.
 fn flag(name: &str, value: &str) -> FlagValue {
-    let key = keys()
-        .iter()
-        .find(|k| k.flag == Some(name))
-        .map_or(name, |k| k.path);
-    FlagValue::new(format!("-{name}"), key, value)
+    FlagValue::flag(name, value)
 }
 
 /// `-set path=value`.
 fn set(path: &str, value: &str) -> FlagValue {
-    FlagValue::new(format!("-set {path}"), path, value)
+    FlagValue::set(path, value)
 }
 
 /// Loads with the DNS servers pinned so that no test depends on /etc/resolv.conf.
@@ -55,8 +36,9 @@ fn defaults() -> Config {
 
 #[test]
 fn probe_config_maps_every_relevant_key() {
-    let dir = Dir::new();
-    let pem = dir.file("roots.pem", "pem");
+    let dir = tempfile::tempdir().expect("create a temp dir");
+    let pem = dir.path().join("roots.pem");
+    std::fs::write(&pem, "pem").expect("write a test file");
     let flags = vec![
         flag("probe", "p-7"),
         flag("run", "r-7"),
@@ -148,19 +130,7 @@ fn the_probe_config_carries_the_settings_snapshot() {
 /// extreme-values test with the mapping).
 #[test]
 fn every_maximum_at_once_maps_and_adds_to_an_instant() {
-    use spyder_config::{Tier, ValueKind, format_duration};
-    let flags: Vec<FlagValue> = keys()
-        .iter()
-        .filter_map(|k| match k.kind {
-            ValueKind::Duration { max, .. } => {
-                Some(FlagValue::new("-set", k.path, format_duration(max)))
-            }
-            ValueKind::Int { max, .. } if k.tier != Tier::ApiOnly => {
-                Some(FlagValue::new("-set", k.path, max.to_string()))
-            }
-            _ => None,
-        })
-        .collect();
+    let flags = FlagValue::every_maximum();
     let config = load_ok(flags).config;
     let probe = probe_config(&config);
     assert_eq!(probe.settings, probe_settings(&config));

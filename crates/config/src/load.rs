@@ -11,8 +11,9 @@ use figment::value::{Dict, Map, Tag};
 use figment::{Figment, Metadata, Profile, Provider};
 use serde_json::Value;
 
+use crate::duration::format_duration;
 use crate::error::{ConfigError, Origin};
-use crate::keys::{KeySpec, find_key, is_section, keys};
+use crate::keys::{KeySpec, Tier, ValueKind, find_key, is_section, keys};
 use crate::schema::{Config, KeySource, default_run_id};
 use crate::values::{api_keys, apply, display_value};
 
@@ -53,6 +54,37 @@ impl FlagValue {
             key: key.into(),
             value: value.into(),
         }
+    }
+
+    /// `-name value`: the key whose flag is `name` (SPEC §2.5), or the key named
+    /// `name` when no key has that flag (validation then names it).
+    pub fn flag(name: &str, value: impl Into<String>) -> Self {
+        let key = keys()
+            .iter()
+            .find(|k| k.flag == Some(name))
+            .map_or(name, |k| k.path);
+        Self::new(format!("-{name}"), key, value)
+    }
+
+    /// `-set path=value`.
+    pub fn set(path: &str, value: impl Into<String>) -> Self {
+        Self::new(format!("-set {path}"), path, value)
+    }
+
+    /// Every ranged key (durations, and whole numbers a file may set) at its
+    /// maximum, as `-set` flags: what tests of extreme values load.
+    #[doc(hidden)]
+    pub fn every_maximum() -> Vec<Self> {
+        keys()
+            .iter()
+            .filter_map(|k| match k.kind {
+                ValueKind::Duration { max, .. } => Some(Self::set(k.path, format_duration(max))),
+                ValueKind::Int { max, .. } if k.tier != Tier::ApiOnly => {
+                    Some(Self::set(k.path, max.to_string()))
+                }
+                _ => None,
+            })
+            .collect()
     }
 }
 

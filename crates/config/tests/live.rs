@@ -834,18 +834,7 @@ fn every_key_at_its_maximum_and_past_it() {
 #[test]
 fn every_timeout_at_its_maximum_together_derives_and_adds_to_an_instant() {
     let file = ConfigFile::new(BASE);
-    let flags: Vec<FlagValue> = keys()
-        .iter()
-        .filter_map(|k| match k.kind {
-            ValueKind::Duration { max, .. } => {
-                Some(FlagValue::new("-set", k.path, format_duration(max)))
-            }
-            ValueKind::Int { max, .. } if k.tier != Tier::ApiOnly => {
-                Some(FlagValue::new("-set", k.path, max.to_string()))
-            }
-            _ => None,
-        })
-        .collect();
+    let flags = FlagValue::every_maximum();
     let config = load(&sources(&file.path, &[], flags))
         .expect("every maximum at once loads")
         .config;

@@ -28,16 +28,12 @@ impl Dir {
 
 /// Flags as `-name value` for a key with that flag name.
 fn flag(name: &str, value: &str) -> FlagValue {
-    let key = keys()
-        .iter()
-        .find(|k| k.flag == Some(name))
-        .map_or(name, |k| k.path);
-    FlagValue::new(format!("-{name}"), key, value)
+    FlagValue::flag(name, value)
 }
 
 /// `-set path=value`.
 fn set(path: &str, value: &str) -> FlagValue {
-    FlagValue::new(format!("-set {path}"), path, value)
+    FlagValue::set(path, value)
 }
 
 fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {

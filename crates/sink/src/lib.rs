@@ -20,7 +20,8 @@
 //! * `channel`: the [`DiscoverySink`] trait with its [`SinkSettings`], [`Admission`]
 //!   and [`SinkResult`], and [`ChannelSink`].
 //! * `redis`: [`RedisDedup`], [`RedisSink`] and [`warn_without_shared_dedup`], over
-//!   the queue crate's Redis connection ([`RedisError`] is its error).
+//!   the queue crate's Redis connection (its [`spyder_queue::ConnectError`] is
+//!   theirs).
 //!
 //! The private modules' items are re-exported here.
 
@@ -40,5 +41,3 @@ pub use dedup::{
 pub use keys::{DedupKey, KeyDigest};
 pub use memory::MemoryDedup;
 pub use redis::{RedisDedup, RedisSink, warn_without_shared_dedup};
-/// Why a Redis connection could not be set up (the queue crate's, shared).
-pub use spyder_queue::ConnectError as RedisError;

@@ -156,10 +156,10 @@ fn serve(options: ServeOptions) -> Result<()> {
     let runtime = tokio::runtime::Runtime::new().map_err(|e| format!("tokio runtime: {e}"))?;
     let (part, ca, ports) = own_part(options.part.as_ref(), parts)?;
     eprintln!(
-        "xtask world-serve: generating a world of {} sites (seed {:#x}, conditions {:?}){}",
+        "xtask world-serve: generating a world of {} sites (seed {:#x}; {}){}",
         options.sites,
         options.seed,
-        options.conditions,
+        options.conditions.describe(),
         if parts > 1 {
             format!(", part {} of {parts}", part.index + 1)
         } else {
