@@ -13,7 +13,7 @@
 //! - `bench [N] [--concurrency C] [--strict] [--compare FILE] [-- spyder flags]`:
 //!   issue #6. spyder against a world of N sites (default 10,000) served by a separate,
 //!   pinned process: throughput, CPU and memory, DNS queries and TLS handshakes per
-//!   domain, and the world's own ceiling. See [`bench`]. (`world-serve` is the hidden
+//!   domain, and the world's own ceiling. See [`mod@bench`]. (`world-serve` is the hidden
 //!   subcommand that process runs.)
 //! - `fuzz [--seconds N] [--target NAME]`: builds the libFuzzer targets of `fuzz/`
 //!   (cargo-fuzz, nightly) and runs each for N seconds (default 60), one at a time;

@@ -511,6 +511,22 @@ fn database_name(v: &Value) -> Result<String, String> {
     }
 }
 
+/// The entries of `api.keys`: a sequence, or the JSON text of one; none when empty.
+fn api_key_entries(value: &Value) -> Result<Vec<Value>, String> {
+    const SHAPE: &str = "must be an array of {key, name, scope}";
+    match value {
+        Value::Array(items) => Ok(items.clone()),
+        Value::Null => Ok(Vec::new()),
+        Value::String(text) if text.trim().is_empty() => Ok(Vec::new()),
+        Value::String(text) => match serde_json::from_str::<Value>(text) {
+            Ok(Value::Array(items)) => Ok(items),
+            Ok(_) => Err(SHAPE.to_owned()),
+            Err(e) => Err(format!("must be a JSON array of {{key, name, scope}}: {e}")),
+        },
+        _ => Err(SHAPE.to_owned()),
+    }
+}
+
 /// `[{key, name, scope}]`, from a sequence or (flags, env) JSON text. An error names
 /// the entry's index and never prints a key.
 pub(crate) fn api_keys(
@@ -524,38 +540,8 @@ pub(crate) fn api_keys(
         origin: origin.clone(),
         reason,
     };
-    let parsed;
-    let entries = match value {
-        Value::Array(items) => items,
-        Value::Null => return Ok(Vec::new()),
-        Value::String(text) if text.trim().is_empty() => return Ok(Vec::new()),
-        Value::String(text) => {
-            parsed = serde_json::from_str::<Value>(text).map_err(|e| {
-                fail(
-                    "api.keys".to_owned(),
-                    None,
-                    format!("must be a JSON array of {{key, name, scope}}: {e}"),
-                )
-            })?;
-            match &parsed {
-                Value::Array(items) => items,
-                _ => {
-                    return Err(fail(
-                        "api.keys".to_owned(),
-                        None,
-                        "must be an array of {key, name, scope}".to_owned(),
-                    ));
-                }
-            }
-        }
-        _ => {
-            return Err(fail(
-                "api.keys".to_owned(),
-                None,
-                "must be an array of {key, name, scope}".to_owned(),
-            ));
-        }
-    };
+    let entries =
+        api_key_entries(value).map_err(|reason| fail("api.keys".to_owned(), None, reason))?;
     let mut names = HashSet::new();
     let mut keys = Vec::with_capacity(entries.len());
     for (index, entry) in entries.iter().enumerate() {

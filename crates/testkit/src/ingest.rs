@@ -53,7 +53,12 @@ pub enum Answer {
     /// This status, empty body.
     Status(u16),
     /// This status with `Retry-After: <seconds>`.
-    RetryAfter { status: u16, seconds: u64 },
+    RetryAfter {
+        /// The status.
+        status: u16,
+        /// The `Retry-After` value.
+        seconds: u64,
+    },
     /// No answer until [`IngestServer::release`]; then 503.
     Hang,
 }
@@ -280,7 +285,9 @@ pub struct ClientCa {
 /// A client certificate and its key, as PEM (what `mtls.cert` and `mtls.key` name).
 #[derive(Clone, Debug)]
 pub struct ClientCert {
+    /// The certificate, signed by the test CA.
     pub cert_pem: String,
+    /// Its private key.
     pub key_pem: String,
 }
 

@@ -9,6 +9,8 @@
 //! round trips, DNS loss and connect-level black holes ([`netsim`]). [`prometheus`]
 //! reads a metrics exposition back into numbers for assertions.
 
+#![deny(missing_docs)]
+
 pub mod dns;
 pub mod ingest;
 pub mod netsim;

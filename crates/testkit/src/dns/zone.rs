@@ -67,7 +67,7 @@ impl Node {
     }
 }
 
-/// The data a [`DnsServer`] answers from. Names are case-insensitive and a trailing
+/// The data a [`DnsServer`](super::DnsServer) answers from. Names are case-insensitive and a trailing
 /// dot is optional; `*.example.com` is a wildcard for names below `example.com` that
 /// do not exist explicitly.
 #[derive(Clone, Debug, Default)]

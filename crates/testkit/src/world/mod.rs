@@ -66,9 +66,13 @@ pub struct ExpectedMetrics {
 /// A running world: DNS server, web hosts and the CA that signed their certificates.
 #[derive(Debug)]
 pub struct World {
+    /// The resolver every name of the world is answered by.
     pub dns: DnsServer,
+    /// The web hosts on 127.0.0.x.
     pub web: WebServer,
+    /// The CA that signed the hosts' certificates (the roots to trust).
     pub ca: TestCa,
+    /// Every site with the records a correct crawl of it emits.
     pub sites: Vec<ExpectedSite>,
 }
 

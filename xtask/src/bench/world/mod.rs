@@ -16,7 +16,7 @@
 //! process then serves the world in parts (`--parts K`, default as many as the
 //! limit needs, each using at most half its limit for listeners): it serves the DNS
 //! and part 1 itself and starts K-1 more `world-serve --part i/K --ports h,p --ca F`
-//! processes on its port pair and CA ([`World::generate_part`]); it merges their
+//! processes on its port pair and CA ([`World::generate_part`](spyder_testkit::world::World::generate_part)); it merges their
 //! files into `D` and sums their `stats`, so the bench sees one world.
 //!
 //! The optional conditions ([`Conditions`]) make it a slow, lossy, partly filtered
