@@ -34,6 +34,8 @@ pub struct RunArgs {
     pub verbose: bool,
     /// `-progress`: a progress bar on stderr when it is a TTY.
     pub progress: bool,
+    /// `-fail_on_error`: exit 2 when tasks ran and every one failed.
+    pub fail_on_error: bool,
 }
 
 /// A command line that does not parse; the binary prints it with the usage and
@@ -53,6 +55,7 @@ const QUIET: &str = "quiet";
 const VERBOSE: &str = "verbose";
 const PROGRESS: &str = "progress";
 const VERSION: &str = "version";
+const FAIL_ON_ERROR: &str = "fail_on_error";
 const SET: &str = "set";
 
 /// Every flag `spyder` accepts.
@@ -79,6 +82,10 @@ fn flag_specs() -> Vec<FlagSpec> {
         FlagSpec::boolean(VERBOSE, "debug logs (sets logging.level=debug)"),
         FlagSpec::boolean_default(PROGRESS, "true", "progress bar on stderr when it is a TTY"),
         FlagSpec::boolean(VERSION, "print the version and exit"),
+        FlagSpec::boolean(
+            FAIL_ON_ERROR,
+            "exit 2 when every task failed (nothing resolved or answered)",
+        ),
         FlagSpec::value(
             SET,
             "path=value",
@@ -101,6 +108,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, CliErr
         quiet: false,
         verbose: false,
         progress: true,
+        fail_on_error: false,
     };
     let mut version = false;
     for flag in given {
@@ -111,6 +119,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, CliErr
             VERBOSE => run.verbose = on,
             PROGRESS => run.progress = on,
             VERSION => version = on,
+            FAIL_ON_ERROR => run.fail_on_error = on,
             SET => {
                 let Some((path, value)) = flag.value.split_once('=') else {
                     return Err(CliError::SetSyntax(flag.value));

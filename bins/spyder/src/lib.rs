@@ -106,6 +106,7 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     let options = run::Options {
         quiet: args.quiet,
         progress: args.progress,
+        fail_on_error: args.fail_on_error,
         logs,
         live,
     };

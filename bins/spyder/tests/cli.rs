@@ -47,6 +47,7 @@ fn defaults_without_flags() {
             quiet: false,
             verbose: false,
             progress: true,
+            fail_on_error: false,
         }
     );
 }

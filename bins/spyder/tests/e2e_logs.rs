@@ -11,7 +11,7 @@ const LIMIT: Duration = Duration::from_secs(60);
 fn json_lines(stderr: &str) -> Vec<serde_json::Value> {
     stderr
         .lines()
-        .filter(|l| !l.starts_with("Final summary:"))
+        .filter(|l| !l.starts_with("Final summary:") && !l.starts_with("Outcomes:"))
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
         .collect()
 }

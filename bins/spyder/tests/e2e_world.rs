@@ -128,6 +128,14 @@ async fn a_hostile_domains_file_is_processed_line_by_line() {
         "{}",
         run.stderr
     );
+    // Issue #13 "say why": the line under the summary names the outcomes and reasons.
+    let why = outcomes_line(&run.stderr);
+    assert!(why.contains(" 4 invalid"), "{why}");
+    assert!(
+        why.contains("top causes: 1 invalid: IP address literal is not a domain"),
+        "{why}"
+    );
+    assert!(why.contains("; elapsed "), "{why}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -214,4 +222,46 @@ async fn a_device_as_output_file_is_written_without_fsync_errors() {
         "{}",
         run.stderr
     );
+}
+
+/// Issue #13 "say why": with a resolver that never answers, the summary names the
+/// cause; `-fail_on_error` turns "every task failed" into exit 2, and without it the
+/// run still exits 0 as the Go SPYDER does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_resolver_is_named_and_fail_on_error_exits_2() {
+    let h = Harness::new(0x5eed_0313, 3).await;
+    // Bound and never read: every query to it times out.
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind a silent resolver");
+    let silent_addr = silent.local_addr().expect("its address");
+    for (extra, code) in [(None, 0), (Some("-fail_on_error"), 2)] {
+        let mut cmd = h.spyder();
+        cmd.arg(format!("-set=dns.servers={silent_addr}"))
+            .arg("-set=dns.query_timeout=200ms")
+            .arg("-set=dns.retries=0")
+            .arg("-log_format=text")
+            .args(extra);
+        let run = finish(cmd, LIMIT).await;
+        assert_eq!(run.code, Some(code), "{extra:?}: {}", run.stderr);
+        assert!(
+            run.stderr
+                .contains("Final summary: 3 processed, 0 successful, 3 failed"),
+            "{}",
+            run.stderr
+        );
+        let why = outcomes_line(&run.stderr);
+        assert!(
+            why.starts_with("Outcomes: 3 dns_error; top causes: 3 dns_error: A: "),
+            "{why}"
+        );
+        assert!(why.contains("timed out"), "{why}");
+    }
+    drop(silent);
+}
+
+/// The `Outcomes: …` line the summary prints under `Final summary:`.
+fn outcomes_line(stderr: &str) -> &str {
+    stderr
+        .lines()
+        .find(|l| l.starts_with("Outcomes: "))
+        .unwrap_or_else(|| panic!("no outcome breakdown in:\n{stderr}"))
 }

@@ -40,6 +40,20 @@ pub enum Status {
 }
 
 impl Outcome {
+    /// Every outcome, in the order of SPEC §1's table.
+    pub const ALL: [Outcome; 10] = [
+        Self::Complete,
+        Self::Excluded,
+        Self::NoAddress,
+        Self::PrivateRefused,
+        Self::NoWeb,
+        Self::RobotsBlocked,
+        Self::Invalid,
+        Self::DnsError,
+        Self::Timeout,
+        Self::Internal,
+    ];
+
     /// The `outcome` label of `spyder_task_outcomes_total`.
     pub fn as_str(self) -> &'static str {
         match self {

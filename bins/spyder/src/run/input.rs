@@ -28,7 +28,13 @@ pub(super) async fn feed(
             }
             invalid @ InputLine::Invalid { .. } => {
                 invalid_lines.log(&invalid);
-                shared.stats.task_done(Outcome::Invalid, 0);
+                let reason = match &invalid {
+                    InputLine::Invalid { error, .. } => Some(error.to_string()),
+                    InputLine::Host { .. } => None,
+                };
+                shared
+                    .stats
+                    .task_done(Outcome::Invalid, 0, reason.as_deref());
             }
         }
     }

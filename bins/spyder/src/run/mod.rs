@@ -48,6 +48,8 @@ const EXTRA_HELD_LEASES: usize = 32;
 pub struct Options {
     pub quiet: bool,
     pub progress: bool,
+    /// `-fail_on_error`: exit 2 when tasks ran and every one failed.
+    pub fail_on_error: bool,
     /// The log subscriber's switches (`logging.*` is Tier 1).
     pub logs: crate::logging::Logs,
     /// The running configuration; PATCH and SIGHUP change it.

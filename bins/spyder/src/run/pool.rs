@@ -135,8 +135,9 @@ async fn work(shared: Arc<Shared>) {
         // A panic outside the probe's own containment (dedup, sink, emitter hand-off)
         // ends this task as `internal`; the worker goes on with its next lease.
         if let Err(panic) = spyder_probe::catch_panic(crawl_one(&shared, leased)).await {
-            tracing::error!(host = %host, outcome = "internal", reason = %format!("panic: {panic}"), "task failed");
-            shared.stats.task_done(Outcome::Internal, 0);
+            let reason = format!("panic: {panic}");
+            tracing::error!(host = %host, outcome = "internal", reason = %reason, "task failed");
+            shared.stats.task_done(Outcome::Internal, 0, Some(&reason));
         }
         let active = shared.pool.active.fetch_sub(1, Ordering::Relaxed) - 1;
         telemetry::active_workers().set(active as f64);

@@ -20,6 +20,8 @@ const DELIVERY_BUDGET: Duration = Duration::from_secs(10);
 const EXIT_INTERRUPTED: u8 = 130;
 /// Exit code when some batches were neither delivered nor spooled.
 const EXIT_RECORDS_LOST: u8 = 3;
+/// Exit code with `-fail_on_error` when tasks ran and none succeeded.
+const EXIT_ALL_FAILED: u8 = 2;
 /// In-flight hosts named when a shutdown cancels tasks.
 const CANCELLED_HOSTS_SHOWN: usize = 10;
 /// Budget for sending the last acks at shutdown (SPEC §3.14 step 4).
@@ -70,6 +72,7 @@ pub(super) struct Run {
     pub(super) stall_watch: tokio::task::JoinHandle<()>,
     pub(super) display: Display,
     pub(super) quiet: bool,
+    pub(super) fail_on_error: bool,
     pub(super) signals: Signals,
     pub(super) ops: Option<Ops>,
 }
@@ -154,6 +157,14 @@ impl Run {
             );
             return ExitCode::from(EXIT_RECORDS_LOST);
         }
+        let tasks = self.shared.stats.snapshot();
+        if self.fail_on_error && tasks.processed > 0 && tasks.ok == 0 {
+            tracing::error!(
+                failed = tasks.error,
+                "every task failed (-fail_on_error); see the outcomes above"
+            );
+            return ExitCode::from(EXIT_ALL_FAILED);
+        }
         ExitCode::SUCCESS
     }
 
@@ -209,6 +220,7 @@ impl Run {
         progress::finish(self.display);
         if !self.quiet {
             eprintln!("{}", self.shared.stats.snapshot().summary());
+            eprintln!("{}", self.shared.stats.breakdown());
         }
     }
 }

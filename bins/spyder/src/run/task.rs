@@ -53,7 +53,11 @@ pub(super) async fn crawl_one(shared: &Shared, leased: Leased) {
         .ride_with(&mut finalizer, Arc::clone(&shared.dedup));
     let records = settled.records;
     shared.stats.records_emitted(&records);
-    shared.stats.task_done(report.outcome, records.edges.len());
+    shared.stats.task_done(
+        report.outcome,
+        records.edges.len(),
+        report.detail.as_deref(),
+    );
     if shared.queue.is_shared() {
         finalizer.on_resolve(move |status| async move {
             if status == Status::Failed {

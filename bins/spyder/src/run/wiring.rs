@@ -225,6 +225,7 @@ impl Run {
             stall_watch,
             display,
             quiet: options.quiet,
+            fail_on_error: options.fail_on_error,
             signals,
             ops,
         })
