@@ -36,6 +36,11 @@ pub struct RunArgs {
     pub progress: bool,
     /// `-fail_on_error`: exit 2 when tasks ran and every one failed.
     pub fail_on_error: bool,
+    /// `-silent`: data only; no progress, no summary and no logs below ERROR (also
+    /// in `flags` as `logging.level=error`).
+    pub silent: bool,
+    /// `-no_color`, or `NO_COLOR` set in the environment: no ANSI colours in logs.
+    pub no_color: bool,
 }
 
 /// A command line that does not parse; the binary prints it with the usage and
@@ -46,8 +51,19 @@ pub enum CliError {
     Flag(#[from] FlagError),
     #[error("-set {0:?}: want path=value, e.g. -set crawling.rate_per_host=2")]
     SetSyntax(String),
-    #[error("-set {0}: unknown configuration key; see docs/configuration.md")]
+    #[error("-set {0}: unknown configuration key{hint}; see docs/configuration.md", hint = spyder_config::similar_key(.0).map(|k| format!(" (did you mean {k}?)")).unwrap_or_default())]
     UnknownKey(String),
+}
+
+impl CliError {
+    /// `Did you mean -concurrency?` for a mistyped flag name, printed under the
+    /// Go-style error line.
+    pub fn hint(&self) -> Option<String> {
+        let CliError::Flag(FlagError::NotDefined(name)) = self else {
+            return None;
+        };
+        flags::similar_flag(&flag_specs(), name).map(|flag| format!("Did you mean -{flag}?"))
+    }
 }
 
 const CONFIG: &str = "config";
@@ -56,7 +72,14 @@ const VERBOSE: &str = "verbose";
 const PROGRESS: &str = "progress";
 const VERSION: &str = "version";
 const FAIL_ON_ERROR: &str = "fail_on_error";
+const SILENT: &str = "silent";
+const NO_COLOR: &str = "no_color";
+const JSONL: &str = "jsonl";
 const SET: &str = "set";
+
+/// Short names users of ProjectDiscovery's httpx, dnsx and tlsx know, each the same
+/// as the flag it names.
+const ALIASES: &[(&str, &str)] = &[("o", "output"), ("c", "concurrency"), ("rl", "rate_global")];
 
 /// Every flag `spyder` accepts.
 fn flag_specs() -> Vec<FlagSpec> {
@@ -86,6 +109,12 @@ fn flag_specs() -> Vec<FlagSpec> {
             FAIL_ON_ERROR,
             "exit 2 when every task failed (nothing resolved or answered)",
         ),
+        FlagSpec::boolean(
+            SILENT,
+            "data only: no progress, no summary, no logs below error",
+        ),
+        FlagSpec::boolean(NO_COLOR, "no colours in logs (also when NO_COLOR is set)"),
+        FlagSpec::boolean(JSONL, "same as -output_format jsonl"),
         FlagSpec::value(
             SET,
             "path=value",
@@ -93,6 +122,18 @@ fn flag_specs() -> Vec<FlagSpec> {
             "set any configuration key, e.g. -set crawling.rate_per_host=2 (repeatable)",
         ),
     ]);
+    for (alias, target) in ALIASES {
+        let Some(spec) = specs.iter().find(|s| s.name == *target) else {
+            continue;
+        };
+        let alias = FlagSpec::value(
+            alias,
+            spec.value_type.unwrap_or("string"),
+            "",
+            format!("same as -{target}"),
+        );
+        specs.push(alias);
+    }
     specs
 }
 
@@ -109,6 +150,8 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, CliErr
         verbose: false,
         progress: true,
         fail_on_error: false,
+        silent: false,
+        no_color: false,
     };
     let mut version = false;
     for flag in given {
@@ -120,6 +163,12 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, CliErr
             PROGRESS => run.progress = on,
             VERSION => version = on,
             FAIL_ON_ERROR => run.fail_on_error = on,
+            SILENT => run.silent = on,
+            NO_COLOR => run.no_color = on,
+            JSONL if on => run
+                .flags
+                .push(FlagValue::new("-jsonl", "output.format", "jsonl")),
+            JSONL => {}
             SET => {
                 let Some((path, value)) = flag.value.split_once('=') else {
                     return Err(CliError::SetSyntax(flag.value));
@@ -130,8 +179,15 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, CliErr
                 }
                 run.flags.push(FlagValue::set(path, value));
             }
-            // Every other flag comes from the key table.
-            name => run.flags.push(FlagValue::flag(name, flag.value)),
+            name => match ALIASES.iter().find(|(alias, _)| *alias == name) {
+                Some((alias, target)) => {
+                    let mut value = FlagValue::flag(target, flag.value);
+                    value.flag = format!("-{alias}");
+                    run.flags.push(value);
+                }
+                // Every other flag comes from the key table.
+                None => run.flags.push(FlagValue::flag(name, flag.value)),
+            },
         }
     }
     if version {
@@ -140,6 +196,12 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, CliErr
     if run.verbose {
         run.flags
             .push(FlagValue::new("-verbose", "logging.level", "debug"));
+    }
+    if run.silent {
+        run.quiet = true;
+        run.progress = false;
+        run.flags
+            .push(FlagValue::new("-silent", "logging.level", "error"));
     }
     Ok(Command::Run(run))
 }
@@ -156,8 +218,8 @@ pub fn usage() -> String {
          Examples:\n\
          \x20 # crawl a file of domains, batches to stdout\n\
          \x20 spyder -domains domains.txt\n\
-         \x20 # read domains from stdin, JSON lines into a file\n\
-         \x20 cat domains.txt | spyder -domains - -output_format jsonl -output graph.jsonl\n\
+         \x20 # domains from a pipe (-domains - may be left out), JSON lines into a file\n\
+         \x20 cat domains.txt | spyder -domains - -jsonl -o graph.jsonl\n\
          \x20 # also crawl what is discovered, up to 10000 new domains\n\
          \x20 spyder -domains seeds.txt -continuous -max_domains 10000\n\
          \x20 # queue mode: lease domains from Redis (fill it with `seed`)\n\

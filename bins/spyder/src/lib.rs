@@ -4,6 +4,7 @@
 
 pub mod cli;
 mod control;
+pub mod locate;
 pub mod logging;
 pub mod progress;
 pub mod run;
@@ -12,7 +13,7 @@ pub mod settings;
 use std::ffi::OsString;
 use std::process::ExitCode;
 
-use spyder_config::{Sources, load};
+use spyder_config::{FlagValue, Sources, load};
 
 /// Exit code for bad flags, as Go's `flag` package.
 const EXIT_USAGE: u8 = 2;
@@ -24,13 +25,16 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             eprintln!("{e}");
+            if let Some(hint) = e.hint() {
+                eprintln!("{hint}");
+            }
             eprint!("{}", cli::usage());
             return ExitCode::from(EXIT_USAGE);
         }
     };
     let args = match command {
         cli::Command::Help => {
-            eprint!("{}", cli::usage());
+            print!("{}", cli::usage());
             return ExitCode::SUCCESS;
         }
         cli::Command::Version => {
@@ -40,20 +44,42 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         cli::Command::Run(args) => args,
     };
 
-    let sources = Sources {
-        file: args.config_file.clone(),
-        env: std::env::vars().collect(),
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    let found_config = match &args.config_file {
+        Some(_) => None,
+        None => locate::user_config_file(&env),
+    };
+    let mut sources = Sources {
+        file: args.config_file.clone().or_else(|| found_config.clone()),
+        env,
         flags: args.flags.clone(),
     };
-    let loaded = match load(&sources) {
+    let mut loaded = match load(&sources) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("{e}");
             return ExitCode::FAILURE;
         }
     };
+    let no_input =
+        |c: &spyder_config::Config| c.domains.is_empty() && c.redis.queue_addr.is_empty();
+    let from_stdin = no_input(&loaded.config) && locate::stdin_has_data();
+    if from_stdin {
+        // httpx and dnsx read a pipe without being told; so does spyder.
+        sources
+            .flags
+            .insert(0, FlagValue::new("stdin", "domains", "-"));
+        loaded = match load(&sources) {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::FAILURE;
+            }
+        };
+    }
     let config = &loaded.config;
-    if config.domains.is_empty() && config.redis.queue_addr.is_empty() {
+    if no_input(config) {
+        eprintln!("{}", locate::NO_INPUT);
         eprint!("{}", cli::usage());
         return ExitCode::FAILURE;
     }
@@ -63,7 +89,8 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     } else {
         config.logging.level
     };
-    let logs = match logging::init(level, config.logging.format) {
+    let color = !args.no_color && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let logs = match logging::init(level, config.logging.format, color) {
         Ok(logs) => logs,
         Err(e) => {
             eprintln!("spyder: cannot start logging: {e}");
@@ -72,6 +99,14 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     };
     for warning in &loaded.warnings {
         tracing::warn!("{warning}");
+    }
+    if let Some(path) = &found_config {
+        tracing::info!(config_file = %path.display(), "configuration file found (no -config given)");
+    }
+    if from_stdin {
+        tracing::info!(
+            "reading domains from stdin (no -domains given and stdin is not a terminal)"
+        );
     }
     // Before anything opens a descriptor (SPEC §2.4 / issue 11): a default soft limit of
     // 1,024 must not cap a crawl of thousands of tasks.

@@ -18,12 +18,15 @@ type Output = Box<dyn Layer<Filtered> + Send + Sync>;
 pub struct Logs {
     filter: reload::Handle<EnvFilter, Registry>,
     output: reload::Handle<Output, Filtered>,
+    /// Colours allowed (`-no_color` and `NO_COLOR` say no).
+    color: bool,
 }
 
-/// Installs the global subscriber. Fails only if one is already installed.
-pub fn init(level: LogLevel, format: LogFormat) -> Result<Logs, String> {
+/// Installs the global subscriber; text logs on a terminal are coloured unless
+/// `color` is false. Fails only if one is already installed.
+pub fn init(level: LogLevel, format: LogFormat, color: bool) -> Result<Logs, String> {
     let (filter, filter_handle) = reload::Layer::new(EnvFilter::new(directive(level)));
-    let (output, output_handle) = reload::Layer::new(output_layer(format));
+    let (output, output_handle) = reload::Layer::new(output_layer(format, color));
     tracing_subscriber::registry()
         .with(filter)
         .with(output)
@@ -32,6 +35,7 @@ pub fn init(level: LogLevel, format: LogFormat) -> Result<Logs, String> {
     Ok(Logs {
         filter: filter_handle,
         output: output_handle,
+        color,
     })
 }
 
@@ -48,12 +52,12 @@ impl Logs {
             .reload(EnvFilter::new(directive(level)))
             .map_err(|e| e.to_string())?;
         self.output
-            .reload(output_layer(format))
+            .reload(output_layer(format, self.color))
             .map_err(|e| e.to_string())
     }
 }
 
-fn output_layer(format: LogFormat) -> Output {
+fn output_layer(format: LogFormat, color: bool) -> Output {
     let json = match format {
         LogFormat::Json => true,
         LogFormat::Text => false,
@@ -68,7 +72,9 @@ fn output_layer(format: LogFormat) -> Output {
             .with_span_list(false)
             .boxed()
     } else {
-        layer.with_ansi(std::io::stderr().is_terminal()).boxed()
+        layer
+            .with_ansi(color && std::io::stderr().is_terminal())
+            .boxed()
     }
 }
 

@@ -33,6 +33,7 @@ pub fn probe_settings(config: &Config) -> ProbeSettings {
     s.exclude_tlds = config.exclude_tlds.clone();
     s.rate_per_host = c.rate_per_host;
     s.rate_burst = c.rate_burst;
+    s.rate_global = f64::from(c.rate_global);
     s.max_conns_per_ip = usize::try_from(c.max_conns_per_ip).unwrap_or(usize::MAX);
     s.task_timeout = c.task_timeout;
     s.dns_timeout = c.dns_timeout;

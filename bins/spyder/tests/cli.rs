@@ -48,6 +48,8 @@ fn defaults_without_flags() {
             verbose: false,
             progress: true,
             fail_on_error: false,
+            silent: false,
+            no_color: false,
         }
     );
 }
@@ -161,6 +163,41 @@ fn run_switches() {
     assert!(run.flags.is_empty());
 
     assert!(run_args(&["-config="]).config_file.is_none());
+}
+
+#[test]
+fn the_short_flags_of_projectdiscovery_tools_mean_the_same() {
+    // Issue #13: -o, -c, -rl, -jsonl and -silent as httpx, dnsx and tlsx have them.
+    let run = run_args(&["-o", "out.jsonl", "-c=8", "-rl", "50", "-jsonl", "-silent"]);
+    assert!(run.silent && run.quiet && !run.progress);
+    let config = load_flags(run.flags.clone());
+    assert_eq!(config.output.file, std::path::PathBuf::from("out.jsonl"));
+    assert_eq!(config.crawling.concurrency, 8);
+    assert_eq!(config.crawling.rate_global, 50);
+    assert_eq!(config.output.format, spyder_config::OutputFormat::Jsonl);
+    assert_eq!(config.logging.level, LogLevel::Error);
+    // Errors name the flag as written.
+    let err = load(&Sources {
+        file: None,
+        env: Vec::new(),
+        flags: run_args(&["-c=0"]).flags,
+    })
+    .expect_err("0 is out of range");
+    assert!(err.to_string().contains("-c"), "{err}");
+    assert!(run_args(&["-jsonl=false"]).flags.is_empty());
+    assert!(run_args(&["-no_color"]).no_color);
+    let usage = cli::usage();
+    for line in [
+        "  -o path",
+        "  -c int",
+        "  -rl int",
+        "  -jsonl",
+        "  -silent",
+        "  -no_color",
+    ] {
+        assert!(usage.contains(&format!("{line}\n")), "{line} in the usage");
+    }
+    assert!(usage.contains("same as -output"), "{usage}");
 }
 
 #[test]

@@ -32,17 +32,51 @@ async fn help_is_exit_0_and_no_input_is_exit_1() {
         cmd.arg(flag);
         let run = finish(cmd, LIMIT).await;
         assert_eq!(run.code, Some(0), "{flag}");
+        // Issue #13: help asked for goes to stdout, so `spyder -h | less` works.
         assert!(
-            run.stderr
+            String::from_utf8_lossy(&run.stdout)
                 .starts_with("SPYDER (System for Probing and Yielding DNS-based Entity Relations)"),
             "{flag}"
         );
+        assert!(run.stderr.is_empty(), "{flag}: {}", run.stderr);
     }
+    // No input (stdin is /dev/null, not a pipe): say which input was expected, then
+    // the usage.
     let run = finish(spyder(), LIMIT).await;
     assert_eq!(run.code, Some(1));
     assert!(
+        run.stderr.starts_with(
+            "spyder: no input: give -domains FILE (- reads stdin), pipe domains on stdin, \
+             or set REDIS_QUEUE_ADDR (redis.queue_addr) for queue mode\n\
+             SPYDER (System for Probing and Yielding DNS-based Entity Relations)"
+        ),
+        "{}",
         run.stderr
-            .starts_with("SPYDER (System for Probing and Yielding DNS-based Entity Relations)")
+    );
+}
+
+#[tokio::test]
+async fn a_mistyped_flag_or_key_gets_a_did_you_mean() {
+    let mut cmd = spyder();
+    cmd.arg("-concurency=3");
+    let run = finish(cmd, LIMIT).await;
+    assert_eq!(run.code, Some(2));
+    assert!(
+        run.stderr.starts_with(
+            "flag provided but not defined: -concurency\nDid you mean -concurrency?\n"
+        ),
+        "{}",
+        run.stderr
+    );
+    let mut cmd = spyder();
+    cmd.arg("-set=crawling.rate_per_hots=2");
+    let run = finish(cmd, LIMIT).await;
+    assert_eq!(run.code, Some(2));
+    assert!(
+        run.stderr
+            .contains("(did you mean crawling.rate_per_host?)"),
+        "{}",
+        run.stderr
     );
 }
 

@@ -14,6 +14,8 @@ mod settings;
 
 // Usage, exit codes, version, bad input files.
 mod e2e_cli;
+// The conventions of httpx, dnsx and tlsx: stdin, short flags, -silent, XDG config.
+mod e2e_conventions;
 // Continuous mode with the ChannelSink.
 mod e2e_continuous;
 // Many probes on one Redis, a SIGKILL and a redis-server restart.

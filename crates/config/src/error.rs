@@ -60,7 +60,10 @@ pub enum ConfigError {
         reason: String,
     },
     /// A flag, `-set` or runtime change set names no configuration key.
-    #[error("config: unknown key \"{key}\" ({origin}): see docs/configuration.md for the keys")]
+    #[error(
+        "config: unknown key \"{key}\" ({origin}){}: see docs/configuration.md for the keys",
+        crate::keys::did_you_mean(.key)
+    )]
     UnknownKey {
         /// The name as given.
         key: String,

@@ -187,6 +187,12 @@ pub fn parse(
     Ok(Parsed::Flags(found))
 }
 
+/// The defined flag closest to a mistyped `name` (`concurency` gives `concurrency`),
+/// for a "did you mean" hint; `None` when nothing is close.
+pub fn similar_flag(specs: &[FlagSpec], name: &str) -> Option<&'static str> {
+    crate::keys::best_match(name, specs.iter().map(|s| (s.name, [Some(s.name)])))
+}
+
 fn utf8(raw: OsString, name: &str) -> Result<String, FlagError> {
     raw.into_string()
         .map_err(|_| FlagError::NotUnicode(name.to_owned()))

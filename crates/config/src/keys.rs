@@ -260,6 +260,14 @@ static KEYS: &[KeySpec] = &[
         "per-host token bucket depth",
     ),
     KeySpec::new(
+        "crawling.rate_global",
+        Immediate,
+        int(0, 1_000_000),
+        "0",
+        "requests per second across all hosts, evenly spaced (0 = no limit; -rl)",
+    )
+    .flag("rate_global"),
+    KeySpec::new(
         "crawling.max_conns_per_ip",
         Immediate,
         int(0, 65_536),
@@ -691,6 +699,69 @@ pub fn keys() -> &'static [KeySpec] {
 pub fn find_key(name: &str) -> Option<&'static KeySpec> {
     KEYS.iter()
         .find(|k| k.path == name || k.alias == Some(name))
+}
+
+/// The key a mistyped name most likely meant, for "did you mean" hints: the key
+/// whose canonical path, alias or last path segment is closest to `name`
+/// (`concurency` and `crawling.concurency` both give `crawling.concurrency`), or
+/// `None` when nothing is close.
+///
+/// ```
+/// assert_eq!(spyder_config::similar_key("concurency"), Some("crawling.concurrency"));
+/// assert_eq!(spyder_config::similar_key("zzzz"), None);
+/// ```
+pub fn similar_key(name: &str) -> Option<&'static str> {
+    // Leaves against leaves (a shared `crawling.` prefix says nothing), the name's
+    // own section breaking ties (`api.rate_brust` is `api.rate_burst`).
+    let (section, leaf) = name.rsplit_once('.').unwrap_or(("", name));
+    let same_section = |k: &KeySpec| !section.is_empty() && k.section() == Some(section);
+    best_match(
+        leaf,
+        KEYS.iter()
+            .filter(|k| same_section(k))
+            .chain(KEYS)
+            .map(|k| {
+                let key_leaf = k.path.rsplit('.').next().unwrap_or(k.path);
+                (k.path, [k.alias, Some(key_leaf)])
+            }),
+    )
+}
+
+/// How alike two names must be (Jaro-Winkler, 0..=1) to be offered as a hint.
+const SIMILAR: f64 = 0.85;
+
+/// The answer whose best-scoring spelling is closest to `name`, if close enough.
+pub(crate) fn best_match<'a, const N: usize>(
+    name: &str,
+    candidates: impl Iterator<Item = (&'a str, [Option<&'a str>; N])>,
+) -> Option<&'a str> {
+    let name = name.to_ascii_lowercase();
+    candidates
+        .map(|(answer, spellings)| {
+            let score = spellings
+                .into_iter()
+                .flatten()
+                .map(|s| strsim::jaro_winkler(&name, s))
+                .fold(0.0, f64::max);
+            (score, answer)
+        })
+        .filter(|(score, _)| *score >= SIMILAR)
+        // The first of equal scores wins (`max_by` would keep the last).
+        .fold(
+            None,
+            |best: Option<(f64, &str)>, (score, answer)| match best {
+                Some((top, _)) if top >= score => best,
+                _ => Some((score, answer)),
+            },
+        )
+        .map(|(_, answer)| answer)
+}
+
+/// ` (did you mean "crawling.concurrency"?)` for a name close to a key, else empty.
+pub(crate) fn did_you_mean(name: &str) -> String {
+    similar_key(name)
+        .map(|key| format!(" (did you mean \"{key}\"?)"))
+        .unwrap_or_default()
 }
 
 /// The reload tier of a canonical path (or alias); `None` for an unknown key.

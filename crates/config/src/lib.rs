@@ -56,7 +56,7 @@ pub use duration::{format_duration, parse_duration};
 pub use error::{ConfigError, Origin};
 pub use keys::{
     KeySpec, LOG_FORMATS, LOG_LEVELS, OUTPUT_FORMATS, Tier, ValueKind, find_key, keys, keys_named,
-    patch_scope, tier_of,
+    patch_scope, similar_key, tier_of,
 };
 pub use live::{
     Applied, ApplyError, ConfigChange, LiveConfig, RELOADS_METRIC, diff, restart_message,

@@ -115,11 +115,10 @@ pub(crate) fn load_with_run(sources: &Sources, default_run: String) -> Result<Lo
         let origin = Origin::File(path.clone());
         let mut unknown = Vec::new();
         let entries = flatten(map, &origin, &mut warnings, &mut unknown)?;
-        warnings.extend(
-            unknown
-                .iter()
-                .map(|path| format!("config: unknown key \"{path}\" ignored")),
-        );
+        warnings.extend(unknown.iter().map(|path| {
+            let hint = crate::keys::did_you_mean(path);
+            format!("config: unknown key \"{path}\" ignored{hint}")
+        }));
         layers.push(Layer::new(origin, entries)?);
     }
     for spec in keys()

@@ -59,6 +59,8 @@ pub struct CrawlingConfig {
     pub rate_per_host: f64,
     /// Per-host token bucket depth.
     pub rate_burst: u32,
+    /// Requests per second across all hosts (0 = no limit).
+    pub rate_global: u32,
     /// Connections open at once to one IP address, all workers together (0 = no cap).
     pub max_conns_per_ip: u32,
     /// Cap on discoveries this probe enqueues (0 = no cap).
@@ -401,6 +403,7 @@ impl Config {
                 concurrency: 256,
                 rate_per_host: 1.0,
                 rate_burst: 2,
+                rate_global: 0,
                 max_conns_per_ip: 32,
                 max_domains: 0,
                 continuous: false,

@@ -85,6 +85,7 @@ fn set(c: &mut Config, spec: &KeySpec, v: &Value) -> Result<(), String> {
         "crawling.concurrency" => c.crawling.concurrency = int(spec, v)?,
         "crawling.rate_per_host" => c.crawling.rate_per_host = float(spec, v)?,
         "crawling.rate_burst" => c.crawling.rate_burst = int(spec, v)?,
+        "crawling.rate_global" => c.crawling.rate_global = int(spec, v)?,
         "crawling.max_conns_per_ip" => c.crawling.max_conns_per_ip = int(spec, v)?,
         "crawling.max_domains" => c.crawling.max_domains = int(spec, v)?,
         "crawling.continuous" => c.crawling.continuous = boolean(v)?,

@@ -570,6 +570,7 @@ crawling:
   concurrency: 17
   rate_per_host: 0.1
   rate_burst: 9
+  rate_global: 50
   max_conns_per_ip: 5
   max_domains: 1234
   continuous: true

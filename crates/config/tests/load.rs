@@ -305,6 +305,48 @@ fn unknown_keys_only_warn() {
 }
 
 #[test]
+fn a_mistyped_key_gets_a_did_you_mean() {
+    // Issue #13: a near miss names the key it most likely meant; a far one does not.
+    let dir = Dir::new();
+    let path = dir.file(
+        "spyder.yaml",
+        "concurency: 3
+crawling:
+  rate_per_hots: 2
+api:
+  rate_brust: 5
+output:
+  formt: jsonl
+zzz: 1
+",
+    );
+    let loaded = load_ok(Some(&path), Vec::new(), Vec::new());
+    let mut warnings = loaded.warnings.clone();
+    warnings.sort();
+    assert_eq!(
+        warnings,
+        [
+            "config: unknown key \"api.rate_brust\" ignored (did you mean \"api.rate_burst\"?)",
+            "config: unknown key \"concurency\" ignored (did you mean \"crawling.concurrency\"?)",
+            "config: unknown key \"crawling.rate_per_hots\" ignored (did you mean \"crawling.rate_per_host\"?)",
+            "config: unknown key \"output.formt\" ignored (did you mean \"output.format\"?)",
+            "config: unknown key \"zzz\" ignored",
+        ]
+    );
+    let err = spyder_config::load(&Sources {
+        file: None,
+        env: Default::default(),
+        flags: vec![FlagValue::set("crawling.concurrencyy", "3")],
+    })
+    .expect_err("an unknown -set key is an error");
+    assert!(
+        err.to_string()
+            .contains("(did you mean \"crawling.concurrency\"?)"),
+        "{err}"
+    );
+}
+
+#[test]
 fn precedence_is_default_file_env_flag() {
     let dir = Dir::new();
     let path = dir.file(

@@ -75,6 +75,9 @@ pub struct ProbeSettings {
     pub rate_per_host: f64,
     /// Token bucket depth per host.
     pub rate_burst: u32,
+    /// Requests per second across all hosts, shared by all workers; requests are
+    /// spaced evenly. 0 (the default) does not limit.
+    pub rate_global: f64,
     /// Connections open at once to one IP address, across all workers (0 = no cap).
     /// Waiting for a slot counts against `task_timeout`, not `tls_timeout`.
     pub max_conns_per_ip: usize,
@@ -116,6 +119,7 @@ impl ProbeSettings {
             exclude_tlds: vec!["gov".into(), "mil".into(), "int".into()],
             rate_per_host: 1.0,
             rate_burst: 2,
+            rate_global: 0.0,
             max_conns_per_ip: 32,
             task_timeout: Duration::from_secs(30),
             dns_timeout: Duration::from_secs(10),

@@ -13,7 +13,7 @@ use spyder_model::{
 use crate::dns::{self, DnsClient, ResolveStatus};
 use crate::fetch::{Web, WebFindings};
 use crate::policy;
-use crate::politeness::{AddressLimiter, HostLimiter};
+use crate::politeness::{AddressLimiter, GlobalLimiter, HostLimiter};
 use crate::robots::RobotsCache;
 use crate::tls::{TlsConnector, TlsSetupError};
 use crate::{CrawlReport, Outcome, PhaseTimings, ProbeConfig, ProbeSettings, TlsRoots};
@@ -56,6 +56,7 @@ struct Inner {
     dns: DnsClient,
     tls: TlsConnector,
     limiter: HostLimiter,
+    global_limiter: GlobalLimiter,
     addresses: AddressLimiter,
     robots: RobotsCache,
 }
@@ -124,6 +125,7 @@ impl ProbeBuilder {
             dns: DnsClient::new(config.dns_sockets, config.dns_cache_size)?,
             tls: TlsConnector::new(&config.tls_roots)?,
             limiter: HostLimiter::new(LIMITER_HOSTS),
+            global_limiter: GlobalLimiter::default(),
             addresses: AddressLimiter::new(),
             robots: RobotsCache::new(ROBOTS_CACHE_HOSTS, ROBOTS_CACHE_TTL),
             settings: ArcSwap::from_pointee(config.settings),
@@ -318,6 +320,7 @@ impl Task {
             dns: &probe.dns,
             tls: &probe.tls,
             limiter: &probe.limiter,
+            global_limiter: &probe.global_limiter,
             addresses: &probe.addresses,
             robots: &probe.robots,
         };

@@ -27,7 +27,7 @@ use crate::dns::{self, DnsClient};
 use crate::http::{self, HttpSession, ResponseHead};
 use crate::links;
 use crate::policy;
-use crate::politeness::{AddressLimiter, AddressSlot, HostLimiter};
+use crate::politeness::{AddressLimiter, AddressSlot, GlobalLimiter, HostLimiter};
 use crate::robots::{ROBOTS_MAX_BYTES, RobotsCache, RobotsRules};
 use crate::tls::{TlsConnectError, TlsConnector};
 use crate::{PhaseTimings, ProbeSettings};
@@ -47,6 +47,7 @@ pub(crate) struct Web<'a> {
     pub dns: &'a DnsClient,
     pub tls: &'a TlsConnector,
     pub limiter: &'a HostLimiter,
+    pub global_limiter: &'a GlobalLimiter,
     pub addresses: &'a AddressLimiter,
     pub robots: &'a RobotsCache,
 }
@@ -304,8 +305,8 @@ impl Web<'_> {
     }
 
     /// One GET on the connection in `link`, reconnecting once if the server had
-    /// closed it. Takes a token from the origin host's bucket just before the request
-    /// is written, so connection setup never eats into the spacing the server sees.
+    /// closed it. Takes a token from the origin host's bucket, then from the global
+    /// one, just before the request is written, so connection setup never eats into the spacing the server sees.
     async fn get(
         &self,
         link: &mut Option<Conn>,
@@ -320,6 +321,7 @@ impl Web<'_> {
         self.limiter
             .acquire(conn.origin.host.as_str(), s.rate_per_host, s.rate_burst)
             .await;
+        self.global_limiter.acquire(s.rate_global).await;
         let started = Instant::now();
         let host_header = self.host_header(&conn.origin);
         let mut result = conn

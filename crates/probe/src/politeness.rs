@@ -91,6 +91,42 @@ impl HostLimiter {
     }
 }
 
+/// Request pacing across every host of one probe (`crawling.rate_global`, the
+/// `-rl` of ProjectDiscovery's tools): one bucket of depth 1, so requests are
+/// spaced evenly at the rate.
+#[derive(Debug, Default)]
+pub struct GlobalLimiter {
+    /// `None` until the first limited request.
+    bucket: Mutex<Option<TokenBucket>>,
+}
+
+impl GlobalLimiter {
+    /// Waits until a request may go, then takes its token. A rate that is not a
+    /// positive finite number (0 is the default) does not limit; the rate is read
+    /// per call, so a settings change applies to the next request.
+    ///
+    /// Dropping the returned future while it waits still spends the reserved token.
+    pub async fn acquire(&self, rate_per_sec: f64) {
+        if let Some(at) = self.reserve(rate_per_sec, Instant::now()) {
+            tokio::time::sleep_until(at).await;
+        }
+    }
+
+    fn reserve(&self, rate_per_sec: f64, now: Instant) -> Option<Instant> {
+        let quota = Quota::new(rate_per_sec, 1)?;
+        let now = now.into_std();
+        // A bucket is a single timestamp; a panicking holder cannot corrupt it.
+        let mut bucket = self
+            .bucket
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        bucket
+            .get_or_insert_with(|| TokenBucket::full(now))
+            .reserve(quota, now)
+            .map(Instant::from_std)
+    }
+}
+
 /// Connection slots per IP address, shared by every worker of one probe (SPEC §3.6
 /// "Per address").
 ///
@@ -406,6 +442,21 @@ mod tests {
         limiter.acquire("slow.example", 1e-300, 1).await;
         limiter.acquire("slow.example", 1e-300, 1).await;
         assert_eq!(Instant::now() - t0, MAX_INTERVAL);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_global_limit_spaces_requests_to_any_host_evenly() {
+        let global = GlobalLimiter::default();
+        let t0 = Instant::now();
+        for _ in 0..5 {
+            global.acquire(0.0).await;
+        }
+        assert_eq!(Instant::now(), t0, "0 does not limit");
+        for _ in 0..5 {
+            global.acquire(4.0).await;
+        }
+        // Depth 1: the first goes at once, the next four 250 ms apart.
+        assert_eq!(Instant::now() - t0, Duration::from_secs(1));
     }
 
     #[tokio::test(start_paused = true)]

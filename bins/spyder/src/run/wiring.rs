@@ -133,16 +133,26 @@ impl Run {
     /// components, the input reader, the workers, the live-change listeners.
     pub(super) async fn start(loaded: Loaded, options: Options) -> Result<Self, String> {
         let config = loaded.config;
+        // Values, not Debug text: the list as a JSON array, the path as a path.
+        let exclude_tlds = serde_json::to_string(&config.exclude_tlds).unwrap_or_default();
+        let config_file = loaded.file.as_deref().map(|f| f.display().to_string());
         tracing::info!(
             probe = %config.probe,
             run = %config.run,
             concurrency = config.crawling.concurrency,
-            exclude_tlds = ?config.exclude_tlds,
-            config_file = ?loaded.file,
+            exclude_tlds = %exclude_tlds,
+            config_file = config_file.unwrap_or_default(),
             "starting spyder"
         );
         if let Some(file) = &loaded.file {
-            tracing::info!(file = %file.display(), "loaded config from file");
+            tracing::info!(config_file = %file.display(), "loaded config from file");
+        }
+        if config.exclude_tlds.is_empty() {
+            // `-exclude_tlds=` or `exclude_tlds: []` clears the list (SPEC §4 B-15),
+            // which a Go SPYDER user may not expect.
+            tracing::warn!(
+                "exclude_tlds is empty: every suffix is contacted, gov, mil and int included"
+            );
         }
         let ops_server = match config.telemetry.metrics_addr.as_str() {
             "" => None,

@@ -62,9 +62,12 @@ pub fn spyder() -> Command {
         "REDIS_QUEUE_KEY",
         "LOG_LEVEL",
         "SPYDER_API_KEYS",
+        "NO_COLOR",
     ] {
         cmd.env_remove(var);
     }
+    // No user configuration file from the machine's home.
+    cmd.env("XDG_CONFIG_HOME", "/nonexistent/spyder-tests");
     cmd.stdin(Stdio::null()).kill_on_drop(true);
     cmd
 }
