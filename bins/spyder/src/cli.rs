@@ -41,6 +41,9 @@ pub struct RunArgs {
     pub silent: bool,
     /// `-no_color`, or `NO_COLOR` set in the environment: no ANSI colours in logs.
     pub no_color: bool,
+    /// `-check`: validate the configuration and inputs, print the effective
+    /// configuration, exit 0 or 1; no crawl.
+    pub check: bool,
 }
 
 /// A command line that does not parse; the binary prints it with the usage and
@@ -75,6 +78,7 @@ const FAIL_ON_ERROR: &str = "fail_on_error";
 const SILENT: &str = "silent";
 const NO_COLOR: &str = "no_color";
 const JSONL: &str = "jsonl";
+const CHECK: &str = "check";
 const SET: &str = "set";
 
 /// Short names users of ProjectDiscovery's httpx, dnsx and tlsx know, each the same
@@ -115,6 +119,10 @@ fn flag_specs() -> Vec<FlagSpec> {
         ),
         FlagSpec::boolean(NO_COLOR, "no colours in logs (also when NO_COLOR is set)"),
         FlagSpec::boolean(JSONL, "same as -output_format jsonl"),
+        FlagSpec::boolean(
+            CHECK,
+            "validate the configuration and inputs, print the effective configuration (secrets hidden), exit 0 or 1",
+        ),
         FlagSpec::value(
             SET,
             "path=value",
@@ -152,6 +160,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, CliErr
         fail_on_error: false,
         silent: false,
         no_color: false,
+        check: false,
     };
     let mut version = false;
     for flag in given {
@@ -165,6 +174,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, CliErr
             FAIL_ON_ERROR => run.fail_on_error = on,
             SILENT => run.silent = on,
             NO_COLOR => run.no_color = on,
+            CHECK => run.check = on,
             JSONL if on => run
                 .flags
                 .push(FlagValue::new("-jsonl", "output.format", "jsonl")),

@@ -2,6 +2,7 @@
 //! run loop that composes the workspace crates (input -> queue -> probe -> dedup ->
 //! emitter/sink). `main.rs` only calls [`main`]; tests drive the real binary.
 
+mod check;
 pub mod cli;
 mod control;
 pub mod locate;
@@ -137,6 +138,9 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if args.check {
+        return runtime.block_on(check::run(&loaded));
+    }
     let live = spyder_config::LiveConfig::new(loaded.config.clone(), sources);
     let options = run::Options {
         quiet: args.quiet,

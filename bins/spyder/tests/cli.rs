@@ -50,6 +50,7 @@ fn defaults_without_flags() {
             fail_on_error: false,
             silent: false,
             no_color: false,
+            check: false,
         }
     );
 }

@@ -107,3 +107,93 @@ async fn an_invalid_value_fails_startup_naming_flag_key_and_value() {
         assert!(run.stderr.contains(part), "{part} not in {}", run.stderr);
     }
 }
+
+/// `-check` (issue #13, step 6): what a service manager runs before every start. It
+/// validates without side effects, prints the effective configuration with secrets
+/// hidden, and exits 0 or 1.
+#[tokio::test]
+async fn check_validates_without_crawling_and_prints_the_config_with_secrets_hidden() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let domains = dir.path().join("domains.txt");
+    std::fs::write(&domains, "example.org\nnot a host\nexample.net\n").expect("write");
+    let mut cmd = spyder();
+    cmd.current_dir(dir.path()).args([
+        "-check",
+        "-domains",
+        "domains.txt",
+        "-ingest",
+        "https://ops:hunter2@127.0.0.1:1/v1/batches",
+        "-o",
+        "graph.jsonl",
+    ]);
+    let run = finish(cmd, LIMIT).await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let config: serde_json::Value = serde_json::from_str(&stdout).expect("stdout is JSON");
+    assert_eq!(config["domains"], "domains.txt");
+    let shown = config.to_string();
+    assert!(!shown.contains("hunter2"), "{shown}");
+    assert!(shown.contains("***"), "{shown}");
+    assert!(
+        run.stderr
+            .contains("domains.txt:2: invalid host \"not a host\""),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("the configuration is valid; domains.txt: 2 hosts, 1 invalid lines"),
+        "{}",
+        run.stderr
+    );
+    // Nothing created: no output file, no spool directory.
+    let mut left: Vec<String> = std::fs::read_dir(dir.path())
+        .expect("read dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["domains.txt"]);
+}
+
+#[tokio::test]
+async fn check_fails_on_what_a_run_would_refuse() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // A domains file that is not there.
+    let mut cmd = spyder();
+    cmd.current_dir(dir.path())
+        .args(["-check", "-domains", "missing.txt"]);
+    let run = finish(cmd, LIMIT).await;
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert!(run.stderr.contains("missing.txt"), "{}", run.stderr);
+    assert!(run.stdout.is_empty());
+
+    // A file with no valid host.
+    std::fs::write(dir.path().join("bad.txt"), "not a host\n").expect("write");
+    let mut cmd = spyder();
+    cmd.current_dir(dir.path())
+        .args(["-check", "-domains", "bad.txt"]);
+    let run = finish(cmd, LIMIT).await;
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert!(run.stderr.contains("holds no valid host"), "{}", run.stderr);
+
+    // An mTLS certificate that exists but is no PEM: found only when it is loaded.
+    std::fs::write(dir.path().join("ok.txt"), "example.org\n").expect("write");
+    std::fs::write(dir.path().join("cert.pem"), "not a certificate\n").expect("write");
+    std::fs::write(dir.path().join("key.pem"), "not a key\n").expect("write");
+    let mut cmd = spyder();
+    cmd.current_dir(dir.path()).args([
+        "-check",
+        "-domains",
+        "ok.txt",
+        "-ingest",
+        "https://127.0.0.1:1/v1/batches",
+        "-mtls_cert",
+        "cert.pem",
+        "-mtls_key",
+        "key.pem",
+    ]);
+    let run = finish(cmd, LIMIT).await;
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert!(run.stderr.contains("cert.pem"), "{}", run.stderr);
+    assert!(!dir.path().join("spool").exists());
+}

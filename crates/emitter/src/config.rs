@@ -149,6 +149,18 @@ impl EmitterConfig {
     pub(crate) fn validate(&self) -> Result<(), EmitterError> {
         self.batch_limits().validate()
     }
+
+    /// Checks what [`Emitter::start`](crate::Emitter::start) would refuse, without
+    /// its side effects (no file created, no spool directory touched, nothing sent):
+    /// the batch limits, and for an ingest output its URL and mTLS files. `spyder
+    /// -check` calls it.
+    pub async fn check(&self) -> Result<(), EmitterError> {
+        self.validate()?;
+        if let Destination::Ingest(ingest) = &self.destination {
+            crate::output::check_ingest(ingest, self.format).await?;
+        }
+        Ok(())
+    }
 }
 
 /// The batching limits (`batch.*`, Tier 1), changed at runtime with

@@ -258,6 +258,16 @@ pub(crate) async fn open_output(
     Ok((prepared, state))
 }
 
+/// Checks an ingest output's URL and mTLS files, connecting nowhere.
+pub(crate) async fn check_ingest(
+    ingest: &IngestConfig,
+    format: Format,
+) -> Result<(), EmitterError> {
+    IngestClient::new(&ingest.url, format, &ingest.mtls)
+        .await
+        .map(drop)
+}
+
 /// Opens and checks an ingest output: the URL and mTLS files, and the spool directory
 /// (created and proven writable; stale temp files deleted at start only).
 async fn open_ingest(
