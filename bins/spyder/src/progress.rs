@@ -349,6 +349,35 @@ pub fn spawn(
     }))
 }
 
+/// The last line of the summary: where the records went. `output` is the emitter's
+/// own description (`stdout`, `file graph.jsonl`, `ingest https://… spooling to spool`).
+pub fn output_line(output: &str, report: &spyder_emitter::EmitterStatus) -> String {
+    let mut line = if output.starts_with("ingest") {
+        format!(
+            "Output: {output}: {} batches delivered, {} spooled, {} replayed from the spool",
+            report.batches_delivered, report.batches_spooled, report.batches_replayed
+        )
+    } else {
+        format!(
+            "Output: {output}: {} batches written",
+            report.batches_delivered
+        )
+    };
+    if report.batches_not_written > 0 {
+        line.push_str(&format!(
+            "; the output closed early: {} batches ({} records, {} edges) not written",
+            report.batches_not_written, report.records_not_written, report.edges_not_written
+        ));
+    }
+    if report.batches_lost > 0 {
+        line.push_str(&format!(
+            "; {} batches neither delivered nor spooled (lost)",
+            report.batches_lost
+        ));
+    }
+    line
+}
+
 /// Ends the bar's line so later output starts clean.
 pub fn finish(display: Display) {
     if display == Display::Bar {
@@ -359,6 +388,39 @@ pub fn finish(display: Display) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_output_line_says_where_records_went_and_what_was_not_written() {
+        let report = spyder_emitter::EmitterStatus {
+            batches_delivered: 4,
+            ..Default::default()
+        };
+        assert_eq!(
+            output_line("file graph.jsonl", &report),
+            "Output: file graph.jsonl: 4 batches written"
+        );
+        let closed = spyder_emitter::EmitterStatus {
+            batches_delivered: 1,
+            output_closed: true,
+            batches_not_written: 2,
+            records_not_written: 30,
+            edges_not_written: 20,
+            ..Default::default()
+        };
+        assert_eq!(
+            output_line("stdout", &closed),
+            "Output: stdout: 1 batches written; the output closed early: 2 batches (30 records, 20 edges) not written"
+        );
+        let ingest = spyder_emitter::EmitterStatus {
+            batches_delivered: 3,
+            batches_spooled: 1,
+            ..Default::default()
+        };
+        assert_eq!(
+            output_line("ingest https://i.example/v1 spooling to spool", &ingest),
+            "Output: ingest https://i.example/v1 spooling to spool: 3 batches delivered, 1 spooled, 0 replayed from the spool"
+        );
+    }
 
     #[test]
     fn summary_line_matches_the_original() {

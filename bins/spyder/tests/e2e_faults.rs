@@ -222,8 +222,26 @@ async fn a_second_signal_spools_and_exits_130() {
     );
 }
 
+/// The edges the summary's `Output:` line reports as not written (0 when none).
+fn edges_not_written(stderr: &str) -> usize {
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("Output: "))
+        .unwrap_or_else(|| panic!("no Output: line in:\n{stderr}"));
+    let Some((_, after)) = line.split_once("records, ") else {
+        return 0;
+    };
+    after
+        .split(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no edge count in {line}"))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_broken_stdout_pipe_spools_and_shuts_down_cleanly() {
+async fn a_broken_stdout_pipe_ends_the_run_cleanly_and_spools_nothing() {
+    // SPEC §3.1, issue #13: `spyder | head` must not leave batches in ./spool that
+    // stdout mode never replays; what was not written is counted in the summary.
     let h = Harness::new(0x5eed_0405, 40).await;
     let spool = h.path("spool");
     std::fs::create_dir_all(&spool).expect("spool dir");
@@ -241,9 +259,45 @@ async fn a_broken_stdout_pipe_spools_and_shuts_down_cleanly() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "stderr:\n{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
-    let batches = parse_batches(spooled(&spool).iter().map(|(_, b)| b.as_slice()));
-    assert!(!batches.is_empty(), "records were spooled: {stderr}");
-    assert_eq!(edge_count(&batches), summary_edges(&stderr), "nothing lost");
+    assert!(spooled(&spool).is_empty(), "nothing spooled: {stderr}");
+    assert!(
+        stderr.contains("Output: stdout: 0 batches written; the output closed early: "),
+        "{stderr}"
+    );
+    let not_written = edges_not_written(&stderr);
+    assert!(not_written > 0, "{stderr}");
+    assert_eq!(
+        not_written,
+        summary_edges(&stderr),
+        "every edge accounted for"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_output_file_ends_the_run_with_exit_3_and_spools_nothing() {
+    let h = Harness::new(0x5eed_0407, 10).await;
+    let spool = h.path("spool");
+    let mut cmd = h.spyder();
+    cmd.arg(format!("-spool_dir={}", spool.display()))
+        .arg("-o=/dev/full")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let out = tokio::time::timeout(LIMIT, cmd.output())
+        .await
+        .expect("exits")
+        .expect("output");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "stderr:\n{stderr}");
+    assert!(!spool.exists() || spooled(&spool).is_empty(), "{stderr}");
+    assert!(
+        stderr.contains("Output: file /dev/full: 0 batches written; the output closed early: "),
+        "{stderr}"
+    );
+    assert_eq!(
+        edges_not_written(&stderr),
+        summary_edges(&stderr),
+        "{stderr}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -52,6 +52,13 @@ pub enum EmitterError {
         /// Why the spool write failed.
         reason: String,
     },
+    /// stdout or the output file broke (a closed pipe, a full disk): the records were
+    /// not written, and stdout and file mode spool nothing (SPEC §3.1).
+    #[error("the output is closed ({reason}); records not written")]
+    OutputClosed {
+        /// The write error that closed the output.
+        reason: String,
+    },
     /// The emitter was shut down before the records were accepted.
     #[error("the emitter is shut down; records not accepted")]
     Closed,

@@ -240,6 +240,18 @@ impl Emitter {
         });
     }
 
+    /// Where records go now, for people: `stdout`, `file <path>` or `ingest <url>`
+    /// (credentials hidden) `spooling to <dir>`.
+    pub async fn describe_output(&self) -> String {
+        let state = self.inner.output.lock().await;
+        match state.target {
+            crate::output::Target::Ingest(_) => {
+                format!("{} spooling to {}", state.target, state.spool_dir.display())
+            }
+            _ => state.target.to_string(),
+        }
+    }
+
     /// Counters and flags right now.
     pub fn status(&self) -> EmitterStatus {
         self.inner.shared.status()
@@ -256,7 +268,8 @@ impl Emitter {
     }
 
     /// Completes once stdout or the output file is broken (e.g. a closed pipe): from
-    /// then on every batch is spooled, and the run loop should shut down gracefully.
+    /// then on no batch is written (nor spooled; [`EmitterStatus::batches_not_written`]
+    /// counts them), and the run loop should shut down.
     /// Never completes in ingest mode.
     pub async fn closed(&self) {
         let mut rx = self.inner.shared.closed.subscribe();

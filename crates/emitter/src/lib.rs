@@ -2,8 +2,9 @@
 //!
 //! Records from many crawls are gathered into [`Batch`](spyder_model::Batch)es, flushed
 //! by size or age, and written as `json`, `jsonl` or `csv` to stdout, a file, or an
-//! HTTP(S) ingest endpoint (with retries and mTLS). What cannot be delivered is spooled
-//! to disk as JSON and replayed later. Every [`Emitter::submit`] returns a [`Receipt`]
+//! HTTP(S) ingest endpoint (with retries and mTLS). What the ingest endpoint cannot
+//! take is spooled to disk as JSON and replayed later; a closed stdout or file spools
+//! nothing and counts what it did not write. Every [`Emitter::submit`] returns a [`Receipt`]
 //! that resolves only once the records are delivered, written or spooled, so a queue
 //! item is acked only when its records are safe.
 //!

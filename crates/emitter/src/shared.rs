@@ -48,6 +48,9 @@ pub(crate) struct Shared {
     /// The spool directory those batches failed to reach.
     unspooled_dir: Mutex<PathBuf>,
     pub(crate) lost: AtomicU64,
+    not_written: AtomicU64,
+    records_not_written: AtomicU64,
+    edges_not_written: AtomicU64,
     /// More batches failed to spool than memory may hold: intake should stop.
     pub(crate) overflowed: watch::Sender<bool>,
 }
@@ -65,6 +68,9 @@ impl Shared {
             unspooled: Mutex::new(VecDeque::new()),
             unspooled_dir: Mutex::new(PathBuf::new()),
             lost: AtomicU64::new(0),
+            not_written: AtomicU64::new(0),
+            records_not_written: AtomicU64::new(0),
+            edges_not_written: AtomicU64::new(0),
             overflowed: watch::Sender::new(false),
         }
     }
@@ -80,12 +86,36 @@ impl Shared {
             batches_unspooled: self.unspooled_len() as u64,
             batches_lost: self.lost.load(Ordering::Relaxed),
             output_closed: *self.closed.borrow(),
+            batches_not_written: self.not_written.load(Ordering::Relaxed),
+            records_not_written: self.records_not_written.load(Ordering::Relaxed),
+            edges_not_written: self.edges_not_written.load(Ordering::Relaxed),
         }
     }
 
     pub(crate) fn on_delivered(&self) {
         self.delivered.fetch_add(1, Ordering::Relaxed);
         spyder_model::telemetry::batch_emissions("success").increment(1);
+    }
+
+    /// stdout or the file broke before `sealed` was written: its records are counted
+    /// and its receipts fail (a queue item behind them is not acked).
+    pub(crate) fn not_written(&self, sealed: Sealed, reason: &str) {
+        let batch = &sealed.batch;
+        let edges = batch.edges.len() as u64;
+        let records = (batch.nodes_domain.len() + batch.nodes_ip.len() + batch.nodes_cert.len())
+            as u64
+            + edges;
+        self.not_written.fetch_add(1, Ordering::Relaxed);
+        self.records_not_written
+            .fetch_add(records, Ordering::Relaxed);
+        self.edges_not_written.fetch_add(edges, Ordering::Relaxed);
+        spyder_model::telemetry::batch_emissions("failure").increment(1);
+        tracing::debug!(batch_id = %batch.batch_id, records, "output closed; batch not written");
+        sealed.resolve(|| {
+            Err(EmitterError::OutputClosed {
+                reason: reason.to_owned(),
+            })
+        });
     }
 
     pub(crate) fn on_spooled(&self) {

@@ -33,8 +33,14 @@ pub struct EmitterStatus {
     pub batches_unspooled: u64,
     /// Batches given up: neither delivered nor spooled. Non-zero means records were lost.
     pub batches_lost: u64,
-    /// stdout or the file broke; everything since is spooled.
+    /// stdout or the file broke; nothing is written since.
     pub output_closed: bool,
+    /// Batches not written because stdout or the file broke (never spooled).
+    pub batches_not_written: u64,
+    /// The records (nodes and edges) in those batches.
+    pub records_not_written: u64,
+    /// The edges among those records.
+    pub edges_not_written: u64,
 }
 
 /// What a shutdown or abort left behind: the final [`EmitterStatus`].

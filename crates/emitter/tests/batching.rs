@@ -156,7 +156,9 @@ async fn empty_records_resolve_at_once_and_never_make_a_batch() {
 }
 
 #[tokio::test]
-async fn broken_pipe_spools_and_signals_closed() {
+async fn a_broken_pipe_signals_closed_and_counts_what_it_did_not_write() {
+    // SPEC §3.1: stdout and file mode never replay a spool, so a closed output spools
+    // nothing; what it could not write is counted and its receipts fail.
     let dir = tempfile::tempdir().expect("temp dir");
     let spool = dir.path().join("spool");
     let (destination, lines) = pipe();
@@ -166,23 +168,34 @@ async fn broken_pipe_spools_and_signals_closed() {
     drop(lines);
 
     let delivery = bounded("receipt", emitter.submit(records(1, 1))).await;
-    assert_eq!(delivery.expect("safe"), Delivery::Spooled);
+    assert!(
+        matches!(delivery, Err(EmitterError::OutputClosed { .. })),
+        "{delivery:?}"
+    );
     bounded("closed signal", emitter.closed()).await;
-    let status = emitter.status();
-    assert!(status.output_closed);
-    assert_eq!((status.batches_spooled, status.spool_files), (1, 1));
-
-    // Later batches go to the spool too, always as JSON.
     let delivery = bounded("receipt", emitter.submit(records(2, 1))).await;
-    assert_eq!(delivery.expect("safe"), Delivery::Spooled);
-    let files = spool_files(&spool);
-    assert_eq!(files.len(), 2);
-    let spooled: Vec<Vec<String>> = files
-        .iter()
-        .map(|f| hosts(&decode(&std::fs::read(f).expect("spool file"))))
-        .collect();
-    assert_eq!(spooled, [["host1.example"], ["host2.example"]]);
-    bounded("shutdown", emitter.shutdown(Duration::from_secs(5))).await;
+    assert!(
+        matches!(delivery, Err(EmitterError::OutputClosed { .. })),
+        "{delivery:?}"
+    );
+    let report = bounded("shutdown", emitter.shutdown(Duration::from_secs(5))).await;
+    assert!(report.output_closed);
+    assert_eq!(
+        (
+            report.batches_delivered,
+            report.batches_spooled,
+            report.spool_files
+        ),
+        (0, 0, 0)
+    );
+    assert_eq!(report.batches_not_written, 2);
+    let one = records(1, 1);
+    let per_batch =
+        (one.nodes_domain.len() + one.nodes_ip.len() + one.nodes_cert.len() + one.edges.len())
+            as u64;
+    assert_eq!(report.records_not_written, 2 * per_batch);
+    assert_eq!(report.edges_not_written, 2 * one.edges.len() as u64);
+    assert!(!spool.exists() || spool_files(&spool).is_empty());
 }
 
 #[tokio::test]

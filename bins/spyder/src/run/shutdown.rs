@@ -82,11 +82,13 @@ impl Run {
     /// (SPEC §3.14) as one sequence under one deadline: `shutdown_grace` + 15 s from
     /// the signal, whatever hangs (ingest, Redis, the ops listener).
     pub(super) async fn finish(mut self) -> ExitCode {
+        let mut output_closed = false;
         let graceful = tokio::select! {
             () = self.shared.pool.drained() => false,
             () = self.signals.first.cancelled() => true,
             () = self.shared.emitter.closed() => {
-                tracing::warn!("output closed; shutting down");
+                tracing::warn!("output closed; shutting down without waiting for tasks in flight (their records could not be written)");
+                output_closed = true;
                 true
             }
             () = self.shared.emitter.overflowed() => {
@@ -111,9 +113,14 @@ impl Run {
             if let Some(reader) = &self.reader {
                 reader.abort();
             }
-            // Step 2: in-flight tasks get the grace period, then are cancelled.
-            let grace =
-                tokio::time::timeout(clock.left().min(shutdown_grace), self.shared.pool.drained());
+            // Step 2: in-flight tasks get the grace period, then are cancelled; none
+            // when the output closed, as their records could not be written.
+            let grace_left = if output_closed {
+                Duration::ZERO
+            } else {
+                clock.left().min(shutdown_grace)
+            };
+            let grace = tokio::time::timeout(grace_left, self.shared.pool.drained());
             tokio::select! {
                 result = grace => if result.is_err() { self.cancel_in_flight().await },
                 () = self.signals.second.cancelled() => return self.interrupted().await,
@@ -147,9 +154,24 @@ impl Run {
         {
             tracing::warn!("dedup marks not sent; other probes may emit some records again");
         }
-        self.end_progress();
+        let output = self.shared.emitter.describe_output().await;
+        self.end_progress(&progress::output_line(&output, &report));
         self.stop_ops(clock.left().min(OPS_STOP_BUDGET)).await;
         tracing::info!("shutdown complete");
+        if report.batches_not_written > 0 {
+            tracing::warn!(
+                output = %output,
+                batches = report.batches_not_written,
+                records = report.records_not_written,
+                edges = report.edges_not_written,
+                "the output closed before these records were written; nothing was spooled"
+            );
+            // A reader that left stdout (`spyder | head`) ends the run cleanly; a
+            // broken output file lost data the user asked to keep.
+            if output.starts_with("file ") {
+                return ExitCode::from(EXIT_RECORDS_LOST);
+            }
+        }
         if report.batches_lost > 0 {
             tracing::error!(
                 batches = report.batches_lost,
@@ -207,12 +229,20 @@ impl Run {
         self.shared.pool.abort_all();
         self.shared.pool.drained().await;
         let report = self.shared.emitter.clone().abort().await;
-        tracing::warn!(?report, "second signal: in-memory records spooled; exiting");
-        self.end_progress();
+        tracing::warn!(
+            batches_delivered = report.batches_delivered,
+            batches_spooled = report.batches_spooled,
+            batches_not_written = report.batches_not_written,
+            batches_lost = report.batches_lost,
+            "second signal: in-memory records written or spooled; exiting"
+        );
+        let output = self.shared.emitter.describe_output().await;
+        self.end_progress(&progress::output_line(&output, &report));
         ExitCode::from(EXIT_INTERRUPTED)
     }
 
-    fn end_progress(&mut self) {
+    /// Ends the progress display and prints the summary, whose last line is `output`.
+    fn end_progress(&mut self, output: &str) {
         self.stall_watch.abort();
         if let Some(p) = self.progress.take() {
             p.abort();
@@ -221,6 +251,7 @@ impl Run {
         if !self.quiet {
             eprintln!("{}", self.shared.stats.snapshot().summary());
             eprintln!("{}", self.shared.stats.breakdown());
+            eprintln!("{output}");
         }
     }
 }

@@ -239,7 +239,7 @@ pub(crate) async fn open_output(
         header_needed: Arc::clone(&header_needed),
         format,
         buf: Vec::with_capacity(64 * 1024),
-        spool,
+        broken: None,
         shared: Arc::clone(shared),
         mode: mode.clone(),
         retired: Arc::clone(&retired),

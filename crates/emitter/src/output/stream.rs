@@ -1,5 +1,7 @@
-//! The stream output: writes batches to stdout, a file or a writer, and spools every
-//! batch once that breaks.
+//! The stream output: writes batches to stdout, a file or a writer. Once that breaks
+//! (a closed pipe, a full disk) nothing more is written and nothing is spooled: stdout
+//! and file mode never replay a spool (SPEC §3.1), so the batches are counted as not
+//! written and the run shuts down.
 
 use std::io::{self, Write as _};
 use std::mem;
@@ -11,7 +13,6 @@ use tokio::io::{AsyncWrite, AsyncWriteExt as _};
 use tokio::sync::{mpsc, watch};
 
 use super::all_ended;
-use super::spool::{Spool, spool_batch};
 use crate::Format;
 use crate::mode::{Mode, OnAbort, OnDrain, Raced, race};
 use crate::shared::{Sealed, Shared};
@@ -47,7 +48,8 @@ pub(super) enum Writable {
     Writer(Box<dyn AsyncWrite + Send + Unpin>),
 }
 
-/// Writes batches to stdout, a file or a writer; spools once that breaks.
+/// Writes batches to stdout, a file or a writer; counts them as not written once
+/// that breaks.
 pub(super) struct StreamOutput {
     /// `None` once the output broke.
     pub(super) writable: Option<Writable>,
@@ -56,7 +58,8 @@ pub(super) struct StreamOutput {
     pub(super) header_needed: Arc<AtomicBool>,
     pub(super) format: Format,
     pub(super) buf: Vec<u8>,
-    pub(super) spool: Spool,
+    /// Why the output broke, once it did.
+    pub(super) broken: Option<String>,
     pub(super) shared: Arc<Shared>,
     pub(super) mode: watch::Receiver<Mode>,
     /// A newer output took over: a break no longer marks the output closed.
@@ -72,8 +75,8 @@ impl StreamOutput {
     ) {
         all_ended(predecessors).await;
         while let Some(sealed) = batches.recv().await {
-            if self.writable.is_none() {
-                spool_batch(&self.spool, &self.shared, sealed).await;
+            if let Some(reason) = &self.broken {
+                self.shared.not_written(sealed, reason);
                 continue;
             }
             self.buf.clear();
@@ -95,8 +98,9 @@ impl StreamOutput {
                     if !self.retired.load(Ordering::Relaxed) {
                         self.shared.closed.send_replace(true);
                     }
-                    tracing::warn!(%error, "output closed; spooling this and every later batch");
-                    spool_batch(&self.spool, &self.shared, sealed).await;
+                    tracing::warn!(%error, "output closed; this and every later batch is not written (nothing is spooled in stdout or file mode)");
+                    self.shared.not_written(sealed, &error);
+                    self.broken = Some(error);
                 }
             }
         }
