@@ -383,6 +383,53 @@ async fn a_busy_metrics_port_exits_1() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_default_metrics_port_busy_warns_and_a_file_run_goes_on() {
+    // SPEC §4 B-23 as amended by issue #13: Prometheus' own :9090 busy must not end a
+    // one-shot file run that never asked for the endpoints.
+    let h = Harness::new(0x5eed_0b05, 3).await;
+    // The default address is every interface's :9090; held here, or by something
+    // else on the machine: either way it is busy for the run below.
+    let _busy = match TcpListener::bind("0.0.0.0:9090") {
+        Ok(listener) => Some(listener),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => None,
+        Err(e) => panic!("cannot bind :9090: {e}"),
+    };
+    let flags: Vec<String> = support::world_flags(&h.world, &h.roots)
+        .into_iter()
+        .filter(|f| !f.starts_with("-metrics_addr"))
+        .collect();
+    let mut cmd = support::spyder();
+    cmd.arg(format!("-domains={}", h.domains.display()))
+        .args(&flags);
+    let run = support::finish(cmd, WAIT).await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("the default telemetry.metrics_addr is not available"),
+        "{}",
+        run.stderr
+    );
+    support::assert_same_edges(
+        &support::batch_edges(&support::json_batches(&run.stdout)),
+        &h.world.expected_edges(),
+    );
+
+    // In continuous mode the endpoints are how the run is watched: still exit 1.
+    let mut cmd = support::spyder();
+    cmd.arg(format!("-domains={}", h.domains.display()))
+        .args(&flags)
+        .arg("-continuous");
+    let run = support::finish(cmd, WAIT).await;
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("telemetry.metrics_addr: cannot listen on :9090"),
+        "{}",
+        run.stderr
+    );
+}
+
 /// `promtool check metrics` on a scrape, when promtool is installed (`.ci/run`
 /// installs it); every exported metric must pass its lint.
 fn promtool_accepts(scrape: &str) {

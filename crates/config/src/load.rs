@@ -98,6 +98,17 @@ pub struct Loaded {
     pub warnings: Vec<String>,
     /// The file that was read, if any.
     pub file: Option<PathBuf>,
+    /// Where each key that a source set (file, environment, flag) came from; keys
+    /// not here are at their default ([`Loaded::origin`]).
+    pub origins: HashMap<&'static str, Origin>,
+}
+
+impl Loaded {
+    /// Where `path`'s value came from: [`Origin::Default`] when no source set it
+    /// (even a source that repeats the default counts as setting it).
+    pub fn origin(&self, path: &str) -> Origin {
+        self.origins.get(path).cloned().unwrap_or(Origin::Default)
+    }
 }
 
 /// Loads defaults < file < env < flags and validates the merged result.
@@ -181,6 +192,7 @@ pub(crate) fn load_with_run(sources: &Sources, default_run: String) -> Result<Lo
         config,
         warnings,
         file: sources.file.clone(),
+        origins,
     })
 }
 

@@ -551,7 +551,8 @@ fn load_roots(roots: &TlsRoots) -> Result<RootCertStore, TlsSetupError> {
                 });
             }
             if !loaded.errors.is_empty() {
-                tracing::warn!(errors = ?loaded.errors, added, "some system roots could not be loaded");
+                let errors: Vec<String> = loaded.errors.iter().map(ToString::to_string).collect();
+                tracing::warn!(errors = %errors.join("; "), added, "some system roots could not be loaded");
             }
             Ok(store)
         }

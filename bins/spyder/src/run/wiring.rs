@@ -132,6 +132,8 @@ impl Run {
     /// first (a busy port ends the run before anything connects), then the
     /// components, the input reader, the workers, the live-change listeners.
     pub(super) async fn start(loaded: Loaded, options: Options) -> Result<Self, String> {
+        let metrics_addr_is_default =
+            loaded.origin("telemetry.metrics_addr") == spyder_config::Origin::Default;
         let config = loaded.config;
         // Values, not Debug text: the list as a JSON array, the path as a path.
         let exclude_tlds = serde_json::to_string(&config.exclude_tlds).unwrap_or_default();
@@ -156,11 +158,24 @@ impl Run {
         }
         let ops_server = match config.telemetry.metrics_addr.as_str() {
             "" => None,
-            addr => Some(
-                spyder_health::OpsServer::bind(addr)
-                    .await
-                    .map_err(|e| format!("telemetry.metrics_addr: {e}"))?,
-            ),
+            addr => match spyder_health::OpsServer::bind(addr).await {
+                Ok(server) => Some(server),
+                // SPEC §4 B-23: the default :9090 (Prometheus' own default) busy must
+                // not end a one-shot file run; an address someone chose, continuous
+                // or queue mode (where the endpoints are how it is watched) still do.
+                Err(e @ spyder_health::HealthError::Bind { .. })
+                    if metrics_addr_is_default
+                        && config.redis.queue_addr.is_empty()
+                        && !config.crawling.continuous =>
+                {
+                    tracing::warn!(
+                        error = %e,
+                        "running without the metrics, health and API endpoints: the default telemetry.metrics_addr is not available; set telemetry.metrics_addr (-metrics_addr) to a free address, or to \"\" to turn them off"
+                    );
+                    None
+                }
+                Err(e) => return Err(e.to_string()),
+            },
         };
         // The recorder before anything that counts: the queue's first reaper pass,
         // the emitter's spool scan and the first tasks all run before the ops
