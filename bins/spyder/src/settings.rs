@@ -93,6 +93,7 @@ pub fn emitter_config(config: &Config) -> EmitterConfig {
         max_edges: config.batch.max_edges as usize,
         flush_interval: config.batch.flush_interval,
         node_threshold_ratio: config.batch.node_threshold_ratio,
+        status_records: config.output.status_records,
     }
 }
 

@@ -265,3 +265,108 @@ fn outcomes_line(stderr: &str) -> &str {
         .find(|l| l.starts_with("Outcomes: "))
         .unwrap_or_else(|| panic!("no outcome breakdown in:\n{stderr}"))
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_records_give_one_line_per_task_after_its_records() {
+    // SPEC §3.1 `output.status_records` (issue #13): per task host, outcome, reason,
+    // attempt and phase timings, as zdns prints per name.
+    let h = Harness::new(0x5eed_0310, 20).await;
+    let missing = "no-such-site.example";
+    let mut domains = std::fs::read_to_string(&h.domains).expect("domains");
+    domains.push_str(missing);
+    domains.push('\n');
+    std::fs::write(&h.domains, domains).expect("domains");
+    let hosts = h.world.hosts();
+
+    let mut cmd = h.spyder();
+    cmd.args(["-jsonl", "-status_records", "-quiet"]);
+    let run = finish(cmd, LIMIT).await;
+    assert_eq!(run.code, Some(0), "stderr:\n{}", run.stderr);
+    assert_same_edges(&jsonl_edges(&run.stdout), &h.world.expected_edges());
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&run.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    let statuses: Vec<(usize, &serde_json::Value)> = lines
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l["record"] == "status")
+        .collect();
+    assert_eq!(statuses.len(), hosts.len() + 1, "one per task");
+    for host in &hosts {
+        let matching: Vec<_> = statuses
+            .iter()
+            .filter(|(_, s)| s["host"] == host.as_str())
+            .collect();
+        assert_eq!(matching.len(), 1, "{host}");
+        let (at, status) = matching[0];
+        // Some sites of a world disallow everyone in robots.txt: no fetch then.
+        let outcome = status["outcome"].as_str().expect("outcome");
+        assert!(
+            ["complete", "robots_blocked"].contains(&outcome),
+            "{status}"
+        );
+        assert_eq!(status["attempt"], 1, "{status}");
+        assert!(status["reason"].is_null(), "{status}");
+        for phase in ["dns_ms", "tls_ms", "robots_ms", "total_ms"] {
+            assert!(status[phase].is_u64(), "{phase}: {status}");
+        }
+        assert_eq!(
+            status["fetch_ms"].is_u64(),
+            outcome == "complete",
+            "{status}"
+        );
+        for field in ["probe_id", "run_id", "batch_id", "timestamp", "observed_at"] {
+            assert!(status[field].is_string(), "{field}: {status}");
+        }
+        // After the task's own records: its NodeDomain comes earlier.
+        let own = lines
+            .iter()
+            .position(|l| l["record"] == "node_domain" && l["host"] == host.as_str())
+            .expect("own NodeDomain");
+        assert!(
+            own < *at,
+            "{host}: status at line {at}, NodeDomain at {own}"
+        );
+    }
+    let (_, failed) = statuses
+        .iter()
+        .find(|(_, s)| s["host"] == missing)
+        .expect("a status for the missing site");
+    assert_ne!(failed["outcome"], "complete", "{failed}");
+    assert!(failed["fetch_ms"].is_null(), "never fetched: {failed}");
+
+    // CSV: the header and every row gain the status columns.
+    let mut cmd = h.spyder();
+    cmd.args(["-output_format=csv", "-status_records", "-quiet"]);
+    let run = finish(cmd, LIMIT).await;
+    assert_eq!(run.code, Some(0), "stderr:\n{}", run.stderr);
+    let rows = support::parse_csv(&String::from_utf8_lossy(&run.stdout));
+    assert_eq!(
+        rows[0].join(","),
+        format!(
+            "{},{}",
+            spyder_emitter::CSV_HEADER,
+            spyder_emitter::CSV_STATUS_COLUMNS
+        )
+    );
+    assert!(rows.iter().all(|r| r.len() == 31), "31 cells in every row");
+    let csv_statuses: Vec<&Vec<String>> = rows.iter().filter(|r| r[0] == "status").collect();
+    assert_eq!(csv_statuses.len(), hosts.len() + 1);
+    let reached = csv_statuses
+        .iter()
+        .filter(|r| r[23] == "complete" || r[23] == "robots_blocked")
+        .count();
+    assert_eq!(reached, hosts.len());
+
+    // json has no place for them: a startup error naming the key.
+    let mut cmd = h.spyder();
+    cmd.arg("-status_records");
+    let run = finish(cmd, LIMIT).await;
+    assert_eq!(run.code, Some(1), "stderr:\n{}", run.stderr);
+    assert!(
+        run.stderr.contains("output.status_records"),
+        "{}",
+        run.stderr
+    );
+}

@@ -473,6 +473,14 @@ static KEYS: &[KeySpec] = &[
     .alias("output_format")
     .warns("changing output format mid-run may cause mixed format output"),
     KeySpec::new(
+        "output.status_records",
+        Restart,
+        ValueKind::Bool,
+        "false",
+        "one status record per task (host, outcome, reason, phase timings); jsonl and csv only",
+    )
+    .flag("status_records"),
+    KeySpec::new(
         "output.ingest",
         Warn,
         ValueKind::String,

@@ -456,6 +456,15 @@ fn check_combinations(config: &Config, origin: &dyn Fn(&str) -> Origin) -> Resul
             format!("{missing} must be set too (mtls.cert and mtls.key go together)"),
         ));
     }
+    if config.output.status_records && config.output.format == crate::OutputFormat::Json {
+        return Err(crate::values::invalid(
+            "output.status_records",
+            &Value::Bool(true),
+            crate::ValueKind::Bool,
+            &origin("output.status_records"),
+            "status records need output.format jsonl or csv (a json batch has no place for them); set -output_format jsonl",
+        ));
+    }
     Ok(())
 }
 

@@ -143,6 +143,8 @@ pub struct OutputConfig {
     pub spool_dir: PathBuf,
     /// Output file; empty = stdout.
     pub file: PathBuf,
+    /// One `status` record per task after its records (jsonl and csv only).
+    pub status_records: bool,
 }
 
 /// `redis.*`: dedup and queue Redis.
@@ -440,6 +442,7 @@ impl Config {
                 ingest: String::new(),
                 spool_dir: PathBuf::from("spool"),
                 file: PathBuf::new(),
+                status_records: false,
             },
             redis: RedisConfig {
                 addr: String::new(),

@@ -122,6 +122,7 @@ fn set(c: &mut Config, spec: &KeySpec, v: &Value) -> Result<(), String> {
         "output.ingest" => c.output.ingest = ingest_url(v)?,
         "output.spool_dir" => c.output.spool_dir = PathBuf::from(text(v)?),
         "output.file" => c.output.file = PathBuf::from(text(v)?),
+        "output.status_records" => c.output.status_records = boolean(v)?,
         "redis.addr" => c.redis.addr = redis_addr(v)?,
         "redis.queue_addr" => c.redis.queue_addr = redis_addr(v)?,
         "redis.queue_key" => c.redis.queue_key = non_empty(text(v)?)?,

@@ -133,6 +133,7 @@ fn crawl(n: u32) -> Records {
             edge(EdgeType::LinksTo, &linked[1]),
             edge(EdgeType::LinksTo, &linked[2]),
         ],
+        status: Vec::new(),
     }
 }
 

@@ -129,6 +129,9 @@ pub struct EmitterConfig {
     /// `batch.node_threshold_ratio`: a batch is flushed once it holds
     /// max(1, ⌊`max_edges` × ratio⌋) nodes.
     pub node_threshold_ratio: f64,
+    /// `output.status_records`: CSV streams carry [`CSV_STATUS_COLUMNS`](crate::CSV_STATUS_COLUMNS)
+    /// and the status records submitted are written (jsonl, csv).
+    pub status_records: bool,
 }
 
 impl EmitterConfig {

@@ -3,19 +3,42 @@
 use std::io::{self, Write as _};
 
 use serde::Serialize;
-use spyder_model::{Batch, Edge, NodeCert, NodeDomain, NodeIp, Timestamp};
+use spyder_model::{Batch, Edge, NodeCert, NodeDomain, NodeIp, TaskStatus, Timestamp};
 
 use crate::Format;
 
 /// The CSV header line (without its line end), written once per stream, file or body.
 pub const CSV_HEADER: &str = "record,batch_id,timestamp,probe_id,run_id,type,source,target,observed_at,host,apex,ip,first_seen,last_seen,spki_sha256,subject_cn,issuer_cn,not_before,not_after,sans,fingerprint_sha256,verified,verify_error";
 
+/// The columns a CSV stream gains with `output.status_records`, after [`CSV_HEADER`]'s.
+pub const CSV_STATUS_COLUMNS: &str =
+    "outcome,reason,attempt,dns_ms,tls_ms,robots_ms,fetch_ms,total_ms";
+
+/// Cells of [`CSV_STATUS_COLUMNS`].
+const STATUS_CELLS: usize = 8;
+
 impl Format {
     /// Appends `batch` to `out` in this format. For `csv`, `with_header` puts the header
-    /// line first; the other formats ignore it. Every line ends with `\n`.
+    /// line first; the other formats ignore it. Every line ends with `\n`. Status
+    /// records are written in `jsonl` and left out otherwise (see
+    /// [`Format::encode_with_status`]).
     ///
     /// Fails only if serialisation fails, which the model types never do.
     pub fn encode(self, batch: &Batch, with_header: bool, out: &mut Vec<u8>) -> io::Result<()> {
+        self.encode_with_status(batch, with_header, false, out)
+    }
+
+    /// [`Format::encode`], and with `status_columns` (`output.status_records`) a CSV
+    /// header and every row carry [`CSV_STATUS_COLUMNS`] too, and the batch's status
+    /// records are rows of their own (`record` = `status`). A `json` batch carries
+    /// them as its `status` array when there are any.
+    pub fn encode_with_status(
+        self,
+        batch: &Batch,
+        with_header: bool,
+        status_columns: bool,
+        out: &mut Vec<u8>,
+    ) -> io::Result<()> {
         match self {
             Self::Json => {
                 serde_json::to_writer(&mut *out, batch)?;
@@ -23,7 +46,7 @@ impl Format {
                 Ok(())
             }
             Self::Jsonl => encode_jsonl(batch, out),
-            Self::Csv => encode_csv(batch, with_header, out),
+            Self::Csv => encode_csv(batch, with_header, status_columns, out),
         }
     }
 }
@@ -54,6 +77,9 @@ fn encode_jsonl(batch: &Batch, out: &mut Vec<u8>) -> io::Result<()> {
     }
     for edge in &batch.edges {
         jsonl_line(out, "edge", edge, &edge_tail)?;
+    }
+    for status in &batch.status {
+        jsonl_line(out, "status", status, &node_tail)?;
     }
     Ok(())
 }
@@ -92,16 +118,28 @@ enum Cell<'a> {
     Ip(std::net::IpAddr),
     Flag(bool),
     Sans(&'a [String]),
+    Int(u64),
 }
 
 /// Cells of one row after the five leading ones (`record` … `run_id`).
 const TAIL_CELLS: usize = 18;
 
-fn encode_csv(batch: &Batch, with_header: bool, out: &mut Vec<u8>) -> io::Result<()> {
+fn encode_csv(
+    batch: &Batch,
+    with_header: bool,
+    status_columns: bool,
+    out: &mut Vec<u8>,
+) -> io::Result<()> {
     if with_header {
         out.extend_from_slice(CSV_HEADER.as_bytes());
+        if status_columns {
+            out.push(b',');
+            out.extend_from_slice(CSV_STATUS_COLUMNS.as_bytes());
+        }
         out.push(b'\n');
     }
+    // Rows of records have the status cells empty; without the columns, none.
+    let none = status_columns.then_some([Cell::Empty; STATUS_CELLS]);
     let batch_id = batch.batch_id.to_string();
     let timestamp = batch.timestamp.to_string();
 
@@ -116,6 +154,7 @@ fn encode_csv(batch: &Batch, with_header: bool, out: &mut Vec<u8>) -> io::Result
                 &batch.run_id,
             ],
             domain_cells(node),
+            none,
         )?;
     }
     for node in &batch.nodes_ip {
@@ -129,6 +168,7 @@ fn encode_csv(batch: &Batch, with_header: bool, out: &mut Vec<u8>) -> io::Result
                 &batch.run_id,
             ],
             ip_cells(node),
+            none,
         )?;
     }
     for node in &batch.nodes_cert {
@@ -142,6 +182,7 @@ fn encode_csv(batch: &Batch, with_header: bool, out: &mut Vec<u8>) -> io::Result
                 &batch.run_id,
             ],
             cert_cells(node),
+            none,
         )?;
     }
     for edge in &batch.edges {
@@ -149,9 +190,49 @@ fn encode_csv(batch: &Batch, with_header: bool, out: &mut Vec<u8>) -> io::Result
             out,
             ["edge", &batch_id, &timestamp, &edge.probe_id, &edge.run_id],
             edge_cells(edge),
+            none,
         )?;
     }
+    if status_columns {
+        for status in &batch.status {
+            csv_row(
+                out,
+                [
+                    "status",
+                    &batch_id,
+                    &timestamp,
+                    &batch.probe_id,
+                    &batch.run_id,
+                ],
+                status_record_cells(status),
+                Some(status_cells(status)),
+            )?;
+        }
+    }
     Ok(())
+}
+
+/// A status row's record columns: its observation time and host.
+fn status_record_cells(s: &TaskStatus) -> [Cell<'_>; TAIL_CELLS] {
+    let mut cells = [Cell::Empty; TAIL_CELLS];
+    cells[3] = Cell::Time(s.observed_at);
+    cells[4] = Cell::Text(&s.host);
+    cells
+}
+
+/// [`CSV_STATUS_COLUMNS`] of a status row.
+fn status_cells(s: &TaskStatus) -> [Cell<'_>; STATUS_CELLS] {
+    let ms = |v: Option<u64>| v.map_or(Cell::Empty, Cell::Int);
+    [
+        Cell::Text(&s.outcome),
+        s.reason.as_deref().map_or(Cell::Empty, Cell::Text),
+        Cell::Int(u64::from(s.attempt)),
+        ms(s.dns_ms),
+        ms(s.tls_ms),
+        ms(s.robots_ms),
+        ms(s.fetch_ms),
+        Cell::Int(s.total_ms),
+    ]
 }
 
 // Columns after run_id: type source target observed_at host apex ip first_seen last_seen
@@ -257,14 +338,19 @@ fn edge_cells(e: &Edge) -> [Cell<'_>; TAIL_CELLS] {
     ]
 }
 
-fn csv_row(out: &mut Vec<u8>, head: [&str; 5], tail: [Cell<'_>; TAIL_CELLS]) -> io::Result<()> {
+fn csv_row(
+    out: &mut Vec<u8>,
+    head: [&str; 5],
+    tail: [Cell<'_>; TAIL_CELLS],
+    status: Option<[Cell<'_>; STATUS_CELLS]>,
+) -> io::Result<()> {
     for (i, text) in head.into_iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
         csv_text(out, text);
     }
-    for cell in tail {
+    for cell in tail.into_iter().chain(status.into_iter().flatten()) {
         out.push(b',');
         match cell {
             Cell::Empty => {}
@@ -273,6 +359,7 @@ fn csv_row(out: &mut Vec<u8>, head: [&str; 5], tail: [Cell<'_>; TAIL_CELLS]) -> 
             Cell::Ip(ip) => write!(out, "{ip}")?,
             Cell::Flag(b) => out.extend_from_slice(if b { b"true" } else { b"false" }),
             Cell::Sans(sans) => csv_joined(out, sans),
+            Cell::Int(n) => write!(out, "{n}")?,
         }
     }
     out.push(b'\n');
@@ -348,5 +435,6 @@ mod tests {
     #[test]
     fn header_has_23_columns() {
         assert_eq!(CSV_HEADER.split(',').count(), 5 + TAIL_CELLS);
+        assert_eq!(CSV_STATUS_COLUMNS.split(',').count(), STATUS_CELLS);
     }
 }

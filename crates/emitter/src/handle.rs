@@ -97,6 +97,7 @@ impl Emitter {
             format,
             destination,
             spool_dir,
+            status_records,
             ..
         } = cfg;
         let settings = OutputSettings {
@@ -105,7 +106,7 @@ impl Emitter {
             spool_dir,
         };
 
-        let shared = Arc::new(Shared::new());
+        let shared = Arc::new(Shared::new(status_records));
         let (mode_tx, mode_rx) = watch::channel(Mode::Running);
         let (command_tx, command_rx) = mpsc::unbounded_channel();
         let (finished_tx, finished_rx) = watch::channel(None);

@@ -43,6 +43,7 @@
 //!     max_edges: 10_000,
 //!     flush_interval: Duration::from_secs(2),
 //!     node_threshold_ratio: 0.5,
+//!     status_records: false,
 //! })
 //! .await?;
 //! let delivery = emitter.submit(spyder_model::Records::default()).await?;
@@ -65,7 +66,7 @@ mod status;
 pub use config::{
     BatchLimits, Destination, EmitterConfig, Format, IngestConfig, MtlsFiles, OutputSettings,
 };
-pub use encode::CSV_HEADER;
+pub use encode::{CSV_HEADER, CSV_STATUS_COLUMNS};
 pub use error::EmitterError;
 pub use handle::{Emitter, Receipt};
 pub use status::{Delivery, EmitterStatus, ShutdownReport};

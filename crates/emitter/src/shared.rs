@@ -36,6 +36,8 @@ impl Sealed {
 
 /// Counters and flags shared by the handle and the tasks.
 pub(crate) struct Shared {
+    /// `output.status_records`: CSV carries the status columns (fixed at start).
+    pub(crate) status_columns: bool,
     delivered: AtomicU64,
     spooled: AtomicU64,
     replayed: AtomicU64,
@@ -56,8 +58,9 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(status_columns: bool) -> Self {
         Self {
+            status_columns,
             delivered: AtomicU64::new(0),
             spooled: AtomicU64::new(0),
             replayed: AtomicU64::new(0),

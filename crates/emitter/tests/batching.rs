@@ -70,6 +70,7 @@ fn node_threshold_is_at_least_one() {
     let cfg = EmitterConfig {
         max_edges: 3,
         node_threshold_ratio: 0.1,
+        status_records: false,
         ..config(
             Destination::Stdout,
             Format::Json,

@@ -47,6 +47,7 @@ fn golden_batch() -> Batch {
         }],
         batch_id: BATCH_ID.parse().expect("uuid"),
         timestamp: ts(FLUSHED),
+        status: Vec::new(),
     }
 }
 

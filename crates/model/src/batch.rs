@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::{Edge, NodeCert, NodeDomain, NodeIp, Timestamp};
+use crate::{Edge, NodeCert, NodeDomain, NodeIp, TaskStatus, Timestamp};
 
 /// The records of one or more crawls, without an envelope.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -16,6 +16,9 @@ pub struct Records {
     pub nodes_cert: Vec<NodeCert>,
     /// Edges of all six types.
     pub edges: Vec<Edge>,
+    /// Task status records (`output.status_records`), after the task's records.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub status: Vec<TaskStatus>,
 }
 
 impl Records {
@@ -26,7 +29,7 @@ impl Records {
 
     /// True when there is nothing at all.
     pub fn is_empty(&self) -> bool {
-        self.node_count() == 0 && self.edges.is_empty()
+        self.node_count() == 0 && self.edges.is_empty() && self.status.is_empty()
     }
 
     /// Moves every record of `other` to the end of `self`.
@@ -35,6 +38,7 @@ impl Records {
         self.nodes_ip.append(&mut other.nodes_ip);
         self.nodes_cert.append(&mut other.nodes_cert);
         self.edges.append(&mut other.edges);
+        self.status.append(&mut other.status);
     }
 }
 
@@ -62,6 +66,10 @@ pub struct Batch {
     pub batch_id: Uuid,
     /// When the batch was sealed (its flush time).
     pub timestamp: Timestamp,
+    /// Task status records (`output.status_records`); absent when none, so a json
+    /// batch keeps the original's keys.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub status: Vec<TaskStatus>,
 }
 
 impl Batch {
@@ -77,6 +85,7 @@ impl Batch {
             edges: records.edges,
             batch_id: Uuid::now_v7(),
             timestamp,
+            status: records.status,
         }
     }
 }

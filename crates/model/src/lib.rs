@@ -32,6 +32,7 @@ pub mod rate;
 mod record;
 pub mod resolv_conf;
 pub mod secret;
+mod status;
 pub mod telemetry;
 mod timestamp;
 
@@ -41,4 +42,5 @@ pub use host::{
     list_line,
 };
 pub use record::{Edge, EdgeType, NodeCert, NodeDomain, NodeIp, VerifyError};
+pub use status::TaskStatus;
 pub use timestamp::Timestamp;

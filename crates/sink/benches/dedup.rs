@@ -95,6 +95,7 @@ impl Crawl {
                 edge(EdgeType::LinksTo, &links[0]),
                 edge(EdgeType::LinksTo, &links[1]),
             ],
+            status: Vec::new(),
         };
         Self { host, records }
     }

@@ -139,6 +139,7 @@ fn keep_unseen(
         mut nodes_ip,
         mut nodes_cert,
         mut edges,
+        status,
     } = records;
     // A backend answering short counts the rest as new: duplicates, never loss.
     let mut flags = seen
@@ -167,11 +168,13 @@ fn keep_unseen(
     nodes_ip.retain(|_| keep(false));
     nodes_cert.retain(|_| keep(false));
     edges.retain(|_| keep(false));
+    // Status records describe the task, not the graph: never deduplicated.
     let records = Records {
         nodes_domain,
         nodes_ip,
         nodes_cert,
         edges,
+        status,
     };
     (records, new_keys)
 }

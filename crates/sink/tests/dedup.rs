@@ -187,6 +187,7 @@ fn records_of(domains: &[&str], ips: &[&str], edges: &[(&str, EdgeType, &str)]) 
         nodes_ip: ips.iter().map(|a| ip(a)).collect(),
         nodes_cert: Vec::new(),
         edges: edges.iter().map(|(s, k, t)| edge(s, *k, t)).collect(),
+        status: Vec::new(),
     }
 }
 

@@ -8,8 +8,8 @@
 use std::sync::Arc;
 
 use spyder_model::finalize::Status;
-use spyder_model::telemetry;
-use spyder_probe::Outcome;
+use spyder_model::{TaskStatus, telemetry};
+use spyder_probe::{CrawlReport, Outcome};
 use spyder_queue::Leased;
 
 use super::{EXTRA_HELD_LEASES, Shared};
@@ -25,10 +25,21 @@ pub(super) async fn crawl_one(shared: &Shared, leased: Leased) {
         finalizer.resolve(Status::Delivered);
         return;
     }
+    // Which try this is: 1, or 1 + the expired leases of a requeued item.
+    let attempt = match leased.origin {
+        spyder_queue::Origin::Requeued { attempt } => attempt.saturating_add(1),
+        _ => 1,
+    };
     let (hold, mut finalizer) = leased.start(&shared.acks);
     let report = shared.probe.crawl(host.as_str()).await;
     telemetry::task_duration().record(report.timings.total.as_secs_f64());
     tracing::debug!(host = %host, outcome = %report.outcome, "task done");
+    let status = shared
+        .live
+        .current()
+        .output
+        .status_records
+        .then(|| task_status(&host, &report, attempt));
     if report.outcome == Outcome::Internal {
         let reason = report.detail.as_deref().unwrap_or("unknown");
         tracing::error!(host = %host, outcome = "internal", reason, "task failed");
@@ -51,8 +62,10 @@ pub(super) async fn crawl_one(shared: &Shared, leased: Leased) {
     settled
         .pending
         .ride_with(&mut finalizer, Arc::clone(&shared.dedup));
-    let records = settled.records;
+    let mut records = settled.records;
     shared.stats.records_emitted(&records);
+    // After the dedup: a status describes the task and is never deduplicated.
+    records.status.extend(status);
     shared.stats.task_done(
         report.outcome,
         records.edges.len(),
@@ -76,4 +89,22 @@ pub(super) async fn crawl_one(shared: &Shared, leased: Leased) {
     }
     // Records and discoveries are handed off: this task adds no more work.
     drop(hold);
+}
+
+/// The task's status record (SPEC §3.1 `output.status_records`).
+fn task_status(host: &spyder_model::HostName, report: &CrawlReport, attempt: u32) -> TaskStatus {
+    let ms = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    let timings = &report.timings;
+    TaskStatus {
+        host: host.as_str().to_owned(),
+        outcome: report.outcome.as_str().to_owned(),
+        reason: report.detail.clone(),
+        attempt,
+        dns_ms: timings.dns.map(ms),
+        tls_ms: timings.connect.map(ms),
+        robots_ms: timings.robots.map(ms),
+        fetch_ms: timings.root.map(ms),
+        total_ms: ms(timings.total),
+        observed_at: report.observed_at,
+    }
 }

@@ -81,7 +81,12 @@ impl StreamOutput {
             }
             self.buf.clear();
             let header = self.format == Format::Csv && self.header_needed.load(Ordering::Relaxed);
-            let written = match self.format.encode(&sealed.batch, header, &mut self.buf) {
+            let written = match self.format.encode_with_status(
+                &sealed.batch,
+                header,
+                self.shared.status_columns,
+                &mut self.buf,
+            ) {
                 Ok(()) => self.write().await,
                 Err(e) => Err(format!("cannot encode batch: {e}")),
             };

@@ -25,6 +25,7 @@ pub fn config(destination: Destination, format: Format, spool_dir: &Path) -> Emi
         max_edges: 1,
         flush_interval: Duration::from_secs(3600),
         node_threshold_ratio: 1.0,
+        status_records: false,
     }
 }
 

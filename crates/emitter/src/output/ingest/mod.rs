@@ -123,7 +123,12 @@ impl IngestOutput {
             return;
         }
         self.buf.clear();
-        if let Err(e) = self.format.encode(&sealed.batch, true, &mut self.buf) {
+        if let Err(e) = self.format.encode_with_status(
+            &sealed.batch,
+            true,
+            self.shared.status_columns,
+            &mut self.buf,
+        ) {
             tracing::error!(batch_id = %sealed.batch.batch_id, error = %e, "cannot encode batch; spooling");
             spool_batch(&self.spool, &self.shared, sealed).await;
             return;
@@ -314,7 +319,12 @@ impl IngestOutput {
             Some(Bytes::from(bytes))
         } else {
             self.buf.clear();
-            if let Err(e) = self.format.encode(batch, true, &mut self.buf) {
+            if let Err(e) = self.format.encode_with_status(
+                batch,
+                true,
+                self.shared.status_columns,
+                &mut self.buf,
+            ) {
                 tracing::warn!(file = %path.display(), error = %e, "cannot encode spooled batch");
                 return None;
             }
