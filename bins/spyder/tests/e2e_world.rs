@@ -254,6 +254,19 @@ async fn a_silent_resolver_is_named_and_fail_on_error_exits_2() {
             "{why}"
         );
         assert!(why.contains("timed out"), "{why}");
+        // Issue #13: said once, naming the server and the setting.
+        let warned: Vec<&str> = run
+            .stderr
+            .lines()
+            .filter(|l| l.contains("most DNS queries to"))
+            .collect();
+        assert_eq!(warned.len(), 1, "{}", run.stderr);
+        assert!(
+            warned[0].contains(&format!("most DNS queries to {silent_addr} time out"))
+                && warned[0].contains("dns.servers"),
+            "{}",
+            warned[0]
+        );
     }
     drop(silent);
 }

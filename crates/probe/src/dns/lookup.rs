@@ -210,12 +210,14 @@ impl Inner {
                 }
                 spyder_model::telemetry::dns_try_timeouts().increment(1);
                 self.try_timeouts.fetch_add(1, Ordering::Relaxed);
+                self.note_try(server, true);
                 tracing::debug!(%name, ?rtype, %server, attempt, "dns: try timed out");
                 return TryEnd::TimedOut;
             };
             // `remove` keeps the order, so the newest try stays last.
             let was_newest = i + 1 == open.len();
             let done = open.remove(i);
+            self.note_try(done.server(), false);
             match self.settle(done, reply, &ask.question, ask.s).await {
                 Ok(answer) => return TryEnd::Answered(answer),
                 Err(e) => {

@@ -211,6 +211,45 @@ struct Inner {
     dropped: Arc<DropCounter>,
     /// UDP tries timed out so far.
     try_timeouts: AtomicU64,
+    /// Per server: how its tries ended, for the one warning when most time out.
+    server_tries: Mutex<HashMap<SocketAddr, ServerTries>>,
+}
+
+/// Tries to one server that ended (answered, failed or timed out).
+#[derive(Default)]
+struct ServerTries {
+    ended: u64,
+    timed_out: u64,
+    warned: bool,
+}
+
+/// Tries a server must have had before "most of them time out" is said.
+const SERVER_WARN_AFTER_TRIES: u64 = 10;
+
+impl Inner {
+    /// Counts how a try to `server` ended; warns once per server when, after
+    /// [`SERVER_WARN_AFTER_TRIES`], more than half of its tries timed out — the usual
+    /// sign of a resolver that is not there (a wrong `dns.servers`, a firewall).
+    fn note_try(&self, server: SocketAddr, timed_out: bool) {
+        let Ok(mut tries) = self.server_tries.lock() else {
+            return;
+        };
+        let entry = tries.entry(server).or_default();
+        entry.ended = entry.ended.saturating_add(1);
+        entry.timed_out = entry.timed_out.saturating_add(u64::from(timed_out));
+        if !entry.warned
+            && entry.ended >= SERVER_WARN_AFTER_TRIES
+            && entry.timed_out.saturating_mul(2) > entry.ended
+        {
+            entry.warned = true;
+            tracing::warn!(
+                %server,
+                timed_out = entry.timed_out,
+                tries = entry.ended,
+                "most DNS queries to {server} time out; check that it answers, or point dns.servers at resolvers that do"
+            );
+        }
+    }
 }
 
 /// A server's smoothed round trip and its variation, as TCP keeps them (RFC 6298).
@@ -287,6 +326,7 @@ impl DnsClient {
                 rtt: Mutex::default(),
                 dropped,
                 try_timeouts: AtomicU64::new(0),
+                server_tries: Mutex::default(),
             }),
         })
     }
