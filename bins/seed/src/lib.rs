@@ -55,30 +55,34 @@ fn usage() -> String {
     format!("Usage of seed:\n{}", flags::usage(&flag_specs()))
 }
 
-struct Args {
-    domains: Option<String>,
-    redis: String,
-    key: String,
-    recover: bool,
+/// What a `seed` command line asks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// `-h`, `-help` or `--help`: print the usage, exit 0.
+    Help,
+    /// Fill (or `-recover`) the queue with these settings.
+    Seed(Args),
 }
 
-/// Runs `seed` with `args` (without the program name); returns the exit code.
-pub async fn run(
-    args: impl IntoIterator<Item = OsString>,
-    stdout: &mut impl Write,
-    stderr: &mut impl Write,
-) -> i32 {
-    let specs = flag_specs();
-    let found = match flags::parse(&specs, args) {
-        Ok(Parsed::Flags(found)) => found,
-        Ok(Parsed::Help) => {
-            let _ = write!(stderr, "{}", usage());
-            return 0;
-        }
-        Err(error) => {
-            let _ = write!(stderr, "{error}\n{}", usage());
-            return 2;
-        }
+/// The settings of a `seed` run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Args {
+    /// `-domains`: the input file (`-` = stdin), as given; `None` without the flag.
+    pub domains: Option<String>,
+    /// `-redis`: the Redis address.
+    pub redis: String,
+    /// `-key`: the queue's list key.
+    pub key: String,
+    /// `-recover`: move `<key>:processing` back to `<key>` first.
+    pub recover: bool,
+}
+
+/// Parses a `seed` command line (without the program name) as [`run`] does; on an
+/// error the binary prints it with the usage and exits 2.
+pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, flags::FlagError> {
+    let found = match flags::parse(&flag_specs(), args)? {
+        Parsed::Flags(found) => found,
+        Parsed::Help => return Ok(Command::Help),
     };
     let mut args = Args {
         domains: None,
@@ -95,6 +99,26 @@ pub async fn run(
             _ => {}
         }
     }
+    Ok(Command::Seed(args))
+}
+
+/// Runs `seed` with `args` (without the program name); returns the exit code.
+pub async fn run(
+    args: impl IntoIterator<Item = OsString>,
+    stdout: &mut impl Write,
+    stderr: &mut impl Write,
+) -> i32 {
+    let args = match parse(args) {
+        Ok(Command::Seed(args)) => args,
+        Ok(Command::Help) => {
+            let _ = write!(stderr, "{}", usage());
+            return 0;
+        }
+        Err(error) => {
+            let _ = write!(stderr, "{error}\n{}", usage());
+            return 2;
+        }
+    };
     let domains = args.domains.clone().filter(|d| !d.is_empty());
     if domains.is_none() && !args.recover {
         let _ = writeln!(stderr, "missing -domains");

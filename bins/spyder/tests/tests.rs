@@ -11,6 +11,8 @@ mod support;
 mod cli;
 // Config keys reach the probe's settings (`spyder::settings`).
 mod settings;
+// deploy/ and examples/spyder.yaml: command lines, mounts, the systemd unit, the image.
+mod deploy;
 
 // Usage, exit codes, version, bad input files.
 mod e2e_cli;
