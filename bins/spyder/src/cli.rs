@@ -44,6 +44,8 @@ pub struct RunArgs {
     /// `-check`: validate the configuration and inputs, print the effective
     /// configuration, exit 0 or 1; no crawl.
     pub check: bool,
+    /// `-resume FILE`: checkpoint the file-mode input there, and continue from it.
+    pub resume: Option<PathBuf>,
 }
 
 /// A command line that does not parse; the binary prints it with the usage and
@@ -79,6 +81,7 @@ const SILENT: &str = "silent";
 const NO_COLOR: &str = "no_color";
 const JSONL: &str = "jsonl";
 const CHECK: &str = "check";
+const RESUME: &str = "resume";
 const SET: &str = "set";
 
 /// Short names users of ProjectDiscovery's httpx, dnsx and tlsx know, each the same
@@ -124,6 +127,12 @@ fn flag_specs() -> Vec<FlagSpec> {
             "validate the configuration and inputs, print the effective configuration (secrets hidden), exit 0 or 1",
         ),
         FlagSpec::value(
+            RESUME,
+            "path",
+            "",
+            "checkpoint file: a run killed and started again with it goes on where it stopped (file mode)",
+        ),
+        FlagSpec::value(
             SET,
             "path=value",
             "",
@@ -161,6 +170,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, CliErr
         silent: false,
         no_color: false,
         check: false,
+        resume: None,
     };
     let mut version = false;
     for flag in given {
@@ -175,6 +185,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, CliErr
             SILENT => run.silent = on,
             NO_COLOR => run.no_color = on,
             CHECK => run.check = on,
+            RESUME => run.resume = (!flag.value.is_empty()).then(|| flag.value.into()),
             JSONL if on => run
                 .flags
                 .push(FlagValue::new("-jsonl", "output.format", "jsonl")),

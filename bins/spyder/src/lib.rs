@@ -148,6 +148,7 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         fail_on_error: args.fail_on_error,
         logs,
         live,
+        resume: args.resume.clone(),
     };
     let code = runtime.block_on(run::run(loaded, options));
     // Dropping the runtime waits for its blocking threads, and a read of stdin or a

@@ -51,6 +51,7 @@ fn defaults_without_flags() {
             silent: false,
             no_color: false,
             check: false,
+            resume: None,
         }
     );
 }

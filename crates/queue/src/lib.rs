@@ -20,6 +20,8 @@
 //!   why a push is refused ([`PushError`], [`Closed`]).
 //! * `item`: [`QueueItem`] and its [`ItemError`]; `redis`: [`RedisQueue`] with its
 //!   [`RedisQueueConfig`], [`RedisLease`]s, [`RedisDepth`] and [`QueueError`].
+//! * `resume`: `-resume` — the [`ResumeTracker`] a file-mode run keeps and the
+//!   [`Checkpoint`] it writes atomically ([`ResumeError`] when one cannot be used).
 //! * `work`: the [`WorkQueue`] trait over both, with [`Leased`], [`Hold`], [`Origin`],
 //!   [`QueueLengths`] and [`SubmitError`].
 //! * [`connection`]: the one Redis connection setup (deadline, reconnect policy,
@@ -33,11 +35,13 @@ pub mod connection;
 mod input;
 mod item;
 mod memory;
+mod resume;
 mod work;
 
 pub use input::{InputLine, InputProgress, InputReader};
 pub use item::{ItemError, QueueItem};
 pub use memory::{Closed, Lease, MemoryQueue, PushError, QueueDepth, Source};
+pub use resume::{Checkpoint, ResumeError, ResumeTracker};
 pub use work::{
     BoxFuture, Hold, LPUSH_CHUNK, Leased, Origin, QueueLengths, SubmitError, WorkQueue,
 };

@@ -5,33 +5,62 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+use spyder_model::{HostName, NameKind};
 use spyder_probe::Outcome;
-use spyder_queue::{InputLine, InputReader, MemoryQueue};
+use spyder_queue::{Checkpoint, InputLine, InputReader, MemoryQueue, ResumeTracker};
 
 use super::Shared;
 
-/// Streams the input into the queue, logging and counting invalid lines.
+/// Streams the input into the queue, logging and counting invalid lines. With
+/// `-resume`, the checkpoint's pending hosts go first and the lines it covers are
+/// skipped; every host queued and line consumed is told to the tracker.
 pub(super) async fn feed(
     mut reader: InputReader,
     queue: MemoryQueue,
     shared: Arc<Shared>,
     read: Arc<ReadProgress>,
+    resume: Option<(Arc<ResumeTracker>, Option<Checkpoint>)>,
 ) {
+    let (tracker, from) = match resume {
+        Some((tracker, from)) => (Some(tracker), from),
+        None => (None, None),
+    };
+    let skip_through = from.as_ref().map_or(0, |c| c.line);
+    if let (Some(tracker), Some(from)) = (&tracker, from) {
+        for name in from.pending {
+            let Ok(host) = HostName::parse(&name, NameKind::Strict) else {
+                tracing::warn!(host = %name, "checkpoint: not a host name; skipped");
+                continue;
+            };
+            tracker.queued(&host, None);
+            if queue.push_input(host).await.is_err() {
+                return;
+            }
+        }
+    }
     let mut invalid_lines = InvalidLines::default();
     while let Some(line) = reader.next().await {
         read.update(&reader);
         match line {
-            InputLine::Host { host, .. } => {
+            InputLine::Host { line, .. } | InputLine::Invalid { line, .. }
+                if line <= skip_through => {}
+            InputLine::Host { host, line } => {
+                if let Some(tracker) = &tracker {
+                    tracker.queued(&host, Some(line));
+                }
                 if queue.push_input(host).await.is_err() {
                     return;
                 }
             }
             invalid @ InputLine::Invalid { .. } => {
                 invalid_lines.log(&invalid);
-                let reason = match &invalid {
-                    InputLine::Invalid { error, .. } => Some(error.to_string()),
-                    InputLine::Host { .. } => None,
+                let (reason, line) = match &invalid {
+                    InputLine::Invalid { error, line, .. } => (Some(error.to_string()), *line),
+                    InputLine::Host { line, .. } => (None, *line),
                 };
+                if let Some(tracker) = &tracker {
+                    tracker.skipped(line);
+                }
                 shared
                     .stats
                     .task_done(Outcome::Invalid, 0, reason.as_deref());

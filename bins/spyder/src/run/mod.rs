@@ -17,6 +17,7 @@ mod input;
 mod ops;
 mod pool;
 mod reload;
+mod resume;
 mod shutdown;
 mod task;
 mod wiring;
@@ -54,6 +55,8 @@ pub struct Options {
     pub logs: crate::logging::Logs,
     /// The running configuration; PATCH and SIGHUP change it.
     pub live: LiveConfig,
+    /// `-resume FILE`: the file-mode checkpoint.
+    pub resume: Option<std::path::PathBuf>,
 }
 
 /// Runs one probe until its input is done or a signal stops it.
@@ -89,4 +92,6 @@ pub(crate) struct Shared {
     /// The last queue depth read (SPEC §3.13 `spyder_queue_depth{list}`).
     pub(crate) depth: Mutex<QueueLengths>,
     pub(crate) started: std::time::Instant,
+    /// `-resume`: which hosts of the input are finished.
+    resume: Option<Arc<spyder_queue::ResumeTracker>>,
 }

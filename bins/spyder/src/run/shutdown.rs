@@ -75,6 +75,16 @@ pub(super) struct Run {
     pub(super) fail_on_error: bool,
     pub(super) signals: Signals,
     pub(super) ops: Option<Ops>,
+    /// `-resume`: the checkpoint writer, and what the last checkpoint needs.
+    pub(super) checkpoints: Option<Checkpoints>,
+}
+
+/// `-resume` in a running run.
+pub(super) struct Checkpoints {
+    pub(super) writer: tokio::task::JoinHandle<()>,
+    pub(super) path: std::path::PathBuf,
+    pub(super) tracker: Arc<spyder_queue::ResumeTracker>,
+    pub(super) read: Arc<super::input::ReadProgress>,
 }
 
 impl Run {
@@ -154,6 +164,7 @@ impl Run {
         {
             tracing::warn!("dedup marks not sent; other probes may emit some records again");
         }
+        self.last_checkpoint().await;
         let output = self.shared.emitter.describe_output().await;
         self.end_progress(&progress::output_line(&output, &report));
         self.stop_ops(clock.left().min(OPS_STOP_BUDGET)).await;
@@ -188,6 +199,15 @@ impl Run {
             return ExitCode::from(EXIT_ALL_FAILED);
         }
         ExitCode::SUCCESS
+    }
+
+    /// `-resume`: the last checkpoint, once the finalizers ran (or no file, when
+    /// the whole input was crawled).
+    async fn last_checkpoint(&mut self) {
+        if let Some(c) = self.checkpoints.take() {
+            c.writer.abort();
+            super::resume::finish(&c.path, &c.tracker, c.read.done()).await;
+        }
     }
 
     async fn stop_ops(&mut self, budget: Duration) {
@@ -236,6 +256,7 @@ impl Run {
             batches_lost = report.batches_lost,
             "second signal: in-memory records written or spooled; exiting"
         );
+        self.last_checkpoint().await;
         let output = self.shared.emitter.describe_output().await;
         self.end_progress(&progress::output_line(&output, &report));
         ExitCode::from(EXIT_INTERRUPTED)

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use spyder_model::finalize::Status;
 use spyder_model::{TaskStatus, telemetry};
 use spyder_probe::{CrawlReport, Outcome};
-use spyder_queue::Leased;
+use spyder_queue::{Leased, Origin, Source};
 
 use super::{EXTRA_HELD_LEASES, Shared};
 
@@ -21,16 +21,31 @@ pub(super) async fn crawl_one(shared: &Shared, leased: Leased) {
         // A host is crawled once per run (SPEC §3.6): this copy is not needed.
         tracing::debug!(host = %host, "already crawled or being crawled; item skipped");
         telemetry::queue_skipped("already_taken").increment(1);
+        let from_input = leased.origin == Origin::Local(Source::Input);
         let (_hold, finalizer) = leased.start(&shared.acks);
         finalizer.resolve(Status::Delivered);
+        if let Some(resume) = shared.resume.as_ref().filter(|_| from_input) {
+            resume.finished(&host);
+        }
         return;
     }
+    let from_input = leased.origin == Origin::Local(Source::Input);
     // Which try this is: 1, or 1 + the expired leases of a requeued item.
     let attempt = match leased.origin {
-        spyder_queue::Origin::Requeued { attempt } => attempt.saturating_add(1),
+        Origin::Requeued { attempt } => attempt.saturating_add(1),
         _ => 1,
     };
     let (hold, mut finalizer) = leased.start(&shared.acks);
+    if let Some(resume) = shared.resume.as_ref().filter(|_| from_input) {
+        // `-resume`: the host is finished once its records are safe; records lost
+        // leave it pending, so a resumed run crawls it again.
+        let (resume, host) = (Arc::clone(resume), host.clone());
+        finalizer.on_resolve(move |status| async move {
+            if status == Status::Delivered {
+                resume.finished(&host);
+            }
+        });
+    }
     let report = shared.probe.crawl(host.as_str()).await;
     telemetry::task_duration().record(report.timings.total.as_secs_f64());
     tracing::debug!(host = %host, outcome = %report.outcome, "task done");

@@ -20,6 +20,8 @@ use super::input::{ReadProgress, feed};
 use super::ops::{serve_ops, watch_stalls};
 use super::pool::{Pool, resize};
 use super::reload::{spawn_reload_on_sighup, subscribe};
+use super::resume::{self, Resume};
+use super::shutdown::Checkpoints;
 use super::shutdown::{Run, Signals};
 use super::{EXTRA_HELD_LEASES, Options, Shared};
 use crate::progress::{self, Display, StallWatch, Stats};
@@ -186,6 +188,10 @@ impl Run {
                 .ok()
         });
         let signals = Signals::install()?;
+        let mut resume = match &options.resume {
+            Some(path) => Some(Resume::open(path, &config)?),
+            None => None,
+        };
         let components = Components::build(&config).await?;
         let redis_dedup = components.redis_dedup;
         let stats = Arc::new(Stats::default());
@@ -205,6 +211,7 @@ impl Run {
             stall: StallWatch::default(),
             depth: Mutex::new(QueueLengths::default()),
             started: std::time::Instant::now(),
+            resume: resume.as_ref().map(|r| Arc::clone(&r.tracker)),
         });
 
         let read_progress = Arc::new(ReadProgress::default());
@@ -214,6 +221,9 @@ impl Run {
                 memory,
                 Arc::clone(&shared),
                 Arc::clone(&read_progress),
+                resume
+                    .as_mut()
+                    .map(|r| (Arc::clone(&r.tracker), r.from.take())),
             ))),
             None => {
                 read_progress.finished();
@@ -242,6 +252,12 @@ impl Run {
             let read_progress = Arc::clone(&read_progress);
             move || read_progress.percent()
         });
+        let checkpoints = resume.map(|r| Checkpoints {
+            writer: tokio::spawn(resume::keep_writing(r.path.clone(), Arc::clone(&r.tracker))),
+            path: r.path,
+            tracker: r.tracker,
+            read: Arc::clone(&read_progress),
+        });
         let stall_watch = tokio::spawn(watch_stalls(Arc::clone(&shared), read_progress));
         Ok(Run {
             shared,
@@ -253,6 +269,7 @@ impl Run {
             fail_on_error: options.fail_on_error,
             signals,
             ops,
+            checkpoints,
         })
     }
 }
