@@ -1,10 +1,11 @@
 //! Run statistics, the progress display and the final summary (SPEC §3.14).
 //!
-//! Progress goes to stderr only: a one-line bar redrawn every second on a TTY, else a
+//! Progress goes to stderr only: on a TTY a bar redrawn every second (percent of the
+//! input read, counts, rate, outcomes, elapsed, ETA, a stalled marker), else a
 //! `progress` log line every 10 s. Stdout carries data alone.
 
 use std::collections::HashMap;
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -183,17 +184,23 @@ impl Stats {
         }
     }
 
-    /// The line under the summary that says why: tasks per outcome, the most
-    /// frequent reasons, and the elapsed time. `Outcomes: 3 dns_error, 1 no_address;
-    /// top causes: 3 dns_error: A: DNS query timed out; …; elapsed 12.3 s`.
-    pub fn breakdown(&self) -> String {
-        let outcomes: Vec<String> = Outcome::ALL
+    /// `3 dns_error`-style counts of the outcomes that occurred, in [`Outcome::ALL`]
+    /// order.
+    pub fn outcome_counts(&self) -> Vec<String> {
+        Outcome::ALL
             .iter()
             .zip(&self.outcomes)
             .map(|(o, n)| (o, n.load(Ordering::Relaxed)))
             .filter(|(_, n)| *n > 0)
             .map(|(o, n)| format!("{n} {o}"))
-            .collect();
+            .collect()
+    }
+
+    /// The line under the summary that says why: tasks per outcome, the most
+    /// frequent reasons, and the elapsed time. `Outcomes: 3 dns_error, 1 no_address;
+    /// top causes: 3 dns_error: A: DNS query timed out; …; elapsed 12.3 s`.
+    pub fn breakdown(&self) -> String {
+        let outcomes = self.outcome_counts();
         let mut line = if outcomes.is_empty() {
             "Outcomes: none".to_owned()
         } else {
@@ -300,41 +307,63 @@ impl Display {
     }
 }
 
-/// Shows progress until the returned task is aborted. `read_percent` reports how much
-/// of the input file was read, when known.
+/// A running progress display; [`Progress::stop`] ends it before the summary.
+#[derive(Debug)]
+pub struct Progress {
+    task: tokio::task::JoinHandle<()>,
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl Progress {
+    /// Stops the redraws and leaves the bar's last line, so that what is printed
+    /// next starts on a clean line and is never overdrawn.
+    pub async fn stop(self) {
+        self.task.abort();
+        // Aborted at its next await; once it is gone nothing redraws the bar.
+        let _ = self.task.await;
+        if let Some(bar) = self.bar {
+            bar.abandon();
+        }
+    }
+}
+
+/// Shows progress until [`Progress::stop`]. `read_percent` reports how much of the
+/// input file was read, when known; `stalled` whether the stall watch fires.
 pub fn spawn(
     display: Display,
     stats: std::sync::Arc<Stats>,
     read_percent: impl Fn() -> Option<f64> + Send + 'static,
-) -> Option<tokio::task::JoinHandle<()>> {
+    stalled: impl Fn() -> bool + Send + 'static,
+) -> Option<Progress> {
     let period = match display {
         Display::None => return None,
         Display::Bar => Duration::from_secs(1),
         Display::Log => Duration::from_secs(10),
     };
-    Some(tokio::spawn(async move {
+    let bar = (display == Display::Bar).then(new_bar);
+    let drawn = bar.clone();
+    let task = tokio::spawn(async move {
         let mut tick = tokio::time::interval(period);
         tick.tick().await;
+        let mut styled = false;
         loop {
             tick.tick().await;
             let s = stats.snapshot();
             let read = read_percent();
-            match display {
-                Display::Bar => {
-                    let read = read.map_or(String::new(), |p| format!(" | {p:.0}% read"));
-                    let mut err = std::io::stderr().lock();
-                    let _ = write!(
-                        err,
-                        "\r\x1b[2K{} processed | {} ok | {} error | {} edges | {:.1}/s{read}",
-                        s.processed,
-                        s.ok,
-                        s.error,
-                        s.edges,
-                        s.rate()
-                    );
-                    let _ = err.flush();
+            match &drawn {
+                Some(bar) => {
+                    if !styled {
+                        style_bar(bar, read.is_some());
+                        styled = true;
+                    }
+                    if let Some(p) = read {
+                        // Per mille of the input read: the bar, its percent and ETA.
+                        bar.set_position((p.clamp(0.0, 100.0) * 10.0) as u64);
+                    }
+                    bar.set_message(bar_message(&s, &stats, stalled()));
+                    bar.tick();
                 }
-                Display::Log => tracing::info!(
+                None => tracing::info!(
                     processed = s.processed,
                     ok = s.ok,
                     error = s.error,
@@ -343,10 +372,56 @@ pub fn spawn(
                     read_percent = read.map(|p| format!("{p:.1}")),
                     "progress"
                 ),
-                Display::None => {}
             }
         }
-    }))
+    });
+    Some(Progress { task, bar })
+}
+
+/// The TTY bar, styled at its first draw ([`style_bar`]) once the input's size is
+/// known or known to be unknown.
+fn new_bar() -> indicatif::ProgressBar {
+    indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr())
+}
+
+/// With the input's size known, a bar with the percent read, elapsed time and ETA;
+/// without (stdin, a pipe), a spinner and the elapsed time.
+fn style_bar(bar: &indicatif::ProgressBar, sized: bool) {
+    use indicatif::ProgressStyle;
+    let template = if sized {
+        "{bar:16} {percent:>3}% read | {elapsed} elapsed, ETA {eta} | {wide_msg}"
+    } else {
+        "{spinner} {elapsed} elapsed | {wide_msg}"
+    };
+    let style =
+        ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar());
+    // The style first: setting the length draws, and must draw in this style.
+    bar.set_style(style);
+    if sized {
+        bar.set_length(1000);
+    }
+}
+
+/// What the bar says beside itself: counts, rate, the outcomes so far and whether
+/// progress stalled.
+fn bar_message(s: &Snapshot, stats: &Stats, stalled: bool) -> String {
+    let mut line = format!(
+        "{} processed, {} ok, {} failed | {} edges | {:.1}/s",
+        s.processed,
+        s.ok,
+        s.error,
+        s.edges,
+        s.rate()
+    );
+    let outcomes = stats.outcome_counts();
+    if !outcomes.is_empty() {
+        line.push_str(" | ");
+        line.push_str(&outcomes.join(", "));
+    }
+    if stalled {
+        line.push_str(" | STALLED");
+    }
+    line
 }
 
 /// The last line of the summary: where the records went. `output` is the emitter's
@@ -420,6 +495,21 @@ mod tests {
             output_line("ingest https://i.example/v1 spooling to spool", &ingest),
             "Output: ingest https://i.example/v1 spooling to spool: 3 batches delivered, 1 spooled, 0 replayed from the spool"
         );
+    }
+
+    #[test]
+    fn the_bar_message_has_counts_rate_outcomes_and_a_stalled_marker() {
+        let stats = Stats::default();
+        stats.task_done(Outcome::Complete, 4, None);
+        stats.task_done(Outcome::DnsError, 0, Some("A: DNS query timed out"));
+        let s = stats.snapshot();
+        let line = bar_message(&s, &stats, false);
+        assert!(
+            line.starts_with("2 processed, 1 ok, 1 failed | 4 edges | "),
+            "{line}"
+        );
+        assert!(line.ends_with("/s | 1 complete, 1 dns_error"), "{line}");
+        assert!(bar_message(&s, &stats, true).ends_with(" | STALLED"));
     }
 
     #[test]

@@ -849,6 +849,8 @@ async fn progress_draws_a_bar_on_a_terminal() {
     };
     let in_a_terminal = |line: String| {
         let mut cmd = tokio::process::Command::new("script");
+        // A terminal as wide as a usual one (script's default is 80 columns).
+        let line = format!("stty cols 160 rows 40; exec {line}");
         cmd.args(["-q", "-e", "-c", &line, "/dev/null"])
             .env_remove("REDIS_ADDR")
             .env_remove("REDIS_QUEUE_ADDR")
@@ -860,17 +862,38 @@ async fn progress_draws_a_bar_on_a_terminal() {
     let run = finish(in_a_terminal(spyder_line("-progress")), LIMIT).await;
     let screen = String::from_utf8_lossy(&run.stdout);
     assert_eq!(run.code, Some(0), "{screen}{}", run.stderr);
+    // Issue #13 step 5: a bar a person reads — percent of the input read, elapsed,
+    // ETA, counts, rate and the outcomes so far.
+    for part in [
+        "\r\x1b[2K",
+        "% read | ",
+        " elapsed, ETA ",
+        " processed, ",
+        " ok, ",
+        " edges | ",
+        "/s | ",
+    ] {
+        assert!(
+            screen.contains(part),
+            "no {part:?} on the terminal:\n{screen:?}"
+        );
+    }
+    // The summary comes after the bar's last line and nothing overdraws it.
+    let summary = screen
+        .find("Final summary: 6 processed")
+        .expect("a summary");
     assert!(
-        screen.contains("\r\x1b[2K")
-            && screen.contains(" processed | ")
-            && screen.contains(" ok | "),
-        "no progress bar on the terminal:\n{screen:?}"
+        !screen[summary..].contains("\x1b[1A") && !screen[summary..].contains("% read"),
+        "the bar redrew over the summary:\n{screen:?}"
     );
+    for line in ["Outcomes: ", "Output: file "] {
+        assert!(screen[summary..].contains(line), "{line}:\n{screen:?}");
+    }
     let run = finish(in_a_terminal(spyder_line("-quiet")), LIMIT).await;
     let screen = String::from_utf8_lossy(&run.stdout);
     assert_eq!(run.code, Some(0), "{screen}{}", run.stderr);
     assert!(
-        !screen.contains(" processed | "),
+        !screen.contains(" processed, ") && !screen.contains("% read"),
         "-quiet drew a bar:\n{screen:?}"
     );
 }

@@ -68,7 +68,7 @@ impl ShutdownClock {
 pub(super) struct Run {
     pub(super) shared: Arc<Shared>,
     pub(super) reader: Option<tokio::task::JoinHandle<()>>,
-    pub(super) progress: Option<tokio::task::JoinHandle<()>>,
+    pub(super) progress: Option<progress::Progress>,
     pub(super) stall_watch: tokio::task::JoinHandle<()>,
     pub(super) display: Display,
     pub(super) quiet: bool,
@@ -166,7 +166,8 @@ impl Run {
         }
         self.last_checkpoint().await;
         let output = self.shared.emitter.describe_output().await;
-        self.end_progress(&progress::output_line(&output, &report));
+        self.end_progress(&progress::output_line(&output, &report))
+            .await;
         self.stop_ops(clock.left().min(OPS_STOP_BUDGET)).await;
         tracing::info!("shutdown complete");
         if report.batches_not_written > 0 {
@@ -258,15 +259,16 @@ impl Run {
         );
         self.last_checkpoint().await;
         let output = self.shared.emitter.describe_output().await;
-        self.end_progress(&progress::output_line(&output, &report));
+        self.end_progress(&progress::output_line(&output, &report))
+            .await;
         ExitCode::from(EXIT_INTERRUPTED)
     }
 
     /// Ends the progress display and prints the summary, whose last line is `output`.
-    fn end_progress(&mut self, output: &str) {
+    async fn end_progress(&mut self, output: &str) {
         self.stall_watch.abort();
         if let Some(p) = self.progress.take() {
-            p.abort();
+            p.stop().await;
         }
         progress::finish(self.display);
         if !self.quiet {

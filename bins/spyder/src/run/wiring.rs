@@ -248,10 +248,18 @@ impl Run {
             }
         };
         let display = Display::choose(options.progress, options.quiet);
-        let progress = progress::spawn(display, Arc::clone(&stats), {
-            let read_progress = Arc::clone(&read_progress);
-            move || read_progress.percent()
-        });
+        let progress = progress::spawn(
+            display,
+            Arc::clone(&stats),
+            {
+                let read_progress = Arc::clone(&read_progress);
+                move || read_progress.percent()
+            },
+            {
+                let shared = Arc::clone(&shared);
+                move || shared.stall.stalled()
+            },
+        );
         let checkpoints = resume.map(|r| Checkpoints {
             writer: tokio::spawn(resume::keep_writing(r.path.clone(), Arc::clone(&r.tracker))),
             path: r.path,
