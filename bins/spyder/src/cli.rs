@@ -19,6 +19,8 @@ pub enum Command {
     Help,
     /// `-version`: print [`version_text`], exit 0.
     Version,
+    /// `-completions SHELL`: print the shell's completion script, exit 0.
+    Completions(crate::completions::Shell),
 }
 
 /// The settings of a run.
@@ -58,6 +60,8 @@ pub enum CliError {
     SetSyntax(String),
     #[error("-set {0}: unknown configuration key{hint}; see docs/configuration.md", hint = spyder_config::similar_key(.0).map(|k| format!(" (did you mean {k}?)")).unwrap_or_default())]
     UnknownKey(String),
+    #[error("-completions {0:?}: want bash, zsh or fish")]
+    Shell(String),
 }
 
 impl CliError {
@@ -82,6 +86,7 @@ const NO_COLOR: &str = "no_color";
 const JSONL: &str = "jsonl";
 const CHECK: &str = "check";
 const RESUME: &str = "resume";
+const COMPLETIONS: &str = "completions";
 const SET: &str = "set";
 
 /// Short names users of ProjectDiscovery's httpx, dnsx and tlsx know, each the same
@@ -125,6 +130,12 @@ fn flag_specs() -> Vec<FlagSpec> {
         FlagSpec::boolean(
             CHECK,
             "validate the configuration and inputs, print the effective configuration (secrets hidden), exit 0 or 1",
+        ),
+        FlagSpec::value(
+            COMPLETIONS,
+            "shell",
+            "",
+            "print a completion script for bash, zsh or fish, e.g. spyder -completions bash > ~/.local/share/bash-completion/completions/spyder",
         ),
         FlagSpec::value(
             RESUME,
@@ -173,6 +184,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, CliErr
         resume: None,
     };
     let mut version = false;
+    let mut completions = None;
     for flag in given {
         let on = flag.value == "true";
         match flag.name {
@@ -185,6 +197,12 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, CliErr
             SILENT => run.silent = on,
             NO_COLOR => run.no_color = on,
             CHECK => run.check = on,
+            COMPLETIONS => {
+                completions = Some(
+                    crate::completions::Shell::parse(&flag.value)
+                        .ok_or(CliError::Shell(flag.value))?,
+                );
+            }
             RESUME => run.resume = (!flag.value.is_empty()).then(|| flag.value.into()),
             JSONL if on => run
                 .flags
@@ -214,6 +232,9 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, CliErr
     if version {
         return Ok(Command::Version);
     }
+    if let Some(shell) = completions {
+        return Ok(Command::Completions(shell));
+    }
     if run.verbose {
         run.flags
             .push(FlagValue::new("-verbose", "logging.level", "debug"));
@@ -225,6 +246,11 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, CliErr
             .push(FlagValue::new("-silent", "logging.level", "error"));
     }
     Ok(Command::Run(run))
+}
+
+/// The completion script for `shell`, over every flag of the usage.
+pub fn completions(shell: crate::completions::Shell) -> String {
+    crate::completions::script(shell, &flag_specs())
 }
 
 /// The usage: what spyder is, how to run it, examples, flags and environment.

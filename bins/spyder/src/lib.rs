@@ -4,6 +4,7 @@
 
 mod check;
 pub mod cli;
+pub mod completions;
 mod control;
 pub mod locate;
 pub mod logging;
@@ -40,6 +41,10 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         }
         cli::Command::Version => {
             println!("{}", cli::version_text());
+            return ExitCode::SUCCESS;
+        }
+        cli::Command::Completions(shell) => {
+            print!("{}", cli::completions(shell));
             return ExitCode::SUCCESS;
         }
         cli::Command::Run(args) => args,

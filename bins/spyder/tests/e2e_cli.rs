@@ -197,3 +197,51 @@ async fn check_fails_on_what_a_run_would_refuse() {
     assert!(run.stderr.contains("cert.pem"), "{}", run.stderr);
     assert!(!dir.path().join("spool").exists());
 }
+
+/// `spyder -completions bash|zsh|fish` (issue #13 step 6): a script from the same
+/// flag table as the usage; bash's is checked by bash itself.
+#[tokio::test]
+async fn completions_come_from_the_flag_table() {
+    let mut cmd = spyder();
+    cmd.args(["-completions", "bash"]);
+    let run = finish(cmd, LIMIT).await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let script = dir.path().join("spyder.bash");
+    std::fs::write(&script, &run.stdout).expect("write");
+    let completed = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "set -e; source {}; COMP_WORDS=(spyder -conc); COMP_CWORD=1; _spyder; echo \"${{COMPREPLY[@]}}\"; \
+             COMP_WORDS=(spyder -completions ''); COMP_CWORD=2; _spyder; echo \"${{COMPREPLY[@]}}\"",
+            script.display()
+        ))
+        .output()
+        .expect("bash runs");
+    assert!(completed.status.success(), "{completed:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&completed.stdout),
+        "-concurrency\nbash zsh fish\n"
+    );
+    for (shell, line) in [
+        ("zsh", "'-status_records[one status record per task"),
+        ("fish", "complete -c spyder -o resume -r -F -d "),
+    ] {
+        let mut cmd = spyder();
+        cmd.args(["-completions", shell]);
+        let run = finish(cmd, LIMIT).await;
+        assert_eq!(run.code, Some(0), "{shell}: {}", run.stderr);
+        let text = String::from_utf8_lossy(&run.stdout);
+        assert!(text.contains(line), "{shell}:\n{text}");
+    }
+    let mut cmd = spyder();
+    cmd.args(["-completions", "tcsh"]);
+    let run = finish(cmd, LIMIT).await;
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .starts_with("-completions \"tcsh\": want bash, zsh or fish\n"),
+        "{}",
+        run.stderr
+    );
+}
