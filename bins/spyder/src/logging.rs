@@ -63,19 +63,96 @@ fn output_layer(format: LogFormat, color: bool) -> Output {
         LogFormat::Text => false,
         LogFormat::Auto => !std::io::stderr().is_terminal(),
     };
-    let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     if json {
-        layer
+        tracing_subscriber::fmt::layer()
+            .with_writer(ListFields)
             .json()
             .flatten_event(true)
             .with_current_span(false)
             .with_span_list(false)
             .boxed()
     } else {
-        layer
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
             .with_ansi(color && std::io::stderr().is_terminal())
             .boxed()
     }
+}
+
+/// Fields that hold lists. tracing records them as text (`["gov","mil","int"]`); in
+/// JSON logs they become JSON arrays, so a log pipeline reads values, not strings
+/// to parse again.
+const LIST_FIELDS: &[&str] = &["exclude_tlds", "changed", "hosts", "keys", "errors"];
+
+/// stderr for JSON logs, turning [`LIST_FIELDS`] that hold a JSON array as text into
+/// the array. tracing-subscriber writes each event whole into one writer and drops
+/// it, so one writer is one line.
+struct ListFields;
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for ListFields {
+    type Writer = ListFieldsLine;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        ListFieldsLine(Vec::with_capacity(256))
+    }
+}
+
+/// One JSON log line, written to stderr with its list fields as arrays on drop.
+struct ListFieldsLine(Vec<u8>);
+
+impl std::io::Write for ListFieldsLine {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for ListFieldsLine {
+    fn drop(&mut self) {
+        use std::io::Write as _;
+        let line = lists_as_arrays(&self.0);
+        // Nowhere to report a failed log write.
+        let _ = std::io::stderr().lock().write_all(&line);
+    }
+}
+
+/// `line` with every [`LIST_FIELDS`] value that is a string holding a JSON array
+/// replaced by that array; anything else stays byte for byte.
+fn lists_as_arrays(line: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    let mut out: std::borrow::Cow<'_, [u8]> = std::borrow::Cow::Borrowed(line);
+    for field in LIST_FIELDS {
+        let key = format!("\"{field}\":");
+        let Some(at) = find(&out, key.as_bytes()) else {
+            continue;
+        };
+        let start = at + key.len();
+        let mut values = serde_json::Deserializer::from_slice(&out[start..]).into_iter::<String>();
+        let Some(Ok(text)) = values.next() else {
+            continue;
+        };
+        let end = start + values.byte_offset();
+        let Ok(array @ serde_json::Value::Array(_)) =
+            serde_json::from_str::<serde_json::Value>(&text)
+        else {
+            continue;
+        };
+        let mut fixed = Vec::with_capacity(out.len());
+        fixed.extend_from_slice(&out[..start]);
+        fixed.extend_from_slice(array.to_string().as_bytes());
+        fixed.extend_from_slice(&out[end..]);
+        out = std::borrow::Cow::Owned(fixed);
+    }
+    out
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack
+        .windows(needle.len())
+        .position(|window| window == needle)
 }
 
 /// Our crates log at `level`; dependencies only from `warn` (hyper and rustls are chatty).
@@ -94,4 +171,31 @@ fn directive(level: LogLevel) -> String {
         "{deps},spyder={ours},spyder_probe={ours},spyder_config={ours},spyder_queue={ours},\
          spyder_sink={ours},spyder_emitter={ours},spyder_health={ours}"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lists_as_arrays;
+
+    #[test]
+    fn list_fields_become_arrays_and_the_rest_stays() {
+        // As tracing-subscriber writes them: list values as strings.
+        let mut line = serde_json::json!({
+            "message": "starting spyder",
+            "exclude_tlds": "[\"gov\",\"mil\"]",
+            "ua": "[x]",
+            "changed": "[\"ua\", \"dns.servers\"]",
+        })
+        .to_string();
+        line.push('\n');
+        let fixed: serde_json::Value =
+            serde_json::from_slice(&lists_as_arrays(line.as_bytes())).expect("still JSON");
+        assert_eq!(fixed["exclude_tlds"], serde_json::json!(["gov", "mil"]));
+        assert_eq!(fixed["changed"], serde_json::json!(["ua", "dns.servers"]));
+        assert_eq!(fixed["ua"], "[x]", "not a list field");
+        assert!(lists_as_arrays(line.as_bytes()).ends_with(b"\n"));
+        // Not a string holding an array: untouched.
+        let odd = br#"{"exclude_tlds":"[not json","hosts":3}"#;
+        assert_eq!(&*lists_as_arrays(odd), &odd[..]);
+    }
 }

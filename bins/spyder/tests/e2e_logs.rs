@@ -11,7 +11,11 @@ const LIMIT: Duration = Duration::from_secs(60);
 fn json_lines(stderr: &str) -> Vec<serde_json::Value> {
     stderr
         .lines()
-        .filter(|l| !l.starts_with("Final summary:") && !l.starts_with("Outcomes:"))
+        .filter(|l| {
+            !["Final summary:", "Outcomes:", "Output:"]
+                .iter()
+                .any(|summary| l.starts_with(summary))
+        })
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
         .collect()
 }
@@ -37,6 +41,17 @@ async fn json_logs_have_top_level_fields_and_log_level_applies() {
     assert!(
         start.get("concurrency").is_some() && start.get("run").is_some(),
         "{start}"
+    );
+    // Issue #13: values, not Rust Debug text: the list as a JSON array, no Some(…).
+    assert_eq!(
+        start["exclude_tlds"],
+        serde_json::json!(["gov", "mil", "int"]),
+        "{start}"
+    );
+    assert!(
+        !run.stderr.contains("Some(") && !run.stderr.contains(" { "),
+        "Debug text in the logs:\n{}",
+        run.stderr
     );
     assert!(
         lines.iter().any(|l| l["level"] == "DEBUG"),
