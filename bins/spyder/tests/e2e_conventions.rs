@@ -121,7 +121,11 @@ async fn the_user_config_file_is_found_under_xdg_config_home() {
         .iter()
         .find(|l| l["message"] == "starting spyder")
         .expect("a starting line");
-    assert_eq!(start["exclude_tlds"], r#"["gov","mil","int"]"#, "{start}");
+    assert_eq!(
+        start["exclude_tlds"],
+        serde_json::json!(["gov", "mil", "int"]),
+        "{start}"
+    );
     let loaded = logs
         .iter()
         .find(|l| l["message"] == "loaded config from file")
