@@ -253,6 +253,36 @@ pub fn completions(shell: crate::completions::Shell) -> String {
     crate::completions::script(shell, &flag_specs())
 }
 
+/// The environment variables spyder reads, with their help (usage and man page).
+const ENVIRONMENT: [(&str, &str); 5] = [
+    (
+        "REDIS_ADDR",
+        "shared dedup Redis (redis.addr); unset or empty = memory dedup",
+    ),
+    (
+        "REDIS_QUEUE_ADDR",
+        "queue Redis (redis.queue_addr); selects queue mode",
+    ),
+    (
+        "REDIS_QUEUE_KEY",
+        "queue list key (redis.queue_key), default spyder:queue",
+    ),
+    (
+        "LOG_LEVEL",
+        "debug, info, warn or error, any case (logging.level)",
+    ),
+    (
+        "SPYDER_API_KEYS",
+        "standard base64 of [{\"key\":\"...\",\"name\":\"ops\",\"scope\":\"admin\"}]",
+    ),
+];
+
+/// The man page, spyder(1) in roff, from the same flag table as the usage
+/// (`cargo xtask man` writes it).
+pub fn man_page() -> String {
+    crate::man::page(&flag_specs(), &ENVIRONMENT, env!("CARGO_PKG_VERSION"))
+}
+
 /// The usage: what spyder is, how to run it, examples, flags and environment.
 pub fn usage() -> String {
     let mut out = String::from(
@@ -279,29 +309,7 @@ pub fn usage() -> String {
     );
     out.push_str(&flags::usage(&flag_specs()));
     out.push_str("\nEnvironment:\n");
-    let env = [
-        (
-            "REDIS_ADDR",
-            "shared dedup Redis (redis.addr); unset or empty = memory dedup",
-        ),
-        (
-            "REDIS_QUEUE_ADDR",
-            "queue Redis (redis.queue_addr); selects queue mode",
-        ),
-        (
-            "REDIS_QUEUE_KEY",
-            "queue list key (redis.queue_key), default spyder:queue",
-        ),
-        (
-            "LOG_LEVEL",
-            "debug, info, warn or error, any case (logging.level)",
-        ),
-        (
-            "SPYDER_API_KEYS",
-            "standard base64 of [{\"key\":\"...\",\"name\":\"ops\",\"scope\":\"admin\"}]",
-        ),
-    ];
-    for (var, help) in env {
+    for (var, help) in ENVIRONMENT {
         let _ = writeln!(out, "  {var:<17} {help}");
     }
     out.push_str(

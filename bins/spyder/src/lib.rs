@@ -8,6 +8,7 @@ pub mod completions;
 mod control;
 pub mod locate;
 pub mod logging;
+mod man;
 pub mod progress;
 pub mod run;
 pub mod settings;

@@ -301,3 +301,33 @@ fn usage_opens_with_the_name_and_lists_examples_and_env() {
         assert!(usage.contains(needle), "usage lacks {needle:?}");
     }
 }
+
+/// spyder(1) (issue #13 step 6): every flag of the usage, and roff that groff reads
+/// without a warning. groff is in Debian's groff-base (`.ci/run` installs it).
+#[test]
+fn the_man_page_has_every_flag_and_groff_reads_it_cleanly() {
+    let page = spyder::cli::man_page();
+    let usage = spyder::cli::usage();
+    for line in usage.lines() {
+        let Some(flag) = line.strip_prefix("  -") else {
+            continue;
+        };
+        let name = flag.split(' ').next().unwrap_or(flag);
+        let roff = format!("\\fB\\-{}\\fR", name.replace('-', "\\-"));
+        assert!(page.contains(&roff), "-{name} is not in the man page");
+    }
+    let mut groff = std::process::Command::new("groff")
+        .args(["-man", "-Tutf8", "-ww", "-z"])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("groff runs (Debian package groff-base)");
+    {
+        use std::io::Write as _;
+        let mut stdin = groff.stdin.take().expect("stdin");
+        stdin.write_all(page.as_bytes()).expect("write the page");
+    }
+    let out = groff.wait_with_output().expect("groff finishes");
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "", "groff warnings");
+}
