@@ -1,8 +1,11 @@
 //! Project automation, run as `cargo xtask <command>`.
 //!
-//! - `demo [N]`: starts an offline testkit world of N sites (default 25) — DNS server,
-//!   HTTPS/HTTP hosts, a private CA — and runs the real `spyder` binary against it, so
-//!   the whole pipeline can be seen without the internet. The graph goes to stdout.
+//! - `demo [N] [--keep]`: starts an offline testkit world of N sites (default 25) — DNS
+//!   server, HTTPS/HTTP hosts, a private CA — and runs the real `spyder` binary against
+//!   it, so the whole pipeline can be seen without the internet. The graph goes to
+//!   stdout; the demo then says whether every edge the world expects was found
+//!   (exit 1 if not). `--keep` keeps the world up until Ctrl-C and its files. See
+//!   [`demo`].
 //! - `bench-memory [LINES]`: SPEC §5 P-2. Streams LINES (default 1,000,000) distinct
 //!   names through a release `spyder` at concurrency 256 against a local DNS server
 //!   that answers NXDOMAIN, and reports the probe's peak RSS (limit: 512 MiB).
@@ -22,18 +25,17 @@
 
 mod bench;
 mod coordination;
+mod demo;
 mod fuzz;
 mod proc_stat;
 mod release;
 
 use std::process::{ExitCode, Stdio};
 
-use spyder_testkit::world::World;
-
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
-        Some("demo") => demo(args.get(1).map(String::as_str)),
+        Some("demo") => demo::demo(&args[1..]),
         Some("bench-memory") => bench_memory(args.get(1).map(String::as_str)),
         Some("bench-coordination") => coordination::bench_coordination(&args[1..]),
         Some("bench") => bench::bench(&args[1..]),
@@ -41,93 +43,11 @@ fn main() -> ExitCode {
         Some("fuzz") => fuzz::fuzz(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask demo [SITES] [-- extra spyder flags]\n       cargo xtask bench-memory [LINES]\n       cargo xtask bench-coordination [SITES] [--aof] [-- extra spyder flags]\n       cargo xtask bench [SITES] [--concurrency C] [--strict] [--compare FILE] [-- extra spyder flags]\n       cargo xtask fuzz [--seconds N] [--target NAME] [-- libFuzzer flags]"
+                "usage: cargo xtask demo [SITES] [--keep] [-- extra spyder flags]\n       cargo xtask bench-memory [LINES]\n       cargo xtask bench-coordination [SITES] [--aof] [-- extra spyder flags]\n       cargo xtask bench [SITES] [--concurrency C] [--strict] [--compare FILE] [-- extra spyder flags]\n       cargo xtask fuzz [--seconds N] [--target NAME] [-- libFuzzer flags]"
             );
             ExitCode::from(2)
         }
     }
-}
-
-fn demo(sites: Option<&str>) -> ExitCode {
-    let sites: usize = match sites.map(str::parse).transpose() {
-        Ok(n) => n.unwrap_or(25),
-        Err(e) => {
-            eprintln!("xtask demo: SITES must be a number: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let extra: Vec<String> = std::env::args().skip_while(|a| a != "--").skip(1).collect();
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("xtask demo: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    runtime.block_on(async move {
-        let world = match World::generate(2026, sites).await {
-            Ok(w) => w,
-            Err(e) => {
-                eprintln!("xtask demo: cannot start the world: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
-        let dir = match tempfile::tempdir() {
-            Ok(d) => d,
-            Err(e) => {
-                eprintln!("xtask demo: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
-        let domains = dir.path().join("domains.txt");
-        let roots = dir.path().join("ca.pem");
-        if let Err(e) = std::fs::write(&domains, world.hosts().join("\n") + "\n")
-            .and_then(|()| std::fs::write(&roots, world.ca.root_pem()))
-        {
-            eprintln!("xtask demo: {e}");
-            return ExitCode::FAILURE;
-        }
-        eprintln!(
-            "xtask demo: {sites} sites; DNS at {}, HTTPS port {}, HTTP port {}",
-            world.dns_addr(),
-            world.web.https_port(),
-            world.web.http_port()
-        );
-        let status = release::cargo_async()
-            .args(["run", "--quiet", "--release", "-p", "spyder", "--"])
-            .arg(format!("-domains={}", domains.display()))
-            .arg(format!("-dns_servers={}", world.dns_addr()))
-            .arg("-allow_cidrs=127.0.0.0/8")
-            .arg(format!(
-                "-set=crawling.https_port={}",
-                world.web.https_port()
-            ))
-            .arg(format!("-set=crawling.http_port={}", world.web.http_port()))
-            .arg(format!("-set=crawling.tls_roots={}", roots.display()))
-            .arg("-set=crawling.rate_per_host=100")
-            .arg("-metrics_addr=")
-            .args(&extra)
-            .stdin(Stdio::null())
-            .status()
-            .await;
-        match status {
-            Ok(s) if s.success() => {
-                eprintln!(
-                    "xtask demo: done; the world expects {} distinct edges",
-                    world.expected_edges().len()
-                );
-                ExitCode::SUCCESS
-            }
-            Ok(s) => {
-                eprintln!("xtask demo: spyder exited with {s}");
-                ExitCode::FAILURE
-            }
-            Err(e) => {
-                eprintln!("xtask demo: cannot run spyder: {e}");
-                ExitCode::FAILURE
-            }
-        }
-    })
 }
 
 /// Peak RSS allowed for a 1,000,000-line run at concurrency 256 (SPEC §5 P-2).

@@ -1,5 +1,9 @@
 //! Builds the release `spyder` binary and finds it wherever the target directory is
 //! (`CARGO_TARGET_DIR`, `build.target-dir` or the workspace's `target/`).
+//!
+//! Every nested cargo of xtask (the demo's and the benchmarks' builds through
+//! [`build_spyder`], `xtask fuzz`'s `cargo fuzz`) starts from [`cargo`] or
+//! [`without_cargo_run_env`], so it shares the fingerprints of the user's own builds.
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -42,11 +46,6 @@ pub fn without_cargo_run_env(cmd: &mut Command) -> &mut Command {
         }
     }
     cmd
-}
-
-/// [`cargo`] as a tokio command.
-pub fn cargo_async() -> tokio::process::Command {
-    tokio::process::Command::from(cargo())
 }
 
 /// Runs `cargo build --release -p spyder` and returns the path of the binary, as

@@ -7,11 +7,13 @@
 //! `redis-server` per test ([`redis`]), and seeded worlds of linked sites that state the
 //! edges a correct probe must emit ([`world`]), optionally across internet conditions:
 //! round trips, DNS loss and connect-level black holes ([`netsim`]). [`prometheus`]
-//! reads a metrics exposition back into numbers for assertions.
+//! reads a metrics exposition back into numbers for assertions, [`graph`] spyder's
+//! output back into edges.
 
 #![deny(missing_docs)]
 
 pub mod dns;
+pub mod graph;
 pub mod ingest;
 pub mod netsim;
 pub mod pki;
