@@ -4,14 +4,23 @@
 //! Each valid line becomes a queue item `{"host":...,"ts":...,"attempt":0,"id":...}`
 //! LPUSHed onto `<key>` in chunks of at most 1,000; probes take from the right, so
 //! the file is crawled in order. `-recover` moves `<key>:processing` back to `<key>`.
+//!
+//! The whole input is read and checked before Redis is touched: a missing or
+//! unreadable file fails without a connection. A regular file is read again for the
+//! push (memory stays flat however long it is); stdin and pipes, which cannot be read
+//! twice, are held in memory. Errors that involve Redis name its address, password
+//! hidden.
 
 use std::ffi::OsString;
 use std::io::Write;
 use std::time::Duration;
 
-use fred::prelude::{Client, ClientLike, LuaInterface};
+use fred::prelude::{Client, ClientLike, Error as FredError, LuaInterface};
 use spyder_config::flags::{self, FlagSpec, Parsed};
-use spyder_queue::connection::{ConnectOptions, Connection, Retry, describe, lpush_chunked};
+use spyder_model::HostName;
+use spyder_queue::connection::{
+    ConnectOptions, Connection, Retry, describe, lpush_chunked, redact_addr,
+};
 use spyder_queue::{InputLine, InputReader, QueueItem};
 
 /// Most items in one LPUSH.
@@ -48,7 +57,14 @@ fn flag_specs() -> Vec<FlagSpec> {
             "recover",
             "move all <key>:processing items back to <key> (use when no probe runs)",
         ),
+        FlagSpec::boolean("version", "print the version and exit"),
     ]
+}
+
+/// What `-version` prints: `seed v<version>` and a build line, as `spyder -version`
+/// does.
+pub fn version_text() -> String {
+    flags::version_text("seed", env!("CARGO_PKG_VERSION"))
 }
 
 fn usage() -> String {
@@ -60,6 +76,8 @@ fn usage() -> String {
 pub enum Command {
     /// `-h`, `-help` or `--help`: print the usage, exit 0.
     Help,
+    /// `-version`: print [`version_text`] on stdout, exit 0 (whatever else is given).
+    Version,
     /// Fill (or `-recover`) the queue with these settings.
     Seed(Args),
 }
@@ -90,14 +108,19 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, flags:
         key: "spyder:queue".to_owned(),
         recover: false,
     };
+    let mut version = false;
     for flag in found {
         match flag.name {
             "domains" => args.domains = Some(flag.value),
             "redis" => args.redis = flag.value,
             "key" => args.key = flag.value,
             "recover" => args.recover = flag.value == "true",
+            "version" => version = flag.value == "true",
             _ => {}
         }
+    }
+    if version {
+        return Ok(Command::Version);
     }
     Ok(Command::Seed(args))
 }
@@ -114,6 +137,10 @@ pub async fn run(
             let _ = write!(stderr, "{}", usage());
             return 0;
         }
+        Ok(Command::Version) => {
+            let _ = writeln!(stdout, "{}", version_text());
+            return 0;
+        }
         Err(error) => {
             let _ = write!(stderr, "{error}\n{}", usage());
             return 2;
@@ -124,7 +151,19 @@ pub async fn run(
         let _ = writeln!(stderr, "missing -domains");
         return 1;
     }
-    let connection = match connect(&args.redis).await {
+    // The whole input first: a file that cannot be read fails before Redis is touched.
+    let input = match domains {
+        Some(domains) => match Input::check(&domains, stderr).await {
+            Ok(input) => Some(input),
+            Err(error) => {
+                let _ = writeln!(stderr, "{error}");
+                return 1;
+            }
+        },
+        None => None,
+    };
+    let redis = Redis::new(&args.redis);
+    let connection = match connect(&redis).await {
         Ok(connection) => connection,
         Err(error) => {
             let _ = writeln!(stderr, "redis: {error}");
@@ -132,14 +171,124 @@ pub async fn run(
         }
     };
     let client = connection.client();
-    let code = seed(&args, domains.as_deref(), client, stdout, stderr).await;
+    let code = seed(&args, &redis, input, client, stdout, stderr).await;
     let _ = client.quit().await;
     code
 }
 
+/// The Redis server of `-redis`, as errors name it.
+struct Redis<'a> {
+    /// The address as given.
+    addr: &'a str,
+    /// The address with any password hidden, for messages.
+    shown: String,
+}
+
+impl<'a> Redis<'a> {
+    fn new(addr: &'a str) -> Self {
+        Self {
+            addr,
+            shown: redact_addr(addr),
+        }
+    }
+
+    /// `<address> (-redis): <what>: <error>`, printed after `redis: `.
+    fn error(&self, what: &str, error: &FredError) -> String {
+        format!("{} (-redis): {what}: {}", self.shown, describe(error))
+    }
+}
+
+/// A domains input that was read to its end: its valid hosts are pushed next.
+struct Input {
+    /// The input as given (`-` is stdin).
+    name: String,
+    /// The hosts of a source that cannot be read twice (stdin, a pipe); `None` for a
+    /// regular file, which is read again for the push.
+    hosts: Option<Vec<HostName>>,
+    /// Invalid lines, each already reported.
+    skipped: usize,
+}
+
+impl Input {
+    /// Reads all of `domains`, reporting each invalid line on `stderr` (SPEC §3.3 line
+    /// rules, as spyder reads its input). Fails when it cannot be opened or read to
+    /// its end.
+    async fn check(domains: &str, stderr: &mut impl Write) -> Result<Self, String> {
+        let mut reader = InputReader::open(domains)
+            .await
+            .map_err(|error| format!("{domains}: {error}"))?;
+        let regular = reader.progress().total_bytes.is_some();
+        let mut hosts = (!regular).then(Vec::new);
+        let mut skipped = 0usize;
+        while let Some(line) = reader.next().await {
+            match line {
+                InputLine::Host { host, .. } => {
+                    if let Some(hosts) = hosts.as_mut() {
+                        hosts.push(host);
+                    }
+                }
+                invalid @ InputLine::Invalid { .. } => {
+                    let _ = writeln!(stderr, "{invalid}");
+                    skipped += 1;
+                }
+            }
+        }
+        if let Some(error) = reader.read_error() {
+            return Err(format!("{domains}: cannot read: {error}"));
+        }
+        Ok(Self {
+            name: domains.to_owned(),
+            hosts,
+            skipped,
+        })
+    }
+
+    /// The valid hosts, in input order: from memory, or the file read again.
+    async fn hosts(self) -> Result<Hosts, String> {
+        match self.hosts {
+            Some(hosts) => Ok(Hosts::Memory(hosts.into_iter())),
+            None => InputReader::open(&self.name)
+                .await
+                .map(|reader| Hosts::File(Box::new(reader)))
+                .map_err(|error| format!("{}: {error}", self.name)),
+        }
+    }
+}
+
+/// The hosts to push, one at a time.
+enum Hosts {
+    Memory(std::vec::IntoIter<HostName>),
+    File(Box<InputReader>),
+}
+
+impl Hosts {
+    /// The next valid host; `None` at the end. Invalid lines of a file read again
+    /// were reported by [`Input::check`] and are passed over.
+    async fn next(&mut self) -> Option<HostName> {
+        match self {
+            Self::Memory(hosts) => hosts.next(),
+            Self::File(reader) => loop {
+                match reader.next().await? {
+                    InputLine::Host { host, .. } => return Some(host),
+                    InputLine::Invalid { .. } => {}
+                }
+            },
+        }
+    }
+
+    /// The read error that ended a file early.
+    fn read_error(&self) -> Option<&std::io::Error> {
+        match self {
+            Self::Memory(_) => None,
+            Self::File(reader) => reader.read_error(),
+        }
+    }
+}
+
 async fn seed(
     args: &Args,
-    domains: Option<&str>,
+    redis: &Redis<'_>,
+    input: Option<Input>,
     client: &Client,
     stdout: &mut impl Write,
     stderr: &mut impl Write,
@@ -156,36 +305,33 @@ async fn seed(
                 let _ = writeln!(stdout, "recovered {moved} items from {key}:processing");
             }
             Err(error) => {
-                let _ = writeln!(stderr, "redis: {error}");
+                let what = format!("recovering {key}:processing");
+                let _ = writeln!(stderr, "redis: {}", redis.error(&what, &error));
                 return 1;
             }
         }
     }
-    let Some(domains) = domains else {
+    let Some(input) = input else {
         return 0;
     };
-    let mut reader = match InputReader::open(domains).await {
-        Ok(reader) => reader,
+    let name = input.name.clone();
+    let skipped = input.skipped;
+    let mut hosts = match input.hosts().await {
+        Ok(hosts) => hosts,
         Err(error) => {
-            let _ = writeln!(stderr, "{domains}: {error}");
+            let _ = writeln!(stderr, "{error}");
+            let _ = writeln!(stderr, "pushed 0, skipped {skipped}");
             return 1;
         }
     };
     let now = spyder_model::Timestamp::now().unix_seconds();
-    let (mut pushed, mut skipped) = (0usize, 0usize);
+    let mut pushed = 0usize;
     let mut chunk: Vec<String> = Vec::with_capacity(CHUNK);
     loop {
-        let line = reader.next().await;
-        let end = line.is_none();
-        match line {
-            Some(InputLine::Host { host, .. }) => {
-                chunk.push(QueueItem::new(host, now).raw().to_owned());
-            }
-            Some(invalid @ InputLine::Invalid { .. }) => {
-                let _ = writeln!(stderr, "{invalid}");
-                skipped += 1;
-            }
-            None => {}
+        let host = hosts.next().await;
+        let end = host.is_none();
+        if let Some(host) = host {
+            chunk.push(QueueItem::new(host, now).raw().to_owned());
         }
         if chunk.len() >= CHUNK || (end && !chunk.is_empty()) {
             let items = std::mem::take(&mut chunk);
@@ -193,7 +339,8 @@ async fn seed(
             // One try: a command-line tool reports and exits.
             let (_, failed) = lpush_chunked(client, key, &items, CHUNK, Retry::Attempts(1)).await;
             if let Some(error) = failed {
-                let _ = writeln!(stderr, "redis: {}", describe(&error));
+                let what = format!("LPUSH {key}");
+                let _ = writeln!(stderr, "redis: {}", redis.error(&what, &error));
                 let _ = writeln!(stderr, "pushed {pushed}, skipped {skipped}");
                 return 1;
             }
@@ -203,25 +350,30 @@ async fn seed(
             break;
         }
     }
+    if let Some(error) = hosts.read_error() {
+        // The file was read whole a moment ago; it changed or broke since.
+        let _ = writeln!(stderr, "{name}: cannot read it again: {error}");
+        let _ = writeln!(stderr, "pushed {pushed}, skipped {skipped}");
+        return 1;
+    }
     let _ = writeln!(stdout, "seeded {key}");
     let _ = writeln!(stderr, "pushed {pushed}, skipped {skipped}");
     0
 }
 
 /// Connects once (no reconnects: a command-line tool reports and exits) and PINGs.
-async fn connect(addr: &str) -> Result<Connection, String> {
+/// The error names the address (password hidden).
+async fn connect(redis: &Redis<'_>) -> Result<Connection, String> {
     let options = ConnectOptions {
         command_timeout: REDIS_TIMEOUT,
         within: Duration::ZERO,
         reconnect: false,
     };
-    let connection = Connection::open(addr, "-redis", options)
+    let connection = Connection::open(redis.addr, "-redis", options)
         .await
         .map_err(|e| e.to_string())?;
-    connection
-        .client()
-        .ping::<String>(None)
-        .await
-        .map_err(|e| describe(&e))?;
-    Ok(connection)
+    match connection.client().ping::<String>(None).await {
+        Ok(_) => Ok(connection),
+        Err(error) => Err(redis.error("PING", &error)),
+    }
 }

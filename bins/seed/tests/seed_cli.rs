@@ -140,8 +140,15 @@ fn out_of_memory_fails_without_seeded() {
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert_eq!(text(&out.stdout), "");
-    assert!(stderr.starts_with("redis: "), "{stderr}");
+    assert!(
+        stderr.starts_with(&format!(
+            "redis: {} (-redis): LPUSH spyder:queue: ",
+            server.addr()
+        )),
+        "{stderr}"
+    );
     assert!(stderr.contains("OOM"), "{stderr}");
+    assert!(stderr.ends_with("pushed 0, skipped 0\n"), "{stderr}");
 }
 
 #[test]
@@ -154,10 +161,183 @@ fn ping_failure_is_reported() {
     let out = seed(&["-domains", path, "-redis", &addr], None);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(text(&out.stdout), "");
+    let stderr = text(&out.stderr);
     assert!(
-        text(&out.stderr).starts_with("redis: "),
-        "{}",
-        text(&out.stderr)
+        stderr.starts_with(&format!("redis: cannot reach Redis at {addr} (-redis): ")),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("Os {"),
+        "an I/O error reads as text: {stderr}"
+    );
+}
+
+#[test]
+fn version_prints_the_version_and_exits_0() {
+    for args in [
+        &["-version"][..],
+        &["-domains=x.txt", "-version"],
+        &["--version"],
+    ] {
+        let out = seed(args, None);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        let stdout = text(&out.stdout);
+        let (first, rest) = stdout.split_once('\n').expect("two lines");
+        assert_eq!(first, format!("seed v{}", env!("CARGO_PKG_VERSION")));
+        assert!(rest.starts_with("built for "), "{stdout}");
+        assert!(rest.ends_with(" profile)\n"), "{stdout}");
+        assert_eq!(text(&out.stderr), "");
+    }
+    let out = seed(&["-h"], None);
+    assert!(
+        text(&out.stderr).contains("  -version\n"),
+        "listed in the usage"
+    );
+}
+
+/// A listener that stands where Redis would be, to tell whether seed connected.
+struct NotRedis(std::net::TcpListener);
+
+impl NotRedis {
+    fn new() -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.set_nonblocking(true).expect("nonblocking");
+        Self(listener)
+    }
+
+    fn addr(&self) -> String {
+        self.0.local_addr().expect("local addr").to_string()
+    }
+
+    /// Whether anyone connected (the kernel completes the handshake for the backlog).
+    fn connected(&self) -> bool {
+        match self.0.accept() {
+            Ok(_) => true,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => false,
+            Err(e) => panic!("accept: {e}"),
+        }
+    }
+}
+
+#[test]
+fn a_file_that_cannot_be_read_fails_before_redis_is_touched() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let missing = dir.path().join("missing.txt");
+    let missing = missing.to_str().expect("utf-8 path");
+    let folder = dir.path().to_str().expect("utf-8 path");
+    let mut cases = vec![
+        (missing.to_owned(), "No such file or directory"),
+        (folder.to_owned(), "is a directory"),
+    ];
+    // Opens, then fails its first read (EIO at address 0): a file that breaks while
+    // read is found before Redis too.
+    if std::path::Path::new("/proc/self/mem").exists() {
+        cases.push(("/proc/self/mem".to_owned(), "cannot read: "));
+    }
+    let not_redis = NotRedis::new();
+    for (path, reason) in &cases {
+        let out = seed(&["-domains", path, "-redis", &not_redis.addr()], None);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{path}: {stderr}");
+        assert_eq!(text(&out.stdout), "", "{path}");
+        assert!(stderr.starts_with(&format!("{path}: ")), "{stderr}");
+        assert!(stderr.contains(reason), "{path}: {stderr}");
+        assert!(!stderr.contains("redis"), "about the file: {stderr}");
+        assert!(!not_redis.connected(), "{path}: seed connected to Redis");
+    }
+
+    // -recover with a bad file recovers nothing either: the run fails as a whole.
+    let server = RedisServer::start().expect("redis-server starts");
+    let leased = r#"{"host":"old.example","ts":1,"attempt":0}"#;
+    server
+        .command(&["LPUSH", "q:processing", leased])
+        .expect("LPUSH");
+    let out = seed(
+        &[
+            "-recover",
+            "-domains",
+            missing,
+            "-redis",
+            &server.addr(),
+            "-key",
+            "q",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "");
+    assert_eq!(list(&server, "q:processing"), [leased]);
+    assert_eq!(list(&server, "q"), Vec::<String>::new());
+}
+
+#[test]
+fn invalid_lines_are_reported_before_redis_is_reached() {
+    let file = domains_file("ok.example\nbad_host!\n");
+    let path = file.path().to_str().expect("utf-8 path");
+    let not_redis = NotRedis::new();
+    let addr = not_redis.addr();
+    drop(not_redis);
+    let out = seed(&["-domains", path, "-redis", &addr], None);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 2, "{stderr}");
+    assert!(
+        lines[0].starts_with(&format!("{path}:2: invalid host \"bad_host!\": ")),
+        "{stderr}"
+    );
+    assert!(lines[1].starts_with("redis: "), "{stderr}");
+}
+
+#[test]
+fn redis_errors_name_the_address_without_its_password() {
+    let file = domains_file("a.example.com\n");
+    let path = file.path().to_str().expect("utf-8 path");
+    let closed = NotRedis::new();
+    let port = closed.0.local_addr().expect("local addr").port();
+    drop(closed);
+    // Nothing listens: the connection is refused.
+    for (given, shown) in [
+        (
+            format!("redis://probe:s3cret@127.0.0.1:{port}/0"),
+            format!("redis://probe:***@127.0.0.1:{port}/0"),
+        ),
+        (
+            format!(":s3cret@127.0.0.1:{port}"),
+            format!(":***@127.0.0.1:{port}"),
+        ),
+        (format!("127.0.0.1:{port}"), format!("127.0.0.1:{port}")),
+    ] {
+        let out = seed(&["-domains", path, "-redis", &given], None);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert_eq!(text(&out.stdout), "");
+        assert!(
+            stderr.starts_with(&format!("redis: cannot reach Redis at {shown} (-redis): ")),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("s3cret"), "{stderr}");
+    }
+
+    // A real server that wants no password: AUTH fails, the password stays hidden.
+    let server = RedisServer::start().expect("redis-server starts");
+    let given = format!("redis://probe:s3cret@{}", server.addr());
+    let out = seed(&["-domains", path, "-redis", &given], None);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("redis://probe:***@{}", server.addr())),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("s3cret"), "{stderr}");
+    assert_eq!(
+        server.command(&["EXISTS", "spyder:queue"]).expect("EXISTS"),
+        ":0\r\n"
     );
 }
 

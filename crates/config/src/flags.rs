@@ -187,6 +187,21 @@ pub fn parse(
     Ok(Parsed::Flags(found))
 }
 
+/// What `-version` prints for `program` at `version` (its `CARGO_PKG_VERSION`):
+/// `<program> v<version>`, then `built for <arch>-<os> (<profile> profile)`.
+pub fn version_text(program: &str, version: &str) -> String {
+    let profile = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
+    format!(
+        "{program} v{version}\nbuilt for {}-{} ({profile} profile)",
+        std::env::consts::ARCH,
+        std::env::consts::OS,
+    )
+}
+
 /// The defined flag closest to a mistyped `name` (`concurency` gives `concurrency`),
 /// for a "did you mean" hint; `None` when nothing is close.
 pub fn similar_flag(specs: &[FlagSpec], name: &str) -> Option<&'static str> {

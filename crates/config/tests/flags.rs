@@ -143,3 +143,19 @@ fn usage_lists_flags_sorted_with_defaults_as_go() {
                     \x20 -progress\n    \tprogress bar (default true)\n";
     assert_eq!(text, expected);
 }
+
+#[test]
+fn version_text_names_program_version_and_build() {
+    let text = flags::version_text("seed", "1.2.3");
+    let (first, build) = text.split_once('\n').expect("two lines");
+    assert_eq!(first, "seed v1.2.3");
+    let target = format!("{}-{}", std::env::consts::ARCH, std::env::consts::OS);
+    assert!(
+        build.starts_with(&format!("built for {target} (")),
+        "{build}"
+    );
+    assert!(
+        build.ends_with(" profile)") && !build.contains('\n'),
+        "{build}"
+    );
+}

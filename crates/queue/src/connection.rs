@@ -68,7 +68,7 @@ impl Connection {
         setting: &str,
         options: ConnectOptions,
     ) -> Result<Self, ConnectError> {
-        let redacted = || spyder_model::secret::redact_url(addr).into_owned();
+        let redacted = || redact_addr(addr);
         let address_error = |error: FredError| ConnectError::Address {
             addr: redacted(),
             setting: setting.to_owned(),
@@ -132,14 +132,55 @@ pub fn redis_url(addr: &str) -> String {
     }
 }
 
+/// `addr` for messages: as given, or with its password hidden when it has one. A
+/// `host:port` address is connected to as `redis://host:port`, so `:pass@host:port`
+/// holds a password too.
+pub fn redact_addr(addr: &str) -> String {
+    match spyder_model::secret::hide_url_password(&redis_url(addr)) {
+        Some(hidden) if addr.contains("://") => hidden,
+        Some(hidden) => hidden
+            .strip_prefix("redis://")
+            .unwrap_or(&hidden)
+            .to_owned(),
+        None => addr.to_owned(),
+    }
+}
+
 /// A Redis error as one line for logs and health text.
 pub fn describe(error: &FredError) -> String {
     let details = error.details();
     if details.is_empty() {
         error.kind().to_str().to_owned()
     } else {
-        details.to_owned()
+        io_error_text(details).unwrap_or_else(|| details.to_owned())
     }
+}
+
+/// fred keeps an I/O error as its `Debug` text (`Os { code: 111, kind:
+/// ConnectionRefused, message: "Connection refused" }`); this gives what the error's
+/// `Display` says (`Connection refused (os error 111)`), `None` for other text.
+fn io_error_text(details: &str) -> Option<String> {
+    // A `Debug` string field: up to the first unescaped quote, escapes undone.
+    let field = |name: &str| {
+        let rest = details[details.find(name)? + name.len()..].strip_prefix('"')?;
+        let mut text = String::new();
+        let mut chars = rest.chars();
+        loop {
+            match chars.next()? {
+                '"' => return Some(text),
+                '\\' => text.push(chars.next()?),
+                c => text.push(c),
+            }
+        }
+    };
+    if let Some(body) = details.strip_prefix("Os { code: ") {
+        let code = body.split(',').next()?.trim();
+        return Some(format!("{} (os error {code})", field("message: ")?));
+    }
+    if details.starts_with("Custom { kind: ") {
+        return field("error: ");
+    }
+    None
 }
 
 /// How a push retries.
@@ -209,5 +250,30 @@ mod tests {
     fn addresses_become_urls() {
         assert_eq!(redis_url("127.0.0.1:6379"), "redis://127.0.0.1:6379");
         assert_eq!(redis_url("rediss://h:1/2"), "rediss://h:1/2");
+    }
+
+    #[test]
+    fn addresses_lose_their_password() {
+        assert_eq!(redact_addr("127.0.0.1:6379"), "127.0.0.1:6379");
+        assert_eq!(redact_addr(":s3cret@h:6379"), ":***@h:6379");
+        assert_eq!(
+            redact_addr("rediss://u:s3cret@h:6379/2"),
+            "rediss://u:***@h:6379/2"
+        );
+        assert_eq!(redact_addr("redis://u@h:6379"), "redis://u@h:6379");
+    }
+
+    #[test]
+    fn io_errors_read_as_their_display() {
+        let refused = std::io::Error::from_raw_os_error(111);
+        let error = FredError::from(refused);
+        assert_eq!(
+            describe(&error),
+            std::io::Error::from_raw_os_error(111).to_string()
+        );
+        let custom = FredError::from(std::io::Error::other(r#"tls says "no""#));
+        assert_eq!(describe(&custom), r#"tls says "no""#);
+        let plain = FredError::new(fred::error::ErrorKind::Timeout, "Request timed out.");
+        assert_eq!(describe(&plain), "Request timed out.");
     }
 }

@@ -78,6 +78,7 @@ pub struct InputReader {
     progress: InputProgress,
     peak_line_buffer: usize,
     finished: bool,
+    read_error: Option<io::Error>,
 }
 
 impl fmt::Debug for InputReader {
@@ -86,6 +87,7 @@ impl fmt::Debug for InputReader {
             .field("file", &self.file)
             .field("progress", &self.progress)
             .field("finished", &self.finished)
+            .field("read_error", &self.read_error)
             .finish_non_exhaustive()
     }
 }
@@ -119,12 +121,14 @@ impl InputReader {
             progress: InputProgress::default(),
             peak_line_buffer: 0,
             finished: false,
+            read_error: None,
         }
     }
 
     /// The next host or invalid line; `None` at the end of the input.
     ///
-    /// A read error ends the input early; it is logged with the input's name.
+    /// A read error ends the input early; it is logged with the input's name and kept
+    /// for [`InputReader::read_error`].
     pub async fn next(&mut self) -> Option<InputLine> {
         loop {
             let too_long = match self.read_raw_line().await {
@@ -133,6 +137,7 @@ impl InputReader {
                 Err(error) => {
                     self.finished = true;
                     tracing::error!(file = %self.file, %error, "reading the domains input failed; input ends here");
+                    self.read_error = Some(error);
                     return None;
                 }
             };
@@ -140,6 +145,12 @@ impl InputReader {
                 return Some(line);
             }
         }
+    }
+
+    /// The read error that ended the input early, if one did: after [`InputReader::next`]
+    /// returned `None`, `None` here means the whole input was read.
+    pub fn read_error(&self) -> Option<&io::Error> {
+        self.read_error.as_ref()
     }
 
     /// Bytes and lines read so far, and the total size when known.
@@ -261,5 +272,41 @@ mod tests {
         };
         assert_eq!(error, HostError::NameTooLong);
         assert_eq!(reader.peak_line_buffer(), LINE_BUFFER_LIMIT);
+    }
+
+    /// Gives `data`, then fails every read.
+    struct FailsAfter(&'static [u8]);
+
+    impl AsyncRead for FailsAfter {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<io::Result<()>> {
+            if self.0.is_empty() {
+                return std::task::Poll::Ready(Err(io::Error::other("disk on fire")));
+            }
+            let n = self.0.len().min(buf.remaining());
+            buf.put_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_read_error_ends_the_input_and_is_kept() {
+        let mut reader = InputReader::from_reader("t", FailsAfter(b"a.com\nb.com\npart"));
+        let mut hosts = Vec::new();
+        while let Some(line) = reader.next().await {
+            hosts.push(line.to_string());
+        }
+        assert_eq!(hosts, ["a.com", "b.com"]);
+        let error = reader.read_error().expect("the error is kept");
+        assert_eq!(error.to_string(), "disk on fire");
+        assert!(reader.next().await.is_none(), "the input stays ended");
+
+        let mut whole = InputReader::from_reader("t", &b"a.com\n"[..]);
+        while whole.next().await.is_some() {}
+        assert!(whole.read_error().is_none());
     }
 }

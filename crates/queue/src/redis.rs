@@ -216,7 +216,7 @@ impl RedisQueue {
             .custom(cmd!("INFO"), vec!["server"])
             .await
             .map_err(|error| ConnectError::Unreachable {
-                addr: spyder_model::secret::redact_url(&config.addr).into_owned(),
+                addr: crate::connection::redact_addr(&config.addr),
                 setting: setting.to_owned(),
                 error: describe(&error),
             })?;

@@ -131,7 +131,7 @@ impl RedisDedup {
             .load(connection.client())
             .await
             .map_err(|error| ConnectError::Unreachable {
-                addr: spyder_model::secret::redact_url(addr).into_owned(),
+                addr: spyder_queue::connection::redact_addr(addr),
                 setting: "redis.addr".to_owned(),
                 error: describe(&error),
             })?;
