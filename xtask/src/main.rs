@@ -41,11 +41,35 @@ fn main() -> ExitCode {
         Some("bench") => bench::bench(&args[1..]),
         Some("world-serve") => bench::world_serve(&args[1..]),
         Some("fuzz") => fuzz::fuzz(&args[1..]),
+        Some("man") => man(args.get(1).map(String::as_str)),
         _ => {
             eprintln!(
-                "usage: cargo xtask demo [SITES] [--keep] [-- extra spyder flags]\n       cargo xtask bench-memory [LINES]\n       cargo xtask bench-coordination [SITES] [--aof] [-- extra spyder flags]\n       cargo xtask bench [SITES] [--concurrency C] [--strict] [--compare FILE] [-- extra spyder flags]\n       cargo xtask fuzz [--seconds N] [--target NAME] [-- libFuzzer flags]"
+                "usage: cargo xtask demo [SITES] [--keep] [-- extra spyder flags]\n       cargo xtask bench-memory [LINES]\n       cargo xtask bench-coordination [SITES] [--aof] [-- extra spyder flags]\n       cargo xtask bench [SITES] [--concurrency C] [--strict] [--compare FILE] [-- extra spyder flags]\n       cargo xtask fuzz [--seconds N] [--target NAME] [-- libFuzzer flags]\n       cargo xtask man [DIR]"
             );
             ExitCode::from(2)
+        }
+    }
+}
+
+/// `cargo xtask man [DIR]`: writes spyder(1) to DIR (default `target/man`), from the
+/// same flag table as `spyder -h`; `man -l DIR/spyder.1` reads it.
+fn man(dir: Option<&str>) -> ExitCode {
+    let dir = std::path::PathBuf::from(dir.unwrap_or("target/man"));
+    let path = dir.join("spyder.1");
+    let written =
+        std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&path, spyder::cli::man_page()));
+    match written {
+        Ok(()) => {
+            println!(
+                "wrote {} (read it with: man -l {})",
+                path.display(),
+                path.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("xtask man: cannot write {}: {e}", path.display());
+            ExitCode::FAILURE
         }
     }
 }

@@ -48,7 +48,7 @@ async fn check(loaded: &Loaded) -> Result<String, String> {
     if !config.redis.queue_addr.is_empty() {
         return Ok(format!(
             "queue mode on {} (not contacted by -check)",
-            spyder_model::secret::redact_url(&config.redis.queue_addr)
+            spyder_queue::connection::redact_addr(&config.redis.queue_addr)
         ));
     }
     if config.domains == "-" {

@@ -69,6 +69,10 @@ pub(super) async fn feed(
     }
     invalid_lines.finish();
     read.update(&reader);
+    if reader.read_error().is_some() {
+        // Logged by the reader; the input ended early, so it was not crawled whole.
+        read.cut_short.store(true, Ordering::Relaxed);
+    }
     read.finished();
     queue.close_input();
 }
@@ -133,6 +137,8 @@ pub(super) struct ReadProgress {
     read: AtomicU64,
     total: AtomicU64,
     done: AtomicBool,
+    /// A read error ended the input before its end.
+    pub(super) cut_short: AtomicBool,
 }
 
 impl ReadProgress {
@@ -149,6 +155,11 @@ impl ReadProgress {
 
     pub(super) fn done(&self) -> bool {
         self.done.load(Ordering::Relaxed)
+    }
+
+    /// The input was read to its end (no read error cut it short).
+    pub(super) fn read_whole(&self) -> bool {
+        self.done() && !self.cut_short.load(Ordering::Relaxed)
     }
 
     pub(super) fn percent(&self) -> Option<f64> {

@@ -207,7 +207,7 @@ impl Run {
     async fn last_checkpoint(&mut self) {
         if let Some(c) = self.checkpoints.take() {
             c.writer.abort();
-            super::resume::finish(&c.path, &c.tracker, c.read.done()).await;
+            super::resume::finish(&c.path, &c.tracker, c.read.read_whole()).await;
         }
     }
 
