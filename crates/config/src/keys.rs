@@ -630,6 +630,14 @@ static KEYS: &[KeySpec] = &[
     )
     .alias("otel_service"),
     KeySpec::new(
+        "telemetry.otel_sample_ratio",
+        Immediate,
+        ValueKind::Float { max: 1.0 },
+        "1.0",
+        "share of tasks traced (0 < ratio <= 1), by trace id",
+    )
+    .alias("otel_sample_ratio"),
+    KeySpec::new(
         "telemetry.stall_after",
         Immediate,
         duration(MILLISECOND, DAY),

@@ -195,6 +195,8 @@ pub struct TelemetryConfig {
     pub otel_insecure: bool,
     /// OTLP service name.
     pub otel_service: String,
+    /// Share of tasks traced, by trace id (0 < ratio <= 1).
+    pub otel_sample_ratio: f64,
     /// No finished task for this long degrades health.
     #[serde(serialize_with = "go_duration")]
     pub stall_after: Duration,
@@ -461,6 +463,7 @@ impl Config {
                 otel_endpoint: String::new(),
                 otel_insecure: true,
                 otel_service: "spyder-probe".to_owned(),
+                otel_sample_ratio: 1.0,
                 stall_after: Duration::from_secs(300),
             },
             api: ApiConfig {

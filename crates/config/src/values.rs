@@ -137,6 +137,7 @@ fn set(c: &mut Config, spec: &KeySpec, v: &Value) -> Result<(), String> {
         "telemetry.otel_endpoint" => c.telemetry.otel_endpoint = text(v)?,
         "telemetry.otel_insecure" => c.telemetry.otel_insecure = boolean(v)?,
         "telemetry.otel_service" => c.telemetry.otel_service = text(v)?,
+        "telemetry.otel_sample_ratio" => c.telemetry.otel_sample_ratio = float(spec, v)?,
         "telemetry.stall_after" => c.telemetry.stall_after = duration(spec, v)?,
         "api.rate_limit" => c.api.rate_limit = int(spec, v)?,
         "api.rate_burst" => c.api.rate_burst = int(spec, v)?,

@@ -605,6 +605,7 @@ redis:
   lease_timeout: 2h
   max_attempts: 9
 telemetry:
+  otel_sample_ratio: 0.25
   stall_after: 45m
 api:
   rate_limit: 7

@@ -56,6 +56,8 @@
 //! - `metrics`: [`install_metrics`], the Prometheus recorder. [`METRICS`], the table
 //!   it describes, is `spyder_model::telemetry`'s, re-exported here.
 //! - `error`: [`HealthError`] and [`ApiError`], the API's error responses.
+//! - [`traces`]: the OpenTelemetry trace export (OTLP/HTTP, a bounded span queue that
+//!   counts what it drops, a live sampling ratio).
 
 #![deny(missing_docs)]
 
@@ -68,6 +70,7 @@ mod metrics;
 mod rate;
 mod readiness;
 mod server;
+pub mod traces;
 
 pub use api::{BODY_LIMIT, BULK_BODY_LIMIT};
 #[doc(hidden)]

@@ -155,6 +155,7 @@ metrics_table! {
     Counter DISCOVERY_ENQUEUED = discovery_enqueued(sink: &'static str = "sink"), "spyder_discovery_enqueued_total", "Discovered domains handed to the crawl queue, by sink.";
     Counter DISCOVERY_DROPPED = discovery_dropped(sink: &'static str = "sink"), "spyder_discovery_dropped_total", "Discovered domains dropped because the sink was full or failing, by sink.";
     Counter CONFIG_RELOADS = config_reloads(result: &'static str = "result"), "spyder_config_reloads_total", "Configuration reloads (SIGHUP), by result.";
+    Counter OTEL_SPANS_DROPPED = otel_spans_dropped(), "spyder_otel_spans_dropped_total", "Trace spans dropped rather than exported: the export queue was full, or the collector failed or was too slow.";
     Gauge ACTIVE_WORKERS = active_workers(), "spyder_active_workers", "Tasks running right now.";
     Gauge QUEUE_HELD = queue_held(), "spyder_queue_held", "Queue items leased or read and not yet acknowledged.";
     Gauge SPOOL_FILES = spool_files(), "spyder_spool_files", "Batch files waiting in the spool directory.";

@@ -9,6 +9,7 @@ use arc_swap::ArcSwap;
 use spyder_model::{
     Edge, EdgeType, HostName, NameKind, NodeCert, NodeDomain, NodeIp, Records, Timestamp,
 };
+use tracing::Instrument as _;
 
 use crate::dns::{self, DnsClient, ResolveStatus};
 use crate::fetch::{Web, WebFindings};
@@ -258,7 +259,9 @@ impl Task {
         // Step 3: DNS.
         let started = Instant::now();
         self.dns_started = Some(started);
-        let resolution = dns::resolve(&probe.dns, &host, &s.dns, s.dns_timeout).await;
+        let resolution = dns::resolve(&probe.dns, &host, &s.dns, s.dns_timeout)
+            .instrument(tracing::info_span!("dns"))
+            .await;
         self.dns_phase_done(started.elapsed());
         #[cfg(feature = "fault-injection")]
         crate::fault::after_dns(&host);

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use spyder_model::{HostName, NameKind, NodeCert};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+use tracing::Instrument as _;
 use url::Url;
 
 use crate::dns::{self, DnsClient};
@@ -163,7 +164,11 @@ impl Web<'_> {
         timings: &mut PhaseTimings,
     ) {
         let started = Instant::now();
-        let Some(conn) = self.connect_first(host, addresses, found).await else {
+        let Some(conn) = self
+            .connect_first(host, addresses, found)
+            .instrument(tracing::info_span!("tls"))
+            .await
+        else {
             timings.connect = Some(started.elapsed());
             return;
         };
@@ -176,7 +181,10 @@ impl Web<'_> {
         let mut link = Some(conn);
 
         let started = Instant::now();
-        let rules = self.robots_rules(&mut link, &home).await;
+        let rules = self
+            .robots_rules(&mut link, &home)
+            .instrument(tracing::info_span!("robots"))
+            .await;
         timings.robots = Some(started.elapsed());
         if !rules.allows("/") {
             found.robots_blocked = true;
@@ -185,7 +193,9 @@ impl Web<'_> {
         }
 
         let started = Instant::now();
-        self.root_page(host, &mut link, &home, found).await;
+        self.root_page(host, &mut link, &home, found)
+            .instrument(tracing::info_span!("fetch"))
+            .await;
         timings.root = Some(started.elapsed());
     }
 
@@ -417,11 +427,21 @@ impl Web<'_> {
         };
         let mut hops = 0;
         loop {
-            // A robots.txt redirect may have left the connection on another origin.
-            if self.connection_for(link, home, &url).await.is_none() {
+            // Each redirect hop is a span of its own (the first request is `fetch`'s).
+            let hop = (hops > 0).then(|| tracing::info_span!("redirect", hop = hops, url = %url));
+            let request = async {
+                // A robots.txt redirect may have left the connection on another origin.
+                self.connection_for(link, home, &url).await?;
+                Some(self.get(link, &path_of(&url), "root").await)
+            };
+            let answered = match hop {
+                Some(span) => request.instrument(span).await,
+                None => request.await,
+            };
+            let Some(answered) = answered else {
                 return;
-            }
-            let head = match self.get(link, &path_of(&url), "root").await {
+            };
+            let head = match answered {
                 Ok(h) => h,
                 Err(e) => {
                     tracing::debug!(%host, %url, error = %e, "root request failed");

@@ -94,4 +94,6 @@ pub(crate) struct Shared {
     pub(crate) started: std::time::Instant,
     /// `-resume`: which hosts of the input are finished.
     resume: Option<Arc<spyder_queue::ResumeTracker>>,
+    /// The trace export, when `telemetry.otel_endpoint` is set and it started.
+    pub(crate) traces: Option<spyder_health::traces::Traces>,
 }

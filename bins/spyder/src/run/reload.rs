@@ -43,6 +43,15 @@ pub(super) fn subscribe(shared: &Arc<Shared>, options: &Options) {
         }
     });
     let weak = Arc::downgrade(shared);
+    live.subscribe("traces", move |change: &ConfigChange| {
+        if change.touches("telemetry.otel_sample_ratio")
+            && let Some(shared) = weak.upgrade()
+            && let Some(traces) = &shared.traces
+        {
+            traces.set_sample_ratio(change.new.telemetry.otel_sample_ratio);
+        }
+    });
+    let weak = Arc::downgrade(shared);
     live.subscribe("queue", move |change: &ConfigChange| {
         if change.touches("redis")
             && let Some(shared) = weak.upgrade()

@@ -31,6 +31,8 @@ const ACK_BUDGET: Duration = Duration::from_secs(10);
 const SHUTDOWN_AFTER_GRACE: Duration = Duration::from_millis(14_000);
 /// Kept back from the emitter's share for acks, dedup marks and the ops listener.
 const AFTER_EMITTER_RESERVE: Duration = Duration::from_secs(2);
+/// Budget for the last spans to be exported at shutdown.
+const TRACE_FLUSH_BUDGET: Duration = Duration::from_secs(2);
 /// Budget for the ops listener to stop.
 const OPS_STOP_BUDGET: Duration = Duration::from_secs(2);
 
@@ -165,6 +167,19 @@ impl Run {
             tracing::warn!("dedup marks not sent; other probes may emit some records again");
         }
         self.last_checkpoint().await;
+        if let Some(traces) = &self.shared.traces {
+            // The spans of the last tasks, within what is left of the deadline.
+            traces
+                .flush_within(clock.left().min(TRACE_FLUSH_BUDGET))
+                .await;
+            let dropped = traces.dropped();
+            if dropped > 0 {
+                tracing::warn!(
+                    dropped,
+                    "trace spans dropped: the collector was down, failing or too slow (spyder_otel_spans_dropped_total)"
+                );
+            }
+        }
         let output = self.shared.emitter.describe_output().await;
         self.end_progress(&progress::output_line(&output, &report))
             .await;

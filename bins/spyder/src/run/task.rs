@@ -7,6 +7,8 @@
 
 use std::sync::Arc;
 
+use tracing::Instrument as _;
+
 use spyder_model::finalize::Status;
 use spyder_model::{TaskStatus, telemetry};
 use spyder_probe::{CrawlReport, Outcome};
@@ -46,7 +48,27 @@ pub(super) async fn crawl_one(shared: &Shared, leased: Leased) {
             }
         });
     }
-    let report = shared.probe.crawl(host.as_str()).await;
+    // SPEC §3.14: one `CrawlOne` span per task; the probe's phases are its children.
+    let span = {
+        let config = shared.live.current();
+        tracing::info_span!(
+            "CrawlOne",
+            host = %host,
+            attempt,
+            probe_id = %config.probe,
+            run_id = %config.run,
+            outcome = tracing::field::Empty,
+            edges = tracing::field::Empty,
+        )
+    };
+    let report = shared
+        .probe
+        .crawl(host.as_str())
+        .instrument(span.clone())
+        .await;
+    span.record("outcome", report.outcome.as_str());
+    span.record("edges", report.records.edges.len());
+    drop(span);
     telemetry::task_duration().record(report.timings.total.as_secs_f64());
     tracing::debug!(host = %host, outcome = %report.outcome, "task done");
     let status = shared

@@ -212,6 +212,7 @@ impl Run {
             depth: Mutex::new(QueueLengths::default()),
             started: std::time::Instant::now(),
             resume: resume.as_ref().map(|r| Arc::clone(&r.tracker)),
+            traces: start_traces(&config, &options.logs),
         });
 
         let read_progress = Arc::new(ReadProgress::default());
@@ -280,4 +281,41 @@ impl Run {
             checkpoints,
         })
     }
+}
+
+/// The trace export of `telemetry.otel_*` (SPEC §3.14): spans go to it from now on.
+/// A failed start warns and the run goes on without traces.
+fn start_traces(
+    config: &Config,
+    logs: &crate::logging::Logs,
+) -> Option<spyder_health::traces::Traces> {
+    use tracing_subscriber::Layer as _;
+    let t = &config.telemetry;
+    if t.otel_endpoint.is_empty() {
+        return None;
+    }
+    let mut settings = spyder_health::traces::TraceSettings::new(&t.otel_endpoint);
+    settings.insecure = t.otel_insecure;
+    settings.service = t.otel_service.clone();
+    settings.sample_ratio = t.otel_sample_ratio;
+    let traces = match spyder_health::traces::Traces::start(&settings) {
+        Ok(traces) => traces,
+        Err(e) => {
+            tracing::warn!(error = %e, "traces not exported; the run goes on without them");
+            return None;
+        }
+    };
+    let layer = tracing_opentelemetry::layer()
+        .with_tracer(traces.tracer())
+        .boxed();
+    if let Err(e) = logs.set_traces(layer) {
+        tracing::warn!(error = %e, "traces not exported; the run goes on without them");
+        return None;
+    }
+    tracing::info!(
+        url = %spyder_model::secret::redact_url(traces.url()),
+        sample_ratio = t.otel_sample_ratio,
+        "traces exported over OTLP/HTTP"
+    );
+    Some(traces)
 }
