@@ -97,7 +97,18 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         config.logging.level
     };
     let color = !args.no_color && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-    let logs = match logging::init(level, config.logging.format, color) {
+    // Traces are built before the subscriber, which installs their layer; their
+    // export task starts with the runtime. A failure is said once logging runs.
+    let (traces, trace_error) = match run::build_traces(config) {
+        Ok(Some((traces, task))) => (Some((traces, task)), None),
+        Ok(None) => (None, None),
+        Err(e) => (None, Some(e)),
+    };
+    let trace_layer = traces.as_ref().map(|(traces, _)| {
+        use tracing_subscriber::Layer as _;
+        traces.layer().boxed()
+    });
+    let logs = match logging::init(level, config.logging.format, color, trace_layer) {
         Ok(logs) => logs,
         Err(e) => {
             eprintln!("spyder: cannot start logging: {e}");
@@ -106,6 +117,9 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     };
     for warning in &loaded.warnings {
         tracing::warn!("{warning}");
+    }
+    if let Some(e) = trace_error {
+        tracing::warn!(error = %e, "traces not exported; the run goes on without them");
     }
     if let Some(path) = &found_config {
         tracing::info!(config_file = %path.display(), "configuration file found (no -config given)");
@@ -147,6 +161,10 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     if args.check {
         return runtime.block_on(check::run(&loaded));
     }
+    let traces = traces.map(|(traces, task)| {
+        runtime.spawn(task.run());
+        traces
+    });
     let live = spyder_config::LiveConfig::new(loaded.config.clone(), sources);
     let options = run::Options {
         quiet: args.quiet,
@@ -155,6 +173,7 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         logs,
         live,
         resume: args.resume.clone(),
+        traces,
     };
     let code = runtime.block_on(run::run(loaded, options));
     // Dropping the runtime waits for its blocking threads, and a read of stdin or a

@@ -13,15 +13,12 @@ use tracing_subscriber::{EnvFilter, Registry, reload};
 /// A layer of the one subscriber; each has its own filter.
 pub type BoxedLayer = Box<dyn Layer<Registry> + Send + Sync>;
 type Output = BoxedLayer;
-/// The trace export layer, once `telemetry.otel_endpoint` started one.
-type Traces = Option<BoxedLayer>;
 
 /// The installed subscriber's switches.
 #[derive(Clone)]
 pub struct Logs {
     filter: reload::Handle<EnvFilter, Registry>,
     output: reload::Handle<Output, Registry>,
-    traces: reload::Handle<Traces, Registry>,
     /// Colours allowed (`-no_color` and `NO_COLOR` say no).
     color: bool,
 }
@@ -31,17 +28,25 @@ pub struct Logs {
 ///
 /// Logs and traces filter apart: `logging.level` decides which events are logged,
 /// while trace spans (spyder's own, at INFO) reach the trace layer whatever the level.
-pub fn init(level: LogLevel, format: LogFormat, color: bool) -> Result<Logs, String> {
+///
+/// `traces` is the trace export layer when `telemetry.otel_endpoint` is set; it is
+/// installed here, not swapped in later, because `tracing-opentelemetry` finds its
+/// span contexts by downcasting through the layers (a reloadable slot hides them).
+pub fn init(
+    level: LogLevel,
+    format: LogFormat,
+    color: bool,
+    traces: Option<BoxedLayer>,
+) -> Result<Logs, String> {
     let (filter, filter_handle) = reload::Layer::new(EnvFilter::new(directive(level)));
     let (output, output_handle) = reload::Layer::new(output_layer(format, color));
-    let (traces, traces_handle) = reload::Layer::new(Traces::None);
     let spans_only = tracing_subscriber::filter::filter_fn(|meta| {
         meta.is_span() && meta.target().starts_with("spyder")
     });
-    let layers: Vec<BoxedLayer> = vec![
-        output.with_filter(filter).boxed(),
-        traces.with_filter(spans_only).boxed(),
-    ];
+    let mut layers: Vec<BoxedLayer> = vec![output.with_filter(filter).boxed()];
+    if let Some(traces) = traces {
+        layers.push(traces.with_filter(spans_only).boxed());
+    }
     tracing_subscriber::registry()
         .with(layers)
         .try_init()
@@ -49,7 +54,6 @@ pub fn init(level: LogLevel, format: LogFormat, color: bool) -> Result<Logs, Str
     Ok(Logs {
         filter: filter_handle,
         output: output_handle,
-        traces: traces_handle,
         color,
     })
 }
@@ -69,11 +73,6 @@ impl Logs {
         self.output
             .reload(output_layer(format, self.color))
             .map_err(|e| e.to_string())
-    }
-
-    /// Sends spans to `layer` from now on (the trace export of `telemetry.otel_*`).
-    pub fn set_traces(&self, layer: BoxedLayer) -> Result<(), String> {
-        self.traces.reload(Some(layer)).map_err(|e| e.to_string())
     }
 }
 

@@ -132,3 +132,68 @@ async fn a_sample_ratio_of_a_tenth_traces_about_a_tenth_of_the_tasks() {
         roots.iter().map(|r| r.trace_id.as_str()).collect();
     assert!(spans.iter().all(|s| traced.contains(s.trace_id.as_str())));
 }
+
+/// SPEC §3.14: a queue item's `traceparent` makes its crawl part of that trace, and
+/// what the crawl discovers carries the trace on, so one discovery chain is one trace
+/// across probes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_traceparent_in_a_queue_item_is_followed_through_its_discoveries() {
+    use spyder_testkit::redis::RedisServer;
+    let h = Harness::new(0x5eed_1404, 6).await;
+    let receiver = OtlpReceiver::start().await.expect("receiver");
+    let redis = RedisServer::start().expect("redis-server");
+    let key = "spyder:queue";
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let parent_span = "00f067aa0ba902b7";
+    let seeded = h.world.hosts()[0].clone();
+    let item = format!(
+        r#"{{"host":"{seeded}","ts":1723300000,"attempt":0,"traceparent":"00-{trace_id}-{parent_span}-01"}}"#
+    );
+    redis.command(&["LPUSH", key, &item]).expect("lpush");
+
+    let mut cmd = crate::support::spyder();
+    cmd.args(crate::support::world_flags(&h.world, &h.roots))
+        .env("REDIS_QUEUE_ADDR", redis.addr())
+        .env("REDIS_ADDR", redis.addr())
+        .arg("-continuous")
+        .arg("-batch_flush_sec=1")
+        .arg(format!("-otel_endpoint={}", receiver.url()))
+        .arg(format!("-output={}", h.path("graph.json").display()))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().expect("spyder starts");
+    // Crawled once the seeded item and everything it led to left both lists.
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    loop {
+        let len = |list: &str| crate::support::int(&redis.command(&["LLEN", list]).expect("llen"));
+        let crawled = receiver.spans().iter().any(|s| s.name == "CrawlOne");
+        if crawled && len(key) == 0 && len("spyder:queue:processing") == 0 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "queue not drained");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    crate::support::signal(child.id().expect("pid"), "-TERM");
+    let out = tokio::time::timeout(LIMIT, child.wait_with_output())
+        .await
+        .expect("exits after SIGTERM")
+        .expect("output");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+
+    let spans = receiver.spans();
+    let roots = by_name(&spans, "CrawlOne");
+    let first = roots
+        .iter()
+        .find(|r| r.attributes.get("host") == Some(&seeded))
+        .expect("the seeded host's span");
+    assert_eq!(first.trace_id, trace_id);
+    assert_eq!(
+        first.parent_span_id, parent_span,
+        "the item's span is the parent"
+    );
+    assert!(roots.len() >= 2, "discoveries were crawled: {roots:#?}");
+    for root in &roots {
+        assert_eq!(root.trace_id, trace_id, "one trace for the chain: {root:?}");
+    }
+}

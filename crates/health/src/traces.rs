@@ -113,9 +113,27 @@ enum Command {
     Flush(oneshot::Sender<()>),
 }
 
+/// The export loop of a [`Traces`]: spawn it on the runtime ([`ExportTask::run`]).
+/// Until it runs, ended spans wait in the bounded queue.
+pub struct ExportTask(std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>);
+
+impl std::fmt::Debug for ExportTask {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExportTask").finish_non_exhaustive()
+    }
+}
+
+impl ExportTask {
+    /// Exports until the [`Traces`] is dropped.
+    pub async fn run(self) {
+        self.0.await;
+    }
+}
+
 impl Traces {
-    /// Builds the exporter and spawns its task; call inside a tokio runtime.
-    pub fn start(settings: &TraceSettings) -> Result<Self, TraceError> {
+    /// Builds the pipeline; no runtime is needed until [`ExportTask::run`] is spawned,
+    /// so the tracing layer can be installed with the subscriber, before the runtime.
+    pub fn build(settings: &TraceSettings) -> Result<(Self, ExportTask), TraceError> {
         let url = settings.traces_url();
         url.parse::<http::Uri>()
             .map_err(|e| TraceError::Endpoint(format!("{url:?} is not a URL: {e}")))?;
@@ -133,7 +151,7 @@ impl Traces {
         exporter.set_resource(&resource);
         let dropped = Arc::new(AtomicU64::new(0));
         let (commands, rx) = mpsc::channel(SPAN_QUEUE);
-        tokio::spawn(export_loop(exporter, rx, Arc::clone(&dropped)));
+        let task = ExportTask(Box::pin(export_loop(exporter, rx, Arc::clone(&dropped))));
         let ratio = Arc::new(AtomicU64::new(clamp_ratio(settings.sample_ratio).to_bits()));
         let provider = SdkTracerProvider::builder()
             .with_resource(resource)
@@ -145,13 +163,22 @@ impl Traces {
                 dropped: Arc::clone(&dropped),
             })
             .build();
-        Ok(Self {
+        let traces = Self {
             provider,
             ratio,
             dropped,
             commands,
             url,
-        })
+        };
+        Ok((traces, task))
+    }
+
+    /// The `tracing` layer that records spyder's spans into this pipeline.
+    pub fn layer<S>(&self) -> tracing_opentelemetry::OpenTelemetryLayer<S, SdkTracer>
+    where
+        S: tracing::Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
+    {
+        tracing_opentelemetry::layer().with_tracer(self.tracer())
     }
 
     /// The tracer spans are recorded with (for `tracing_opentelemetry::layer`).
@@ -182,6 +209,32 @@ impl Traces {
         let Ok(Ok(())) = asked.await else { return };
         let _ = tokio::time::timeout(budget, wait).await;
     }
+}
+
+/// The context a W3C `traceparent` names (`00-<trace id>-<span id>-<flags>`), to be
+/// the parent of a task's span; `None` when it is not a valid one.
+pub fn parent_context(traceparent: &str) -> Option<Context> {
+    use opentelemetry::propagation::TextMapPropagator as _;
+    use opentelemetry::trace::TraceContextExt as _;
+    let carrier =
+        std::collections::HashMap::from([("traceparent".to_owned(), traceparent.to_owned())]);
+    let cx = opentelemetry_sdk::propagation::TraceContextPropagator::new().extract(&carrier);
+    cx.span().span_context().is_valid().then_some(cx)
+}
+
+/// The W3C `traceparent` of `span` (its trace and its own span id), when it is
+/// traced; what a discovery queued by this task carries.
+pub fn traceparent_of(span: &tracing::Span) -> Option<String> {
+    use opentelemetry::propagation::TextMapPropagator as _;
+    use opentelemetry::trace::TraceContextExt as _;
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    let cx = span.context();
+    if !cx.span().span_context().is_valid() {
+        return None;
+    }
+    let mut carrier = std::collections::HashMap::new();
+    opentelemetry_sdk::propagation::TraceContextPropagator::new().inject_context(&cx, &mut carrier);
+    carrier.remove("traceparent")
 }
 
 fn clamp_ratio(ratio: f64) -> f64 {

@@ -25,6 +25,9 @@ pub struct QueueItem {
     /// skipped when its host's crawl is already marked done; items from `seed` or the
     /// API are always crawled ("seeding twice crawls twice").
     pub discovered: bool,
+    /// An added W3C `traceparent` (SPEC §3.14): the trace this item's crawl joins.
+    /// Old items have none and stay valid.
+    pub traceparent: Option<String>,
 }
 
 /// Why a raw item cannot be crawled (it goes to `<key>:dead`).
@@ -54,6 +57,8 @@ struct Wire {
     id: Option<String>,
     #[serde(default)]
     via: Option<String>,
+    #[serde(default)]
+    traceparent: Option<String>,
 }
 
 /// The `via` value of discovered items.
@@ -89,7 +94,23 @@ impl QueueItem {
             attempt: 0,
             id: Some(id),
             discovered,
+            traceparent: None,
         }
+    }
+
+    /// This fresh item with `"traceparent":"<value>"` appended: the crawl of its host
+    /// continues that trace (a discovery carries the trace of the crawl that found it).
+    pub fn with_traceparent(mut self, traceparent: &str) -> Self {
+        let field = format!(
+            r#","traceparent":{}}}"#,
+            serde_json::Value::String(traceparent.to_owned())
+        );
+        if self.raw.ends_with('}') {
+            self.raw.pop();
+            self.raw.push_str(&field);
+            self.traceparent = Some(traceparent.to_owned());
+        }
+        self
     }
 
     /// Decodes `raw`, keeping it byte-exact; the host is normalised per SPEC §3.3.
@@ -106,6 +127,7 @@ impl QueueItem {
             attempt: wire.attempt,
             id: wire.id,
             discovered: wire.via.as_deref() == Some(VIA_DISCOVERY),
+            traceparent: wire.traceparent,
         })
     }
 
@@ -118,6 +140,25 @@ impl QueueItem {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_traceparent_is_appended_and_decodes_back() {
+        let host = HostName::from_input("found.example").expect("valid");
+        let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let item = QueueItem::discovered(host, 7).with_traceparent(tp);
+        assert!(
+            item.raw()
+                .ends_with(&format!(r#","via":"discovery","traceparent":"{tp}"}}"#)),
+            "{}",
+            item.raw()
+        );
+        let back = QueueItem::decode(item.raw()).expect("decodes");
+        assert_eq!(back.traceparent.as_deref(), Some(tp));
+        assert_eq!(back, item);
+        // Old items have none.
+        let old = QueueItem::decode(r#"{"host":"a.example","ts":1,"attempt":0}"#).expect("ok");
+        assert_eq!(old.traceparent, None);
+    }
 
     #[test]
     fn discovered_items_say_so_and_decode_back() {

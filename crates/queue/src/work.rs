@@ -72,6 +72,8 @@ pub struct Leased {
     pub host: HostName,
     /// Where it came from.
     pub origin: Origin,
+    /// The W3C `traceparent` its queue item carries, if any (SPEC §3.14).
+    pub traceparent: Option<String>,
     kind: LeaseKind,
 }
 
@@ -179,6 +181,7 @@ impl WorkQueue for MemoryQueue {
             Some(Leased {
                 host: lease.host.clone(),
                 origin: Origin::Local(lease.source),
+                traceparent: None,
                 kind: LeaseKind::Memory(lease),
             })
         })
@@ -245,6 +248,7 @@ impl WorkQueue for RedisQueue {
             Some(Leased {
                 host: item.host.clone(),
                 origin,
+                traceparent: item.traceparent.clone(),
                 kind: LeaseKind::Redis(lease),
             })
         })

@@ -41,9 +41,23 @@ pub struct SinkResult {
 pub struct Admission {
     hosts: Vec<HostName>,
     keys: Vec<KeyDigest>,
+    /// The W3C `traceparent` of the crawl that found them, for the queue items.
+    traceparent: Option<String>,
 }
 
 impl Admission {
+    /// The admitted hosts carry the trace of the crawl that found them (a shared
+    /// queue writes it into their items, SPEC §3.14).
+    pub fn with_traceparent(mut self, traceparent: Option<String>) -> Self {
+        self.traceparent = traceparent;
+        self
+    }
+
+    /// The trace the admitted hosts continue, if any.
+    pub fn traceparent(&self) -> Option<&str> {
+        self.traceparent.as_deref()
+    }
+
     /// The `queued|<host>` keys to look up, one per admitted host.
     pub fn keys(&self) -> &[KeyDigest] {
         &self.keys
@@ -248,6 +262,7 @@ impl SinkTally {
         Ok(Admission {
             hosts: wanted,
             keys,
+            traceparent: None,
         })
     }
 

@@ -255,6 +255,8 @@ pub struct Discoveries<'a> {
     pub candidates: Vec<HostName>,
     /// The sink settings in force for this crawl.
     pub settings: &'a SinkSettings,
+    /// The W3C `traceparent` of this crawl, for the queue items of its discoveries.
+    pub traceparent: Option<String>,
 }
 
 /// Steps 11 and 12 of SPEC §1 for one crawl, with ONE dedup call for the records and
@@ -275,7 +277,11 @@ pub async fn settle_crawl(
     let record_count = keys.len();
     // A refused admission was already counted by the sink.
     let admitted = discoveries.and_then(|d| {
-        let admission = d.sink.admit(crawled, d.candidates, d.settings).ok()?;
+        let admission = d
+            .sink
+            .admit(crawled, d.candidates, d.settings)
+            .ok()?
+            .with_traceparent(d.traceparent);
         Some((d.sink, admission, d.settings))
     });
     if let Some((_, admission, _)) = &admitted {

@@ -40,12 +40,13 @@ use crate::progress::{StallWatch, Stats};
 
 use pool::Pool;
 pub(crate) use pool::set_paused;
+pub use wiring::build_traces;
 
 /// Leases held beyond `concurrency` while their records wait for delivery (SPEC §3.8).
 const EXTRA_HELD_LEASES: usize = 32;
 
 /// Command-line switches that are not configuration, and what live changes need.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Options {
     pub quiet: bool,
     pub progress: bool,
@@ -57,6 +58,8 @@ pub struct Options {
     pub live: LiveConfig,
     /// `-resume FILE`: the file-mode checkpoint.
     pub resume: Option<std::path::PathBuf>,
+    /// The trace export (`telemetry.otel_endpoint`), its layer already installed.
+    pub traces: Option<spyder_health::traces::Traces>,
 }
 
 /// Runs one probe until its input is done or a signal stops it.

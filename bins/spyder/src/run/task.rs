@@ -32,6 +32,7 @@ pub(super) async fn crawl_one(shared: &Shared, leased: Leased) {
         return;
     }
     let from_input = leased.origin == Origin::Local(Source::Input);
+    let parent = leased.traceparent.clone();
     // Which try this is: 1, or 1 + the expired leases of a requeued item.
     let attempt = match leased.origin {
         Origin::Requeued { attempt } => attempt.saturating_add(1),
@@ -61,6 +62,15 @@ pub(super) async fn crawl_one(shared: &Shared, leased: Leased) {
             edges = tracing::field::Empty,
         )
     };
+    if let Some(cx) = parent
+        .as_deref()
+        .and_then(spyder_health::traces::parent_context)
+    {
+        // The item's trace (SPEC §3.14): the discovery chain goes on in it. Without a
+        // trace export there is no OpenTelemetry span to attach to, which is fine.
+        use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+        let _ = span.set_parent(cx);
+    }
     let report = shared
         .probe
         .crawl(host.as_str())
@@ -68,6 +78,13 @@ pub(super) async fn crawl_one(shared: &Shared, leased: Leased) {
         .await;
     span.record("outcome", report.outcome.as_str());
     span.record("edges", report.records.edges.len());
+    // Discoveries continue this task's trace; a probe that exports none passes the
+    // item's own on.
+    let traceparent = shared
+        .traces
+        .as_ref()
+        .and_then(|_| spyder_health::traces::traceparent_of(&span))
+        .or(parent);
     drop(span);
     telemetry::task_duration().record(report.timings.total.as_secs_f64());
     tracing::debug!(host = %host, outcome = %report.outcome, "task done");
@@ -91,6 +108,7 @@ pub(super) async fn crawl_one(shared: &Shared, leased: Leased) {
         sink,
         candidates: report.candidates,
         settings: &sink_settings,
+        traceparent,
     });
     let settled =
         spyder_sink::settle_crawl(shared.dedup.as_ref(), &host, report.records, discoveries).await;

@@ -133,7 +133,7 @@ impl Run {
     /// Composes a run from the loaded configuration and starts it: the ops listener
     /// first (a busy port ends the run before anything connects), then the
     /// components, the input reader, the workers, the live-change listeners.
-    pub(super) async fn start(loaded: Loaded, options: Options) -> Result<Self, String> {
+    pub(super) async fn start(loaded: Loaded, mut options: Options) -> Result<Self, String> {
         let metrics_addr_is_default =
             loaded.origin("telemetry.metrics_addr") == spyder_config::Origin::Default;
         let config = loaded.config;
@@ -212,9 +212,16 @@ impl Run {
             depth: Mutex::new(QueueLengths::default()),
             started: std::time::Instant::now(),
             resume: resume.as_ref().map(|r| Arc::clone(&r.tracker)),
-            traces: start_traces(&config, &options.logs),
+            traces: options.traces.take(),
         });
 
+        if let Some(traces) = &shared.traces {
+            tracing::info!(
+                url = %spyder_model::secret::redact_url(traces.url()),
+                sample_ratio = config.telemetry.otel_sample_ratio,
+                "traces exported over OTLP/HTTP"
+            );
+        }
         let read_progress = Arc::new(ReadProgress::default());
         let reader = match components.input {
             Some((reader, memory)) => Some(tokio::spawn(feed(
@@ -283,39 +290,26 @@ impl Run {
     }
 }
 
-/// The trace export of `telemetry.otel_*` (SPEC §3.14): spans go to it from now on.
-/// A failed start warns and the run goes on without traces.
-fn start_traces(
+/// The trace export of `telemetry.otel_*` (SPEC §3.14), when `otel_endpoint` is
+/// set: the pipeline, and its export task for the runtime to spawn.
+pub fn build_traces(
     config: &Config,
-    logs: &crate::logging::Logs,
-) -> Option<spyder_health::traces::Traces> {
-    use tracing_subscriber::Layer as _;
+) -> Result<
+    Option<(
+        spyder_health::traces::Traces,
+        spyder_health::traces::ExportTask,
+    )>,
+    String,
+> {
     let t = &config.telemetry;
     if t.otel_endpoint.is_empty() {
-        return None;
+        return Ok(None);
     }
     let mut settings = spyder_health::traces::TraceSettings::new(&t.otel_endpoint);
     settings.insecure = t.otel_insecure;
     settings.service = t.otel_service.clone();
     settings.sample_ratio = t.otel_sample_ratio;
-    let traces = match spyder_health::traces::Traces::start(&settings) {
-        Ok(traces) => traces,
-        Err(e) => {
-            tracing::warn!(error = %e, "traces not exported; the run goes on without them");
-            return None;
-        }
-    };
-    let layer = tracing_opentelemetry::layer()
-        .with_tracer(traces.tracer())
-        .boxed();
-    if let Err(e) = logs.set_traces(layer) {
-        tracing::warn!(error = %e, "traces not exported; the run goes on without them");
-        return None;
-    }
-    tracing::info!(
-        url = %spyder_model::secret::redact_url(traces.url()),
-        sample_ratio = t.otel_sample_ratio,
-        "traces exported over OTLP/HTTP"
-    );
-    Some(traces)
+    spyder_health::traces::Traces::build(&settings)
+        .map(Some)
+        .map_err(|e| e.to_string())
 }

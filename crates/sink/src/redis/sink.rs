@@ -81,6 +81,7 @@ impl RedisSink {
         settings: &SinkSettings,
     ) -> SinkResult {
         let cap = settings.max_domains;
+        let traceparent = admission.traceparent().map(str::to_owned);
         let Selection {
             wanted: to_push,
             mut not_queued,
@@ -92,7 +93,12 @@ impl RedisSink {
             let mut pushed_keys = Vec::with_capacity(to_push.len());
             let mut items = Vec::with_capacity(to_push.len());
             for (host, key) in to_push {
-                items.push(QueueItem::discovered(host, now).raw().to_owned());
+                let item = QueueItem::discovered(host, now);
+                let item = match &traceparent {
+                    Some(tp) => item.with_traceparent(tp),
+                    None => item,
+                };
+                items.push(item.raw().to_owned());
                 pushed_keys.push(key);
             }
             match self.push(items).await {
