@@ -21,7 +21,7 @@ use spyder_model::HostName;
 use spyder_queue::connection::{
     ConnectOptions, Connection, Retry, describe, lpush_chunked, redact_addr,
 };
-use spyder_queue::{InputLine, InputReader, QueueItem};
+use spyder_queue::{InputLine, InputReader, QueueItem, is_traceparent};
 
 /// Most items in one LPUSH.
 const CHUNK: usize = 1000;
@@ -56,6 +56,12 @@ fn flag_specs() -> Vec<FlagSpec> {
         FlagSpec::boolean(
             "recover",
             "move all <key>:processing items back to <key> (use when no probe runs)",
+        ),
+        FlagSpec::value(
+            "traceparent",
+            "string",
+            "",
+            "W3C traceparent every item carries: their crawls join that trace (00-<trace id>-<span id>-<flags>)",
         ),
         FlagSpec::boolean("version", "print the version and exit"),
     ]
@@ -93,6 +99,8 @@ pub struct Args {
     pub key: String,
     /// `-recover`: move `<key>:processing` back to `<key>` first.
     pub recover: bool,
+    /// `-traceparent`: the W3C trace context every pushed item carries.
+    pub traceparent: Option<String>,
 }
 
 /// Parses a `seed` command line (without the program name) as [`run`] does; on an
@@ -107,6 +115,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, flags:
         redis: "127.0.0.1:6379".to_owned(),
         key: "spyder:queue".to_owned(),
         recover: false,
+        traceparent: None,
     };
     let mut version = false;
     for flag in found {
@@ -115,6 +124,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, flags:
             "redis" => args.redis = flag.value,
             "key" => args.key = flag.value,
             "recover" => args.recover = flag.value == "true",
+            "traceparent" => args.traceparent = (!flag.value.is_empty()).then_some(flag.value),
             "version" => version = flag.value == "true",
             _ => {}
         }
@@ -146,6 +156,13 @@ pub async fn run(
             return 2;
         }
     };
+    if let Some(tp) = args.traceparent.as_deref().filter(|tp| !is_traceparent(tp)) {
+        let _ = writeln!(
+            stderr,
+            "-traceparent {tp:?}: not a W3C traceparent; want 00-<32 hex trace id>-<16 hex span id>-<2 hex flags>"
+        );
+        return 2;
+    }
     let domains = args.domains.clone().filter(|d| !d.is_empty());
     if domains.is_none() && !args.recover {
         let _ = writeln!(stderr, "missing -domains");
@@ -331,7 +348,12 @@ async fn seed(
         let host = hosts.next().await;
         let end = host.is_none();
         if let Some(host) = host {
-            chunk.push(QueueItem::new(host, now).raw().to_owned());
+            let item = QueueItem::new(host, now);
+            let item = match &args.traceparent {
+                Some(tp) => item.with_traceparent(tp),
+                None => item,
+            };
+            chunk.push(item.raw().to_owned());
         }
         if chunk.len() >= CHUNK || (end && !chunk.is_empty()) {
             let items = std::mem::take(&mut chunk);

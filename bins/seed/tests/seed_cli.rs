@@ -389,3 +389,47 @@ fn recover_moves_processing_back_unchanged() {
         ":0\r\n"
     );
 }
+
+#[test]
+fn a_traceparent_rides_in_every_item_and_a_malformed_one_is_refused() {
+    // SPEC §3.14: a seeded chain is one trace when the submitter gives one.
+    let server = RedisServer::start().expect("redis-server starts");
+    let file = domains_file("a.example\nb.example\n");
+    let path = file.path().to_str().expect("utf-8 path");
+    let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let out = seed(
+        &[
+            "-domains",
+            path,
+            "-redis",
+            &server.addr(),
+            "-traceparent",
+            tp,
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let items = list(&server, "spyder:queue");
+    assert_eq!(items.len(), 2);
+    for raw in &items {
+        let item = spyder_queue::QueueItem::decode(raw).expect("an item");
+        assert_eq!(item.traceparent.as_deref(), Some(tp), "{raw}");
+    }
+    // Checked before anything is pushed.
+    let out = seed(
+        &[
+            "-domains",
+            path,
+            "-redis",
+            &server.addr(),
+            "-key",
+            "other",
+            "-traceparent",
+            "00-xyz",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).starts_with("-traceparent \"00-xyz\": not a W3C traceparent"));
+    assert!(list(&server, "other").is_empty());
+}

@@ -39,7 +39,7 @@ mod resume;
 mod work;
 
 pub use input::{InputLine, InputProgress, InputReader};
-pub use item::{ItemError, QueueItem};
+pub use item::{ItemError, QueueItem, is_traceparent};
 pub use memory::{Closed, Lease, MemoryQueue, PushError, QueueDepth, Source};
 pub use resume::{Checkpoint, ResumeError, ResumeTracker};
 pub use work::{
