@@ -52,6 +52,11 @@ impl Control for RunControl {
             .map(|(kind, n)| (kind.as_str().to_owned(), json!(n)))
             .collect();
         let depth = shared.depth.lock().map(|d| *d).unwrap_or_default();
+        let fleet = shared
+            .fleet
+            .lock()
+            .map(|f| serde_json::to_value(&*f).unwrap_or_default())
+            .unwrap_or_default();
         let mode = shared.queue.mode();
         let emitter = shared.emitter.status();
         let discovery = shared.sink.as_ref().map(|s| s.totals()).unwrap_or_default();
@@ -83,6 +88,8 @@ impl Control for RunControl {
                 "spool_files": emitter.spool_files,
             },
             "discovery": {"enqueued": discovery.enqueued, "dropped": discovery.dropped},
+            // Added (issue #14): every probe of the shared queue, from the heartbeats.
+            "fleet": fleet,
         })
     }
 

@@ -26,6 +26,8 @@ mod e2e_distributed;
 mod e2e_faults;
 // Panics in tasks, a huge -concurrency, an input that never closes.
 mod e2e_hardening;
+// The fleet heartbeat of probes sharing a Redis queue.
+mod e2e_fleet;
 // OpenTelemetry traces to an OTLP/HTTP receiver.
 mod e2e_traces;
 // -resume: SIGKILLed runs started again with the checkpoint.

@@ -24,6 +24,7 @@
 //!   [`Checkpoint`] it writes atomically ([`ResumeError`] when one cannot be used).
 //! * `work`: the [`WorkQueue`] trait over both, with [`Leased`], [`Hold`], [`Origin`],
 //!   [`QueueLengths`] and [`SubmitError`].
+//! * [`fleet`]: the probes of a shared queue, from their heartbeats in `<key>:probes`.
 //! * [`connection`]: the one Redis connection setup (deadline, reconnect policy,
 //!   chunked `LPUSH` with retry) that the queue, the sinks, `seed` and the bulk API share.
 //!
@@ -32,6 +33,7 @@
 #![deny(missing_docs)]
 
 pub mod connection;
+pub mod fleet;
 mod input;
 mod item;
 mod memory;

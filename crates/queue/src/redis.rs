@@ -135,6 +135,8 @@ struct Keys {
     processing: String,
     leases: String,
     dead: String,
+    /// `<key>:probes`: the fleet's heartbeats.
+    probes: String,
 }
 
 struct Shared {
@@ -233,6 +235,7 @@ impl RedisQueue {
                 processing: format!("{key}:processing"),
                 leases: format!("{key}:leases"),
                 dead: format!("{key}:dead"),
+                probes: format!("{key}:probes"),
                 pending: key,
             },
             lease_timeout_ms: AtomicU64::new(duration_ms(config.lease_timeout)),
@@ -408,6 +411,37 @@ impl RedisQueue {
                 .map(drop)
         })
         .await
+    }
+
+    /// Writes this probe's heartbeat into `<key>:probes`.
+    pub async fn heartbeat(&self, beat: &crate::fleet::Heartbeat) -> Result<(), QueueError> {
+        let json = serde_json::to_string(beat).unwrap_or_default();
+        let args = vec![self.shared.keys.probes.clone(), beat.probe_id.clone(), json];
+        self.shared
+            .call::<i64, String>(cmd!("HSET"), args)
+            .await
+            .map(drop)
+            .map_err(QueueError::from)
+    }
+
+    /// Every probe of the queue from `<key>:probes`, as of `now_ms`; heartbeats
+    /// older than [`crate::fleet::FORGET_AFTER`] are deleted on the way.
+    pub async fn fleet(&self, now_ms: u64) -> Result<Vec<crate::fleet::FleetMember>, QueueError> {
+        let key = self.shared.keys.probes.as_str();
+        let flat: Vec<String> = self.shared.call(cmd!("HGETALL"), vec![key]).await?;
+        let mut entries = Vec::with_capacity(flat.len() / 2);
+        let mut it = flat.into_iter();
+        while let (Some(id), Some(json)) = (it.next(), it.next()) {
+            entries.push((id, json));
+        }
+        let (members, forget) = crate::fleet::members(entries, now_ms);
+        if !forget.is_empty() {
+            let mut args = vec![key.to_owned()];
+            args.extend(forget);
+            // A failed cleanup is tried again at the next read.
+            let _ = self.shared.call::<i64, String>(cmd!("HDEL"), args).await;
+        }
+        Ok(members)
     }
 
     /// Lengths of the pending, processing and dead lists.

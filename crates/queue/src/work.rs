@@ -162,6 +162,23 @@ pub trait WorkQueue: Send + Sync + fmt::Debug {
         None
     }
 
+    /// Writes this probe's heartbeat where the fleet can read it; a queue of one
+    /// process has no fleet (default: nothing to do).
+    fn heartbeat<'a>(
+        &'a self,
+        _beat: &'a crate::fleet::Heartbeat,
+    ) -> Option<BoxFuture<'a, Result<(), String>>> {
+        None
+    }
+
+    /// Every probe sharing the queue, as of `now_ms` (default: none known).
+    fn fleet(
+        &self,
+        _now_ms: u64,
+    ) -> Option<BoxFuture<'_, Result<Vec<crate::fleet::FleetMember>, String>>> {
+        None
+    }
+
     /// Queues hosts submitted through the API, one result per host in order.
     fn submit(&self, hosts: Vec<HostName>) -> BoxFuture<'_, Vec<Result<(), SubmitError>>>;
 }
@@ -290,6 +307,28 @@ impl WorkQueue for RedisQueue {
 
     fn ping(&self) -> Option<BoxFuture<'_, Result<(), String>>> {
         Some(Box::pin(RedisQueue::ping(self)))
+    }
+
+    fn heartbeat<'a>(
+        &'a self,
+        beat: &'a crate::fleet::Heartbeat,
+    ) -> Option<BoxFuture<'a, Result<(), String>>> {
+        Some(Box::pin(async move {
+            RedisQueue::heartbeat(self, beat)
+                .await
+                .map_err(|e| e.to_string())
+        }))
+    }
+
+    fn fleet(
+        &self,
+        now_ms: u64,
+    ) -> Option<BoxFuture<'_, Result<Vec<crate::fleet::FleetMember>, String>>> {
+        Some(Box::pin(async move {
+            RedisQueue::fleet(self, now_ms)
+                .await
+                .map_err(|e| e.to_string())
+        }))
     }
 
     /// Seeds the hosts as fresh items (like `seed`), one `LPUSH` per [`LPUSH_CHUNK`];

@@ -13,6 +13,7 @@
 //! ride with the finalizer) and submits them; the finalizer resolves when the emitter
 //! says the batch is delivered, written or spooled (ack) or lost (the item returns).
 
+mod fleet;
 mod input;
 mod ops;
 mod pool;
@@ -99,4 +100,6 @@ pub(crate) struct Shared {
     resume: Option<Arc<spyder_queue::ResumeTracker>>,
     /// The trace export, when `telemetry.otel_endpoint` is set and it started.
     pub(crate) traces: Option<spyder_health::traces::Traces>,
+    /// The probes of the shared queue, as the last heartbeat read them.
+    pub(crate) fleet: Mutex<Vec<spyder_queue::fleet::FleetMember>>,
 }

@@ -79,6 +79,8 @@ pub(super) struct Run {
     pub(super) ops: Option<Ops>,
     /// `-resume`: the checkpoint writer, and what the last checkpoint needs.
     pub(super) checkpoints: Option<Checkpoints>,
+    /// Queue mode: the fleet heartbeat.
+    pub(super) heartbeat: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// `-resume` in a running run.
@@ -167,6 +169,10 @@ impl Run {
             tracing::warn!("dedup marks not sent; other probes may emit some records again");
         }
         self.last_checkpoint().await;
+        if let Some(heartbeat) = self.heartbeat.take() {
+            heartbeat.abort();
+            super::fleet::last_beat(&self.shared).await;
+        }
         if let Some(traces) = &self.shared.traces {
             // The spans of the last tasks, within what is left of the deadline.
             traces

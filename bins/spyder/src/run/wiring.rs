@@ -213,6 +213,7 @@ impl Run {
             started: std::time::Instant::now(),
             resume: resume.as_ref().map(|r| Arc::clone(&r.tracker)),
             traces: options.traces.take(),
+            fleet: Mutex::new(Vec::new()),
         });
 
         if let Some(traces) = &shared.traces {
@@ -274,6 +275,10 @@ impl Run {
             tracker: r.tracker,
             read: Arc::clone(&read_progress),
         });
+        let heartbeat = shared
+            .queue
+            .is_shared()
+            .then(|| tokio::spawn(super::fleet::keep_beating(Arc::clone(&shared))));
         let stall_watch = tokio::spawn(watch_stalls(Arc::clone(&shared), read_progress));
         Ok(Run {
             shared,
@@ -286,6 +291,7 @@ impl Run {
             signals,
             ops,
             checkpoints,
+            heartbeat,
         })
     }
 }
