@@ -197,3 +197,43 @@ async fn a_traceparent_in_a_queue_item_is_followed_through_its_discoveries() {
         assert_eq!(root.trace_id, trace_id, "one trace for the chain: {root:?}");
     }
 }
+
+/// SPEC §4 B-14: `otel_insecure: false` in the file holds without a flag, and is
+/// read: the endpoint `host:port` is then dialled with TLS, which a plain-HTTP
+/// collector cannot answer (spans dropped); `true` sends them in the clear.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn otel_insecure_from_the_file_decides_the_scheme() {
+    let h = Harness::new(0x5eed_1405, 3).await;
+    let receiver = OtlpReceiver::start().await.expect("receiver");
+    let host_port = receiver
+        .url()
+        .trim_start_matches("http://")
+        .trim_end_matches("/v1/traces")
+        .to_owned();
+    for insecure in [false, true] {
+        let file = h.path(&format!("otel-{insecure}.yaml"));
+        std::fs::write(
+            &file,
+            format!("telemetry:\n  otel_endpoint: \"{host_port}\"\n  otel_insecure: {insecure}\n"),
+        )
+        .expect("config");
+        let mut cmd = h.spyder();
+        cmd.arg(format!("-config={}", file.display()));
+        let run = finish(cmd, LIMIT).await;
+        assert_eq!(run.code, Some(0), "{}", run.stderr);
+        let scheme = if insecure { "http" } else { "https" };
+        assert!(
+            run.stderr
+                .contains(&format!("{scheme}://{host_port}/v1/traces")),
+            "{}",
+            run.stderr
+        );
+        let spans = by_name(&receiver.spans(), "CrawlOne").len();
+        if insecure {
+            assert_eq!(spans, 3, "sent in the clear");
+        } else {
+            assert_eq!(spans, 0, "TLS to a plain collector delivers nothing");
+            assert!(run.stderr.contains("trace spans dropped"), "{}", run.stderr);
+        }
+    }
+}
