@@ -168,6 +168,18 @@ impl Run {
         {
             tracing::warn!("dedup marks not sent; other probes may emit some records again");
         }
+        self.after_delivery(&clock).await;
+        let output = self.shared.emitter.describe_output().await;
+        self.end_progress(&progress::output_line(&output, &report))
+            .await;
+        self.stop_ops(clock.left().min(OPS_STOP_BUDGET)).await;
+        tracing::info!("shutdown complete");
+        self.exit_code(&report, &output)
+    }
+
+    /// What follows the acks: the last checkpoint, the last heartbeat and the last
+    /// spans, each within what is left of the deadline.
+    async fn after_delivery(&mut self, clock: &ShutdownClock) {
         self.last_checkpoint().await;
         if let Some(heartbeat) = self.heartbeat.take() {
             heartbeat.abort();
@@ -186,11 +198,11 @@ impl Run {
                 );
             }
         }
-        let output = self.shared.emitter.describe_output().await;
-        self.end_progress(&progress::output_line(&output, &report))
-            .await;
-        self.stop_ops(clock.left().min(OPS_STOP_BUDGET)).await;
-        tracing::info!("shutdown complete");
+    }
+
+    /// 0, or what went wrong: 3 for records lost (or a broken output file), 2 for
+    /// `-fail_on_error` when every task failed.
+    fn exit_code(&self, report: &spyder_emitter::EmitterStatus, output: &str) -> ExitCode {
         if report.batches_not_written > 0 {
             tracing::warn!(
                 output = %output,

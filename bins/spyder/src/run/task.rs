@@ -39,53 +39,10 @@ pub(super) async fn crawl_one(shared: &Shared, leased: Leased) {
         _ => 1,
     };
     let (hold, mut finalizer) = leased.start(&shared.acks);
-    if let Some(resume) = shared.resume.as_ref().filter(|_| from_input) {
-        // `-resume`: the host is finished once its records are safe; records lost
-        // leave it pending, so a resumed run crawls it again.
-        let (resume, host) = (Arc::clone(resume), host.clone());
-        finalizer.on_resolve(move |status| async move {
-            if status == Status::Delivered {
-                resume.finished(&host);
-            }
-        });
+    if from_input {
+        resume_when_safe(shared, &host, &mut finalizer);
     }
-    // SPEC §3.14: one `CrawlOne` span per task; the probe's phases are its children.
-    let span = {
-        let config = shared.live.current();
-        tracing::info_span!(
-            "CrawlOne",
-            host = %host,
-            attempt,
-            probe_id = %config.probe,
-            run_id = %config.run,
-            outcome = tracing::field::Empty,
-            edges = tracing::field::Empty,
-        )
-    };
-    if let Some(cx) = parent
-        .as_deref()
-        .and_then(spyder_health::traces::parent_context)
-    {
-        // The item's trace (SPEC §3.14): the discovery chain goes on in it. Without a
-        // trace export there is no OpenTelemetry span to attach to, which is fine.
-        use tracing_opentelemetry::OpenTelemetrySpanExt as _;
-        let _ = span.set_parent(cx);
-    }
-    let report = shared
-        .probe
-        .crawl(host.as_str())
-        .instrument(span.clone())
-        .await;
-    span.record("outcome", report.outcome.as_str());
-    span.record("edges", report.records.edges.len());
-    // Discoveries continue this task's trace; a probe that exports none passes the
-    // item's own on.
-    let traceparent = shared
-        .traces
-        .as_ref()
-        .and_then(|_| spyder_health::traces::traceparent_of(&span))
-        .or(parent);
-    drop(span);
+    let (report, traceparent) = traced_crawl(shared, &host, attempt, parent).await;
     telemetry::task_duration().record(report.timings.total.as_secs_f64());
     tracing::debug!(host = %host, outcome = %report.outcome, "task done");
     let status = shared
@@ -144,6 +101,68 @@ pub(super) async fn crawl_one(shared: &Shared, leased: Leased) {
     }
     // Records and discoveries are handed off: this task adds no more work.
     drop(hold);
+}
+
+/// `-resume`: the host is finished once its records are safe; records lost leave it
+/// pending, so a resumed run crawls it again.
+fn resume_when_safe(
+    shared: &Shared,
+    host: &spyder_model::HostName,
+    finalizer: &mut spyder_model::finalize::Finalizer,
+) {
+    if let Some(resume) = &shared.resume {
+        let (resume, host) = (Arc::clone(resume), host.clone());
+        finalizer.on_resolve(move |status| async move {
+            if status == Status::Delivered {
+                resume.finished(&host);
+            }
+        });
+    }
+}
+
+/// The crawl inside its `CrawlOne` span (SPEC §3.14; the probe's phases are its
+/// children), a child of the item's `traceparent` when it has one. Returns the
+/// report and the `traceparent` the task's discoveries carry: this task's when it is
+/// traced, else the item's own, passed on.
+async fn traced_crawl(
+    shared: &Shared,
+    host: &spyder_model::HostName,
+    attempt: u32,
+    parent: Option<String>,
+) -> (CrawlReport, Option<String>) {
+    let span = {
+        let config = shared.live.current();
+        tracing::info_span!(
+            "CrawlOne",
+            host = %host,
+            attempt,
+            probe_id = %config.probe,
+            run_id = %config.run,
+            outcome = tracing::field::Empty,
+            edges = tracing::field::Empty,
+        )
+    };
+    if let Some(cx) = parent
+        .as_deref()
+        .and_then(spyder_health::traces::parent_context)
+    {
+        // Without a trace export there is no OpenTelemetry span to attach to: fine.
+        use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+        let _ = span.set_parent(cx);
+    }
+    let report = shared
+        .probe
+        .crawl(host.as_str())
+        .instrument(span.clone())
+        .await;
+    span.record("outcome", report.outcome.as_str());
+    span.record("edges", report.records.edges.len());
+    let traceparent = shared
+        .traces
+        .as_ref()
+        .and_then(|_| spyder_health::traces::traceparent_of(&span))
+        .or(parent);
+    (report, traceparent)
 }
 
 /// The task's status record (SPEC §3.1 `output.status_records`).
