@@ -145,7 +145,8 @@ fn lists_as_arrays(line: &[u8]) -> std::borrow::Cow<'_, [u8]> {
     let mut out: std::borrow::Cow<'_, [u8]> = std::borrow::Cow::Borrowed(line);
     for field in LIST_FIELDS {
         let key = format!("\"{field}\":");
-        let Some(at) = find(&out, key.as_bytes()) else {
+        // A key, not the same text inside an escaped string (a message quoting it).
+        let Some(at) = find_key(&out, key.as_bytes()) else {
             continue;
         };
         let start = at + key.len();
@@ -168,10 +169,12 @@ fn lists_as_arrays(line: &[u8]) -> std::borrow::Cow<'_, [u8]> {
     out
 }
 
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+/// The first `needle` in `haystack` not preceded by a backslash.
+fn find_key(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack
         .windows(needle.len())
-        .position(|window| window == needle)
+        .enumerate()
+        .position(|(i, window)| window == needle && (i == 0 || haystack[i - 1] != b'\\'))
 }
 
 /// Our crates log at `level`; dependencies only from `warn` (hyper and rustls are chatty).
@@ -213,6 +216,16 @@ mod tests {
         assert_eq!(fixed["changed"], serde_json::json!(["ua", "dns.servers"]));
         assert_eq!(fixed["ua"], "[x]", "not a list field");
         assert!(lists_as_arrays(line.as_bytes()).ends_with(b"\n"));
+        // The key's text quoted inside a message is not the key.
+        let mut quoted = serde_json::json!({
+            "message": "\"exclude_tlds\":\"[\\\"x\\\"]\"",
+            "exclude_tlds": "[\"gov\"]",
+        })
+        .to_string();
+        quoted.push('\n');
+        let fixed: serde_json::Value =
+            serde_json::from_slice(&lists_as_arrays(quoted.as_bytes())).expect("still JSON");
+        assert_eq!(fixed["exclude_tlds"], serde_json::json!(["gov"]));
         // Not a string holding an array: untouched.
         let odd = br#"{"exclude_tlds":"[not json","hosts":3}"#;
         assert_eq!(&*lists_as_arrays(odd), &odd[..]);
