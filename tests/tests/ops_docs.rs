@@ -27,7 +27,7 @@ const OPERATIONS: &str = "docs/operations.md";
 /// Labels Prometheus adds to every scraped series (not spyder's own).
 const TARGET_LABELS: &[&str] = &["job", "instance"];
 
-/// Every endpoint of SPEC §2.7 and §3.12, as `operations.md` must name it.
+/// Every endpoint of SPEC §2.7, §3.12 and §3.14, as `operations.md` must name it.
 const ENDPOINTS: &[&str] = &[
     "GET /live",
     "GET /ready",
@@ -36,6 +36,7 @@ const ENDPOINTS: &[&str] = &[
     "GET /api/v1/config",
     "PATCH /api/v1/config",
     "GET /api/v1/stats",
+    "GET /api/v1/events",
     "POST /api/v1/domains",
     "POST /api/v1/domains/bulk",
     "POST /api/v1/control/pause",
@@ -44,6 +45,10 @@ const ENDPOINTS: &[&str] = &[
     "GET /api/v1/keys",
     "POST /api/v1/keys",
     "DELETE /api/v1/keys/{name}",
+    // SPEC §3.14: the dashboard page and its assets.
+    "GET /dashboard",
+    "GET /dashboard/app.js",
+    "GET /dashboard/app.css",
 ];
 
 /// Every error code of SPEC §3.12.

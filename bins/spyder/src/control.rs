@@ -88,6 +88,13 @@ impl Control for RunControl {
                 "spool_files": emitter.spool_files,
             },
             "discovery": {"enqueued": discovery.enqueued, "dropped": discovery.dropped},
+            // Added (issue #14): tasks per outcome, for the dashboard.
+            "outcomes": shared
+                .stats
+                .outcome_totals()
+                .into_iter()
+                .map(|(outcome, n)| (outcome.as_str().to_owned(), json!(n)))
+                .collect::<serde_json::Map<String, Value>>(),
             // Added (issue #14): every probe of the shared queue, from the heartbeats.
             "fleet": fleet,
         })

@@ -184,6 +184,16 @@ impl Stats {
         }
     }
 
+    /// Tasks per outcome, every outcome (zeros included), in [`Outcome::ALL`] order:
+    /// `outcomes` of `GET /api/v1/stats` and the dashboard.
+    pub fn outcome_totals(&self) -> Vec<(Outcome, u64)> {
+        Outcome::ALL
+            .iter()
+            .zip(&self.outcomes)
+            .map(|(o, n)| (*o, n.load(Ordering::Relaxed)))
+            .collect()
+    }
+
     /// `3 dns_error`-style counts of the outcomes that occurred, in [`Outcome::ALL`]
     /// order.
     pub fn outcome_counts(&self) -> Vec<String> {

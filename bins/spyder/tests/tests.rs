@@ -20,6 +20,8 @@ mod e2e_cli;
 mod e2e_conventions;
 // Continuous mode with the ChannelSink.
 mod e2e_continuous;
+// The dashboard page and its event stream.
+mod e2e_dashboard;
 // Many probes on one Redis, a SIGKILL and a redis-server restart.
 mod e2e_distributed;
 // A failing or hanging ingest, signals, a broken pipe, mTLS.

@@ -6,7 +6,11 @@
 //! - `GET /metrics`, the Prometheus text of the global recorder [`install_metrics`]
 //!   installs (every metric of [`METRICS`] described);
 //! - the REST API under `/api/v1/`: global token bucket, bearer key compared in
-//!   constant time, scope, body size, then the endpoint.
+//!   constant time, scope, body size, then the endpoint; `GET /api/v1/events`
+//!   streams the dashboard's snapshots ([`EventHub`]) as server-sent events;
+//! - `GET /dashboard` (and `/dashboard/app.js`, `/dashboard/app.css`): the static
+//!   dashboard page (no key: it holds no data, and reads the API with the key the
+//!   operator types).
 //!
 //! The crate knows nothing of probes, queues or Redis: the binary plugs its run loop
 //! in through [`Control`] and its checks through [`HealthCheck`] (or [`FnCheck`]).
@@ -46,9 +50,12 @@
 //! - `server`: the listener ([`OpsServer`]), the shared state ([`OpsState`]) and the
 //!   connection loop.
 //! - `api`: routing and the API's gate; one file per resource (`ops` for the health
-//!   endpoints and `/metrics`, `config`, `stats`, `control`, `domains`, `keys`) and
-//!   `body`, the body reader and response builders they share.
+//!   endpoints and `/metrics`, `config`, `stats`, `events`, `control`, `domains`,
+//!   `keys`, `dashboard` for the page) and `body`, the body reader and response
+//!   builders they share. The page's files are `src/dashboard/`.
 //! - `checks`: [`HealthCheck`] and the background runner whose results `/health` serves.
+//! - `events`: [`EventHub`], the dashboard's one-second snapshots in a bounded ring,
+//!   and the cursors `/api/v1/events` clients read it with.
 //! - `readiness`: [`Readiness`], the ready and stopping flags.
 //! - `control`: [`Control`], what the API asks of the run loop.
 //! - `keys`: [`KeyStore`], API keys matched in constant time.
@@ -65,6 +72,7 @@ mod api;
 mod checks;
 mod control;
 mod error;
+mod events;
 mod keys;
 mod metrics;
 mod rate;
@@ -78,6 +86,7 @@ pub use api::{BulkEntry, parse_bulk_body};
 pub use checks::{CheckOutcome, CheckReport, CheckStatus, FnCheck, HealthCheck};
 pub use control::{Control, EnqueueError, PatchOutcome, enqueue_each};
 pub use error::{ApiError, HealthError, NO_API_KEYS_MESSAGE};
+pub use events::{DEFAULT_EVENTS_INTERVAL, DEFAULT_HISTORY_SIZE, EventHub, LAG_LIMIT};
 pub use keys::{KeyIdentity, KeyInfo, KeyStore, KeyStoreError};
 pub use metrics::{DURATION_BUCKETS, MetricsHandle, install_metrics};
 pub use rate::RateLimiter;

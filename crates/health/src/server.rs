@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::checks::{CheckCache, spawn_runner};
+use crate::events::{DEFAULT_EVENTS_INTERVAL, DEFAULT_HISTORY_SIZE, EventHub, run_sampler};
 use crate::{Control, HealthCheck, HealthError, KeyStore, MetricsHandle, RateLimiter, Readiness};
 
 /// Default time between two rounds of health checks.
@@ -59,6 +60,7 @@ pub(crate) struct StateInner {
     pub(crate) control: Arc<dyn Control>,
     pub(crate) check_interval: Duration,
     pub(crate) check_timeout: Duration,
+    pub(crate) events: Arc<EventHub>,
 }
 
 impl fmt::Debug for OpsState {
@@ -76,6 +78,7 @@ impl fmt::Debug for OpsState {
             .field("rate_limiter", &inner.rate_limiter)
             .field("check_interval", &inner.check_interval)
             .field("check_timeout", &inner.check_timeout)
+            .field("events", &inner.events)
             .finish_non_exhaustive()
     }
 }
@@ -84,7 +87,7 @@ impl OpsState {
     /// Starts a state for `metadata` whose API drives `control`. Everything else has
     /// a default: no metrics handle, a fresh [`Readiness`], no checks, no keys (the
     /// API then answers `401 NO_API_KEYS`), the default [`RateLimiter`], checks every
-    /// 2 s with a 5 s timeout.
+    /// 2 s with a 5 s timeout, a dashboard snapshot every second and 1,000 kept.
     pub fn builder(metadata: Metadata, control: Arc<dyn Control>) -> OpsStateBuilder {
         OpsStateBuilder {
             metadata,
@@ -96,6 +99,8 @@ impl OpsState {
             rate_limiter: RateLimiter::default(),
             check_interval: DEFAULT_CHECK_INTERVAL,
             check_timeout: DEFAULT_CHECK_TIMEOUT,
+            history_size: DEFAULT_HISTORY_SIZE,
+            events_interval: DEFAULT_EVENTS_INTERVAL,
         }
     }
 
@@ -113,6 +118,11 @@ impl OpsState {
     pub fn rate_limiter(&self) -> &RateLimiter {
         &self.inner.rate_limiter
     }
+
+    /// The dashboard's event hub: its snapshots and clients (a clone shares it).
+    pub fn events(&self) -> Arc<EventHub> {
+        Arc::clone(&self.inner.events)
+    }
 }
 
 /// Builds an [`OpsState`]; see [`OpsState::builder`].
@@ -126,6 +136,8 @@ pub struct OpsStateBuilder {
     rate_limiter: RateLimiter,
     check_interval: Duration,
     check_timeout: Duration,
+    history_size: usize,
+    events_interval: Duration,
 }
 
 impl fmt::Debug for OpsStateBuilder {
@@ -186,6 +198,19 @@ impl OpsStateBuilder {
         self
     }
 
+    /// How many dashboard snapshots the event hub keeps (`dashboard.history_size`,
+    /// default 1,000; at least 1).
+    pub fn history_size(mut self, size: usize) -> Self {
+        self.history_size = size.max(1);
+        self
+    }
+
+    /// Time between two dashboard snapshots (default 1 s; tests take them faster).
+    pub fn events_interval(mut self, interval: Duration) -> Self {
+        self.events_interval = interval.max(Duration::from_millis(1));
+        self
+    }
+
     /// The state.
     pub fn build(self) -> OpsState {
         OpsState {
@@ -199,6 +224,7 @@ impl OpsStateBuilder {
                 control: self.control,
                 check_interval: self.check_interval,
                 check_timeout: self.check_timeout,
+                events: Arc::new(EventHub::new(self.history_size, self.events_interval)),
             }),
         }
     }
@@ -208,6 +234,8 @@ impl OpsStateBuilder {
 pub(crate) struct Served {
     pub(crate) state: OpsState,
     pub(crate) checks: CheckCache,
+    /// Cancelled when serving stops (ends the event streams).
+    pub(crate) shutdown: CancellationToken,
 }
 
 /// The bound ops listener: health endpoints, `/metrics` and the REST API on one port.
@@ -275,8 +303,8 @@ impl OpsServer {
     }
 
     /// Serves until `shutdown` is cancelled: runs the health checks in the background
-    /// (one round at once, then every check interval), drains metric histograms
-    /// periodically, and answers every connection. On cancellation it stops
+    /// (one round at once, then every check interval), takes the dashboard's
+    /// snapshots, drains metric histograms periodically, and answers every connection. On cancellation it stops
     /// accepting, lets open connections finish (at most 5 s) and returns.
     ///
     /// Cancel `shutdown` only at the very end of the process's shutdown: while
@@ -293,15 +321,24 @@ impl OpsServer {
             .metrics
             .clone()
             .map(|handle| tokio::spawn(run_upkeep(handle, shutdown.clone())));
+        let sampler = tokio::spawn(run_sampler(
+            Arc::clone(&state.inner.events),
+            Arc::clone(&state.inner.control),
+            state.inner.readiness.clone(),
+            cache.clone(),
+            shutdown.clone(),
+        ));
         let served = Arc::new(Served {
             state,
             checks: cache,
+            shutdown: shutdown.clone(),
         });
         let listener = self.listener;
         tracing::info!(addr = %self.local_addr, "ops server listening");
         tokio::spawn(async move {
             accept_loop(listener, served, shutdown).await;
             let _ = runner.await;
+            let _ = sampler.await;
             if let Some(upkeep) = upkeep {
                 let _ = upkeep.await;
             }
@@ -360,9 +397,15 @@ async fn serve_connection(
     shutdown: CancellationToken,
 ) {
     let _ = stream.set_nodelay(true);
-    let service = service_fn(move |request| {
-        let served = Arc::clone(&served);
-        async move { Ok::<_, Infallible>(crate::api::handle(&served, request, peer).await) }
+    // Cancelled to close this connection at once: an events client too slow to read.
+    let kill = CancellationToken::new();
+    let service = service_fn({
+        let kill = kill.clone();
+        move |request| {
+            let served = Arc::clone(&served);
+            let kill = kill.clone();
+            async move { Ok::<_, Infallible>(crate::api::handle(&served, request, peer, &kill).await) }
+        }
     });
     let connection = http1::Builder::new()
         .timer(TokioTimer::new())
@@ -375,9 +418,15 @@ async fn serve_connection(
                 tracing::debug!(%peer, error = %e, "ops server: connection ended with an error");
             }
         }
+        () = kill.cancelled() => {
+            tracing::debug!(%peer, "ops server: connection closed (events client too slow)");
+        }
         () = shutdown.cancelled() => {
             connection.as_mut().graceful_shutdown();
-            let _ = tokio::time::timeout(CLOSE_GRACE, connection).await;
+            tokio::select! {
+                _ = tokio::time::timeout(CLOSE_GRACE, connection) => {}
+                () = kill.cancelled() => {}
+            }
         }
     }
 }

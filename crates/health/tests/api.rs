@@ -451,7 +451,7 @@ async fn stats_come_from_the_run_loop() {
     assert_eq!(reply.status, 200);
     assert_eq!(
         reply.json(),
-        json!({"probe": "test-probe", "paused": false})
+        json!({"probe": "test-probe", "paused": false, "tasks": {"ok": 0, "error": 0}})
     );
     h.shutdown().await;
 }

@@ -18,8 +18,9 @@ async fn install_describe_and_serve_metrics() {
     // The spec's metrics: counters end in _total, histograms in _seconds, no duplicates.
     let names: BTreeSet<&str> = METRICS.iter().map(|m| m.name).collect();
     assert_eq!(names.len(), METRICS.len());
-    // SPEC §2.8 and §3.13 (24), plus spyder_redirects_refused_total (issue 10).
-    assert_eq!(METRICS.len(), 31);
+    // SPEC §2.8 and §3.13 (24), plus spyder_redirects_refused_total (issue 10) and
+    // spyder_otel_spans_dropped_total (issue 14).
+    assert_eq!(METRICS.len(), 32);
     for metric in METRICS {
         assert!(metric.name.starts_with("spyder_"), "{}", metric.name);
         match metric.kind {

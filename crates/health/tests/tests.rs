@@ -10,5 +10,9 @@ mod support;
 
 // The REST API: checks in order, every endpoint's shape, keys.
 mod api;
+// GET /dashboard and its assets.
+mod dashboard;
+// GET /api/v1/events: the dashboard's snapshot stream.
+mod events;
 // /live, /ready, /health, binding.
 mod health;

@@ -49,7 +49,9 @@ pub(super) fn serve_ops(
         .rate_limiter(RateLimiter::new(
             f64::from(config.api.rate_limit),
             config.api.rate_burst,
-        ));
+        ))
+        // The dashboard's one-second snapshots (Tier 3: read once here).
+        .history_size(config.dashboard.history_size as usize);
     if let Some(metrics) = metrics {
         builder = builder.metrics(metrics);
     }

@@ -1,18 +1,20 @@
 //! Request bodies in, responses out: the helpers every endpoint shares.
 
+use std::convert::Infallible;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode};
+use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use serde::Serialize;
 
 use crate::ApiError;
 
-/// The response type of every endpoint.
-pub(crate) type HttpResponse = Response<Full<Bytes>>;
+/// The response type of every endpoint: a whole body, or a stream (`/api/v1/events`).
+pub(crate) type HttpResponse = Response<UnsyncBoxBody<Bytes, Infallible>>;
 
 /// Largest body of every endpoint but bulk (SPEC §3.12: 1 MiB).
 pub const BODY_LIMIT: usize = 1024 * 1024;
@@ -112,7 +114,7 @@ pub(super) fn error_response_with(
 }
 
 pub(super) fn respond(status: StatusCode, content_type: &'static str, body: Bytes) -> HttpResponse {
-    let mut response = Response::new(Full::new(body));
+    let mut response = Response::new(Full::new(body).boxed_unsync());
     *response.status_mut() = status;
     if !content_type.is_empty() {
         response

@@ -3,13 +3,16 @@
 //! This module routes a request and runs the API's gate (rate limit, key, scope,
 //! shutdown, body size); each resource answers in its own module, as mini-redis's
 //! `cmd/` does: [`ops`] (`/live`, `/ready`, `/health`, `/metrics`), [`config`],
-//! [`stats`], [`control`] (pause, resume, stop), [`domains`] (single and bulk) and
-//! [`keys`]. [`body`] reads request bodies and builds responses for all of them.
+//! [`stats`], [`events`] (the dashboard's event stream), [`control`] (pause, resume,
+//! stop), [`domains`] (single and bulk) and [`keys`]; [`dashboard`] serves the static
+//! page. [`body`] reads request bodies and builds responses for all of them.
 
 mod body;
 mod config;
 mod control;
+mod dashboard;
 mod domains;
+mod events;
 mod keys;
 mod ops;
 mod stats;
@@ -22,6 +25,7 @@ use http::header::{ALLOW, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderMap, Method, Request};
 use hyper::body::Incoming;
 use spyder_config::Scope;
+use tokio_util::sync::CancellationToken;
 
 pub use self::body::{BODY_LIMIT, BULK_BODY_LIMIT};
 use self::body::{HttpResponse, error_response, error_response_with, read_body};
@@ -29,15 +33,17 @@ pub use self::domains::{BulkEntry, parse_bulk_body};
 use crate::server::Served;
 use crate::{ApiError, KeyIdentity};
 
-/// Answers one request.
+/// Answers one request; `kill` closes its connection (a too slow events client).
 pub(crate) async fn handle(
     served: &Arc<Served>,
     request: Request<Incoming>,
     peer: SocketAddr,
+    kill: &CancellationToken,
 ) -> HttpResponse {
     match request.uri().path() {
         "/live" | "/ready" | "/health" | "/metrics" => ops::ops_endpoint(served, &request).await,
-        _ => api(served, request, peer).await,
+        path if dashboard::owns(path) => dashboard::serve(&request),
+        _ => api(served, request, peer, kill).await,
     }
 }
 
@@ -49,6 +55,7 @@ enum Endpoint {
     ConfigGet,
     ConfigPatch,
     Stats,
+    Events,
     Domain,
     Bulk,
     Pause,
@@ -62,7 +69,7 @@ enum Endpoint {
 impl Endpoint {
     fn scope(&self) -> Scope {
         match self {
-            Self::ConfigGet | Self::Stats => Scope::Read,
+            Self::ConfigGet | Self::Stats | Self::Events => Scope::Read,
             Self::ConfigPatch | Self::Domain | Self::Bulk | Self::Pause | Self::Resume => {
                 Scope::Write
             }
@@ -73,14 +80,17 @@ impl Endpoint {
     /// Reading endpoints keep answering while the service stops; the others answer
     /// `503 UNAVAILABLE` (SPEC §3.14 step 1).
     fn reads_only(&self) -> bool {
-        matches!(self, Self::ConfigGet | Self::Stats | Self::KeysList)
+        matches!(
+            self,
+            Self::ConfigGet | Self::Stats | Self::Events | Self::KeysList
+        )
     }
 
     /// The body limit of endpoints that take a body (every one but the `GET`s;
     /// bodies of pause, resume, stop and key deletion are read and ignored).
     fn body_limit(&self) -> Option<usize> {
         match self {
-            Self::ConfigGet | Self::Stats | Self::KeysList => None,
+            Self::ConfigGet | Self::Stats | Self::Events | Self::KeysList => None,
             Self::Bulk => Some(BULK_BODY_LIMIT),
             _ => Some(BODY_LIMIT),
         }
@@ -108,6 +118,7 @@ fn route(method: &Method, path: &str) -> Result<Endpoint, RouteError> {
             _ => Err(RouteError::MethodNotAllowed("GET, PATCH")),
         },
         "/api/v1/stats" => only(Method::GET, Endpoint::Stats, "GET"),
+        "/api/v1/events" => only(Method::GET, Endpoint::Events, "GET"),
         "/api/v1/domains" => only(Method::POST, Endpoint::Domain, "POST"),
         "/api/v1/domains/bulk" => only(Method::POST, Endpoint::Bulk, "POST"),
         "/api/v1/control/pause" => only(Method::POST, Endpoint::Pause, "POST"),
@@ -163,7 +174,12 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// The API: rate limit, key, route, scope, shutdown, body size, then the endpoint.
-async fn api(served: &Served, request: Request<Incoming>, peer: SocketAddr) -> HttpResponse {
+async fn api(
+    served: &Served,
+    request: Request<Incoming>,
+    peer: SocketAddr,
+    kill: &CancellationToken,
+) -> HttpResponse {
     let inner = &served.state.inner;
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
@@ -180,7 +196,7 @@ async fn api(served: &Served, request: Request<Incoming>, peer: SocketAddr) -> H
         tracing::info!(%peer, %method, %path, "api request refused: missing or invalid API key");
         return error_response_with(&ApiError::unauthorized(), WWW_AUTHENTICATE, "Bearer");
     };
-    let response = match authorized(served, request, &identity, &method, &path).await {
+    let response = match authorized(served, request, &identity, &method, &path, kill).await {
         Ok(response) => response,
         Err(error) => error_response(&error),
     };
@@ -200,6 +216,7 @@ async fn authorized(
     identity: &KeyIdentity,
     method: &Method,
     path: &str,
+    kill: &CancellationToken,
 ) -> Result<HttpResponse, ApiError> {
     let inner = &served.state.inner;
     let endpoint = match route(method, path) {
@@ -236,6 +253,7 @@ async fn authorized(
         Endpoint::ConfigGet => Ok(config::get(served)),
         Endpoint::ConfigPatch => config::patch(served, &body, identity),
         Endpoint::Stats => Ok(stats::get(served)),
+        Endpoint::Events => Ok(events::stream(served, kill)),
         Endpoint::Domain => domains::submit_domain(served, &body).await,
         Endpoint::Bulk => domains::submit_bulk(served, body, &content_type).await,
         Endpoint::Pause => Ok(control::pause(served)),

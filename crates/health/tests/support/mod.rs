@@ -10,8 +10,8 @@ use futures_util::future::BoxFuture;
 use serde_json::{Value, json};
 use spyder_config::{ApiKey, KeySource, Scope};
 use spyder_health::{
-    ApiError, Control, EnqueueError, KeyStore, Metadata, OpsServer, OpsState, OpsStateBuilder,
-    PatchOutcome, RateLimiter, Readiness,
+    ApiError, Control, EnqueueError, EventHub, KeyStore, Metadata, OpsServer, OpsState,
+    OpsStateBuilder, PatchOutcome, RateLimiter, Readiness,
 };
 use spyder_model::HostName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -41,6 +41,10 @@ pub struct FakeControl {
     pub paused: AtomicBool,
     pub stops: AtomicUsize,
     pub patches: Mutex<Vec<Value>>,
+    /// Tasks finished, as `stats` reports them (`tasks.ok`).
+    pub tasks: AtomicUsize,
+    /// Bytes of padding in `stats` (a large snapshot).
+    pub stats_padding: AtomicUsize,
 }
 
 impl Default for FakeControl {
@@ -51,6 +55,8 @@ impl Default for FakeControl {
             paused: AtomicBool::new(false),
             stops: AtomicUsize::new(0),
             patches: Mutex::new(Vec::new()),
+            tasks: AtomicUsize::new(0),
+            stats_padding: AtomicUsize::new(0),
         }
     }
 }
@@ -102,7 +108,16 @@ impl Control for FakeControl {
     }
 
     fn stats(&self) -> Value {
-        json!({"probe": "test-probe", "paused": self.paused.load(Ordering::SeqCst)})
+        let mut stats = json!({
+            "probe": "test-probe",
+            "paused": self.paused.load(Ordering::SeqCst),
+            "tasks": {"ok": self.tasks.load(Ordering::SeqCst), "error": 0},
+        });
+        let padding = self.stats_padding.load(Ordering::SeqCst);
+        if padding > 0 {
+            stats["padding"] = json!("x".repeat(padding));
+        }
+        stats
     }
 
     fn enqueue(&self, host: HostName) -> BoxFuture<'_, Result<(), EnqueueError>> {
@@ -167,6 +182,7 @@ pub struct Harness {
     pub readiness: Readiness,
     pub keys: KeyStore,
     pub limiter: RateLimiter,
+    pub events: Arc<EventHub>,
     stop: CancellationToken,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -191,6 +207,7 @@ impl Harness {
         let stop = CancellationToken::new();
         let keys = state.keys().clone();
         let limiter = state.rate_limiter().clone();
+        let events = state.events();
         let task = server.serve(state, stop.clone());
         readiness.mark_ready();
         Harness {
@@ -199,6 +216,7 @@ impl Harness {
             readiness,
             keys,
             limiter,
+            events,
             stop,
             task: Some(task),
         }

@@ -1,0 +1,33 @@
+//! `GET /api/v1/events` (read): the dashboard's server-sent-events stream of the
+//! hub's snapshots, the history first. One request against the rate limit, however
+//! long it streams; a client holds a cursor, never a copy of the history.
+
+use futures_util::StreamExt;
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue, X_CONTENT_TYPE_OPTIONS};
+use http::{Response, StatusCode};
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Frame;
+use tokio_util::sync::CancellationToken;
+
+use super::body::HttpResponse;
+use crate::server::Served;
+
+/// `GET /api/v1/events`: `kill` closes this connection when the client is too slow.
+pub(super) fn stream(served: &Served, kill: &CancellationToken) -> HttpResponse {
+    let frames = crate::events::subscribe(
+        &served.state.inner.events,
+        served.shutdown.clone(),
+        kill.clone(),
+    )
+    .map(|frame| Ok(Frame::data(frame)));
+    let mut response = Response::new(StreamBody::new(frames).boxed_unsync());
+    *response.status_mut() = StatusCode::OK;
+    let headers = response.headers_mut();
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream; charset=utf-8"),
+    );
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    response
+}
