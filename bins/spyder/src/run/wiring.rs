@@ -136,49 +136,9 @@ impl Run {
     pub(super) async fn start(loaded: Loaded, mut options: Options) -> Result<Self, String> {
         let metrics_addr_is_default =
             loaded.origin("telemetry.metrics_addr") == spyder_config::Origin::Default;
+        log_start(&loaded);
         let config = loaded.config;
-        // Values, not Debug text: the list as a JSON array, the path as a path.
-        let exclude_tlds = serde_json::to_string(&config.exclude_tlds).unwrap_or_default();
-        let config_file = loaded.file.as_deref().map(|f| f.display().to_string());
-        tracing::info!(
-            probe = %config.probe,
-            run = %config.run,
-            concurrency = config.crawling.concurrency,
-            exclude_tlds = %exclude_tlds,
-            config_file = config_file.unwrap_or_default(),
-            "starting spyder"
-        );
-        if let Some(file) = &loaded.file {
-            tracing::info!(config_file = %file.display(), "loaded config from file");
-        }
-        if config.exclude_tlds.is_empty() {
-            // `-exclude_tlds=` or `exclude_tlds: []` clears the list (SPEC §4 B-15),
-            // which a Go SPYDER user may not expect.
-            tracing::warn!(
-                "exclude_tlds is empty: every suffix is contacted, gov, mil and int included"
-            );
-        }
-        let ops_server = match config.telemetry.metrics_addr.as_str() {
-            "" => None,
-            addr => match spyder_health::OpsServer::bind(addr).await {
-                Ok(server) => Some(server),
-                // SPEC §4 B-23: the default :9090 (Prometheus' own default) busy must
-                // not end a one-shot file run; an address someone chose, continuous
-                // or queue mode (where the endpoints are how it is watched) still do.
-                Err(e @ spyder_health::HealthError::Bind { .. })
-                    if metrics_addr_is_default
-                        && config.redis.queue_addr.is_empty()
-                        && !config.crawling.continuous =>
-                {
-                    tracing::warn!(
-                        error = %e,
-                        "running without the metrics, health and API endpoints: the default telemetry.metrics_addr is not available; set telemetry.metrics_addr (-metrics_addr) to a free address, or to \"\" to turn them off"
-                    );
-                    None
-                }
-                Err(e) => return Err(e.to_string()),
-            },
-        };
+        let ops_server = bind_ops(&config, metrics_addr_is_default).await?;
         // The recorder before anything that counts: the queue's first reaper pass,
         // the emitter's spool scan and the first tasks all run before the ops
         // server is composed, and whatever they record with no recorder is lost.
@@ -224,21 +184,7 @@ impl Run {
             );
         }
         let read_progress = Arc::new(ReadProgress::default());
-        let reader = match components.input {
-            Some((reader, memory)) => Some(tokio::spawn(feed(
-                reader,
-                memory,
-                Arc::clone(&shared),
-                Arc::clone(&read_progress),
-                resume
-                    .as_mut()
-                    .map(|r| (Arc::clone(&r.tracker), r.from.take())),
-            ))),
-            None => {
-                read_progress.finished();
-                None
-            }
-        };
+        let reader = spawn_reader(components.input, &shared, &read_progress, resume.as_mut());
         resize(&shared, config.crawling.concurrency as usize);
         subscribe(&shared, &options);
         spawn_reload_on_sighup(shared.live.clone())?;
@@ -257,18 +203,7 @@ impl Run {
             }
         };
         let display = Display::choose(options.progress, options.quiet);
-        let progress = progress::spawn(
-            display,
-            Arc::clone(&stats),
-            {
-                let read_progress = Arc::clone(&read_progress);
-                move || read_progress.percent()
-            },
-            {
-                let shared = Arc::clone(&shared);
-                move || shared.stall.stalled()
-            },
-        );
+        let progress = spawn_progress(display, &shared, &read_progress);
         let checkpoints = resume.map(|r| Checkpoints {
             writer: tokio::spawn(resume::keep_writing(r.path.clone(), Arc::clone(&r.tracker))),
             path: r.path,
@@ -293,6 +228,102 @@ impl Run {
             checkpoints,
             heartbeat,
         })
+    }
+}
+
+/// File mode: the input reader feeding the memory queue (with `-resume`, from the
+/// checkpoint). Queue mode has no input to read.
+fn spawn_reader(
+    input: Option<(InputReader, MemoryQueue)>,
+    shared: &Arc<Shared>,
+    read_progress: &Arc<ReadProgress>,
+    resume: Option<&mut Resume>,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let Some((reader, memory)) = input else {
+        read_progress.finished();
+        return None;
+    };
+    Some(tokio::spawn(feed(
+        reader,
+        memory,
+        Arc::clone(shared),
+        Arc::clone(read_progress),
+        resume.map(|r| (Arc::clone(&r.tracker), r.from.take())),
+    )))
+}
+
+/// The progress display, reading the counts, the input read and the stall watch.
+fn spawn_progress(
+    display: Display,
+    shared: &Arc<Shared>,
+    read_progress: &Arc<ReadProgress>,
+) -> Option<progress::Progress> {
+    progress::spawn(
+        display,
+        Arc::clone(&shared.stats),
+        {
+            let read_progress = Arc::clone(read_progress);
+            move || read_progress.percent()
+        },
+        {
+            let shared = Arc::clone(shared);
+            move || shared.stall.stalled()
+        },
+    )
+}
+
+/// The `starting spyder` line and what a user should know about the configuration.
+fn log_start(loaded: &Loaded) {
+    let config = &loaded.config;
+    // Values, not Debug text: the list as a JSON array, the path as a path.
+    let exclude_tlds = serde_json::to_string(&config.exclude_tlds).unwrap_or_default();
+    let config_file = loaded.file.as_deref().map(|f| f.display().to_string());
+    tracing::info!(
+        probe = %config.probe,
+        run = %config.run,
+        concurrency = config.crawling.concurrency,
+        exclude_tlds = %exclude_tlds,
+        config_file = config_file.unwrap_or_default(),
+        "starting spyder"
+    );
+    if let Some(file) = &loaded.file {
+        tracing::info!(config_file = %file.display(), "loaded config from file");
+    }
+    if config.exclude_tlds.is_empty() {
+        // `-exclude_tlds=` or `exclude_tlds: []` clears the list (SPEC §4 B-15),
+        // which a Go SPYDER user may not expect.
+        tracing::warn!(
+            "exclude_tlds is empty: every suffix is contacted, gov, mil and int included"
+        );
+    }
+}
+
+/// The ops listener on `telemetry.metrics_addr` (none when it is empty). SPEC §4
+/// B-23: the default :9090 (Prometheus' own default) busy must not end a one-shot
+/// file run; an address someone chose, continuous or queue mode (where the endpoints
+/// are how it is watched) still do.
+async fn bind_ops(
+    config: &Config,
+    metrics_addr_is_default: bool,
+) -> Result<Option<spyder_health::OpsServer>, String> {
+    let addr = config.telemetry.metrics_addr.as_str();
+    if addr.is_empty() {
+        return Ok(None);
+    }
+    match spyder_health::OpsServer::bind(addr).await {
+        Ok(server) => Ok(Some(server)),
+        Err(e @ spyder_health::HealthError::Bind { .. })
+            if metrics_addr_is_default
+                && config.redis.queue_addr.is_empty()
+                && !config.crawling.continuous =>
+        {
+            tracing::warn!(
+                error = %e,
+                "running without the metrics, health and API endpoints: the default telemetry.metrics_addr is not available; set telemetry.metrics_addr (-metrics_addr) to a free address, or to \"\" to turn them off"
+            );
+            Ok(None)
+        }
+        Err(e) => Err(e.to_string()),
     }
 }
 
