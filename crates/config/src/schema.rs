@@ -46,7 +46,7 @@ pub struct Config {
     pub logging: LoggingConfig,
     /// `mongodb.*` (validated; nothing connects yet).
     pub mongodb: MongoDbConfig,
-    /// `dashboard.*` (validated; no dashboard yet).
+    /// `dashboard.*`: the live dashboard's history (`GET /dashboard`, `/api/v1/events`).
     pub dashboard: DashboardConfig,
 }
 
@@ -312,7 +312,7 @@ pub struct MongoDbConfig {
     pub database: String,
 }
 
-/// `dashboard.*` (validated; no dashboard yet).
+/// `dashboard.*`: the live dashboard's history (`GET /dashboard`, `/api/v1/events`).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct DashboardConfig {
     /// Dashboard history entries.
