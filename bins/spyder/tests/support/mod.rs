@@ -168,36 +168,8 @@ fn str_of(v: &serde_json::Value) -> String {
     v.as_str().expect("a string").to_owned()
 }
 
-/// A small RFC 4180 reader (quoted fields, doubled quotes, LF records).
-pub fn parse_csv(text: &str) -> Vec<Vec<String>> {
-    let mut rows = Vec::new();
-    let mut row = Vec::new();
-    let mut field = String::new();
-    let mut quoted = false;
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        match (quoted, c) {
-            (true, '"') if chars.peek() == Some(&'"') => {
-                field.push('"');
-                chars.next();
-            }
-            (true, '"') => quoted = false,
-            (true, c) => field.push(c),
-            (false, '"') => quoted = true,
-            (false, ',') => row.push(std::mem::take(&mut field)),
-            (false, '\n') => {
-                row.push(std::mem::take(&mut field));
-                rows.push(std::mem::take(&mut row));
-            }
-            (false, c) => field.push(c),
-        }
-    }
-    if !field.is_empty() || !row.is_empty() {
-        row.push(field);
-        rows.push(row);
-    }
-    rows
-}
+/// RFC 4180 records (the testkit's reader).
+pub use spyder_testkit::graph::parse_csv;
 
 /// Fails with a readable diff when `got` differs from `want`.
 pub fn assert_same_edges(got: &BTreeSet<ExpectedEdge>, want: &BTreeSet<ExpectedEdge>) {
