@@ -19,6 +19,35 @@ pub(crate) struct RunControl {
     pub(crate) stop: CancellationToken,
 }
 
+impl RunControl {
+    /// Queues `hosts` (with the submitter's `traceparent`, when it sent one); refused
+    /// while stopping.
+    async fn submit(
+        &self,
+        hosts: Vec<HostName>,
+        traceparent: Option<String>,
+    ) -> Vec<Result<(), EnqueueError>> {
+        if self.stop.is_cancelled() {
+            let stopping = EnqueueError::Unavailable("stopping".to_owned());
+            return vec![Err(stopping); hosts.len()];
+        }
+        let queue = &self.shared.queue;
+        let results = match traceparent {
+            Some(tp) => queue.submit_traced(hosts, tp).await,
+            None => queue.submit(hosts).await,
+        };
+        results
+            .into_iter()
+            .map(|r| {
+                r.map_err(|e| match e {
+                    SubmitError::Full => EnqueueError::QueueFull,
+                    SubmitError::Unavailable(why) => EnqueueError::Unavailable(why),
+                })
+            })
+            .collect()
+    }
+}
+
 impl Control for RunControl {
     fn config(&self) -> Value {
         self.shared.live.current().redacted()
@@ -114,22 +143,15 @@ impl Control for RunControl {
     /// [`spyder_queue::LPUSH_CHUNK`] hosts, as `seed` does, and after a failed push
     /// the rest fail with the same error untried.
     fn enqueue_many(&self, hosts: Vec<HostName>) -> BoxFuture<'_, Vec<Result<(), EnqueueError>>> {
-        Box::pin(async move {
-            if self.stop.is_cancelled() {
-                let stopping = EnqueueError::Unavailable("stopping".to_owned());
-                return vec![Err(stopping); hosts.len()];
-            }
-            let results = self.shared.queue.submit(hosts).await;
-            results
-                .into_iter()
-                .map(|r| {
-                    r.map_err(|e| match e {
-                        SubmitError::Full => EnqueueError::QueueFull,
-                        SubmitError::Unavailable(why) => EnqueueError::Unavailable(why),
-                    })
-                })
-                .collect()
-        })
+        Box::pin(self.submit(hosts, None))
+    }
+
+    fn enqueue_traced(
+        &self,
+        hosts: Vec<HostName>,
+        traceparent: String,
+    ) -> BoxFuture<'_, Vec<Result<(), EnqueueError>>> {
+        Box::pin(self.submit(hosts, Some(traceparent)))
     }
 
     fn pause(&self) {

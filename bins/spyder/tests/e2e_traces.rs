@@ -237,3 +237,92 @@ async fn otel_insecure_from_the_file_decides_the_scheme() {
         }
     }
 }
+
+/// `POST /api/v1/domains` with the W3C `traceparent` request header (SPEC §3.14):
+/// in queue mode the item carries it and the crawl joins that trace; a malformed
+/// header is a 400 and queues nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_submitters_traceparent_header_is_followed() {
+    use spyder_testkit::redis::RedisServer;
+    use std::io::{Read as _, Write as _};
+    const WRITE_KEY: &str = "trace-write-key-0123456789";
+    let h = Harness::new(0x5eed_1406, 2).await;
+    let receiver = OtlpReceiver::start().await.expect("receiver");
+    let redis = RedisServer::start().expect("redis-server");
+    let config = h.path("api.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "api:\n  keys:\n    - key: {WRITE_KEY}\n      name: submitter\n      scope: write\n"
+        ),
+    )
+    .expect("config");
+    let port = crate::support::free_port();
+    let mut cmd = crate::support::spyder();
+    cmd.args(crate::support::world_flags(&h.world, &h.roots))
+        .env("REDIS_QUEUE_ADDR", redis.addr())
+        .arg(format!("-config={}", config.display()))
+        .arg(format!("-metrics_addr=127.0.0.1:{port}"))
+        .arg(format!("-otel_endpoint={}", receiver.url()))
+        .arg(format!("-output={}", h.path("graph.json").display()))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().expect("spyder starts");
+    let post = |traceparent: &str| -> Option<u16> {
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .ok()?;
+        let body = format!(r#"{{"host":"{}"}}"#, h.world.hosts()[0]);
+        let request = format!(
+            "POST /api/v1/domains HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer {WRITE_KEY}\r\ntraceparent: {traceparent}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        stream.write_all(request.as_bytes()).ok()?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).ok()?;
+        response.split(' ').nth(1)?.parse().ok()
+    };
+    // The listener comes up with the run: ask until it answers (bounded).
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    let bad = loop {
+        if let Some(status) = post("00-not-a-trace") {
+            break status;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the API never answered"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(bad, 400, "a malformed traceparent is refused");
+    let trace_id = "0af7651916cd43dd8448eb211c80319c";
+    let accepted = post(&format!("00-{trace_id}-b7ad6b7169203331-01"));
+    assert_eq!(accepted, Some(202));
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    let root = loop {
+        if let Some(root) = receiver.spans().into_iter().find(|s| s.name == "CrawlOne") {
+            break root;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no CrawlOne exported"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(root.trace_id, trace_id);
+    assert_eq!(root.parent_span_id, "b7ad6b7169203331");
+    crate::support::signal(child.id().expect("pid"), "-TERM");
+    let out = tokio::time::timeout(LIMIT, child.wait_with_output())
+        .await
+        .expect("exits")
+        .expect("output");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Only the accepted submission was crawled.
+    assert_eq!(by_name(&receiver.spans(), "CrawlOne").len(), 1);
+}

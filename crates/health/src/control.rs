@@ -52,6 +52,18 @@ pub trait Control: Send + Sync + 'static {
         Box::pin(enqueue_each(self, hosts))
     }
 
+    /// Queues hosts whose submitter sent a W3C `traceparent` header (validated): in
+    /// queue mode the items carry it, so their crawls join that trace (SPEC §3.14).
+    /// The default queues them as [`enqueue_many`](Self::enqueue_many) does,
+    /// dropping the trace context.
+    fn enqueue_traced(
+        &self,
+        hosts: Vec<HostName>,
+        _traceparent: String,
+    ) -> BoxFuture<'_, Vec<Result<(), EnqueueError>>> {
+        self.enqueue_many(hosts)
+    }
+
     /// Stops leasing new work; running tasks go on. Idempotent.
     fn pause(&self);
 

@@ -181,6 +181,16 @@ pub trait WorkQueue: Send + Sync + fmt::Debug {
 
     /// Queues hosts submitted through the API, one result per host in order.
     fn submit(&self, hosts: Vec<HostName>) -> BoxFuture<'_, Vec<Result<(), SubmitError>>>;
+
+    /// [`submit`](Self::submit), with a W3C `traceparent` the queued items carry
+    /// (SPEC §3.14). The default drops it: a queue without items has nowhere to keep it.
+    fn submit_traced(
+        &self,
+        hosts: Vec<HostName>,
+        _traceparent: String,
+    ) -> BoxFuture<'_, Vec<Result<(), SubmitError>>> {
+        self.submit(hosts)
+    }
 }
 
 impl WorkQueue for MemoryQueue {
@@ -334,13 +344,38 @@ impl WorkQueue for RedisQueue {
     /// Seeds the hosts as fresh items (like `seed`), one `LPUSH` per [`LPUSH_CHUNK`];
     /// after a failed push the rest fail with the same error untried.
     fn submit(&self, hosts: Vec<HostName>) -> BoxFuture<'_, Vec<Result<(), SubmitError>>> {
-        Box::pin(async move {
+        Box::pin(self.push_fresh(hosts, None))
+    }
+
+    fn submit_traced(
+        &self,
+        hosts: Vec<HostName>,
+        traceparent: String,
+    ) -> BoxFuture<'_, Vec<Result<(), SubmitError>>> {
+        Box::pin(self.push_fresh(hosts, Some(traceparent)))
+    }
+}
+
+impl RedisQueue {
+    /// LPUSHes a fresh item per host, in chunks, each with `traceparent` when given.
+    async fn push_fresh(
+        &self,
+        hosts: Vec<HostName>,
+        traceparent: Option<String>,
+    ) -> Vec<Result<(), SubmitError>> {
+        {
             let ts = spyder_model::Timestamp::now().unix_seconds();
             let mut results = Vec::with_capacity(hosts.len());
             for chunk in hosts.chunks(LPUSH_CHUNK) {
                 let items: Vec<QueueItem> = chunk
                     .iter()
-                    .map(|h| QueueItem::new(h.clone(), ts))
+                    .map(|h| {
+                        let item = QueueItem::new(h.clone(), ts);
+                        match &traceparent {
+                            Some(tp) => item.with_traceparent(tp),
+                            None => item,
+                        }
+                    })
                     .collect();
                 if let Err(e) = self.push(&items).await {
                     let error = SubmitError::Unavailable(format!("queue Redis unavailable: {e}"));
@@ -350,6 +385,6 @@ impl WorkQueue for RedisQueue {
                 results.resize(results.len() + chunk.len(), Ok(()));
             }
             results
-        })
+        }
     }
 }

@@ -22,7 +22,11 @@ struct AcceptedBody {
     host: HostName,
 }
 
-pub(super) async fn submit_domain(served: &Served, body: &[u8]) -> Result<HttpResponse, ApiError> {
+pub(super) async fn submit_domain(
+    served: &Served,
+    body: &[u8],
+    traceparent: Option<String>,
+) -> Result<HttpResponse, ApiError> {
     let value: Value = parse_json(body)?;
     let Some(raw) = value.get("host").and_then(Value::as_str) else {
         return Err(ApiError::bad_request(
@@ -31,13 +35,16 @@ pub(super) async fn submit_domain(served: &Served, body: &[u8]) -> Result<HttpRe
     };
     let host = HostName::from_input(raw)
         .map_err(|e| ApiError::invalid_host(format!("invalid host {:?}: {e}", quote(raw))))?;
-    served
-        .state
-        .inner
-        .control
-        .enqueue(host.clone())
-        .await
-        .map_err(enqueue_error)?;
+    let control = &served.state.inner.control;
+    match traceparent {
+        None => control.enqueue(host.clone()).await,
+        Some(tp) => control
+            .enqueue_traced(vec![host.clone()], tp)
+            .await
+            .pop()
+            .unwrap_or_else(|| Err(EnqueueError::Unavailable("no result".to_owned()))),
+    }
+    .map_err(enqueue_error)?;
     Ok(json_response(
         StatusCode::ACCEPTED,
         &AcceptedBody {
@@ -79,6 +86,7 @@ pub(super) async fn submit_bulk(
     served: &Served,
     body: Bytes,
     content_type: &str,
+    traceparent: Option<String>,
 ) -> Result<HttpResponse, ApiError> {
     // Up to 10 MiB of names: parse them off the async workers.
     let text = is_text_plain(content_type);
@@ -112,7 +120,11 @@ pub(super) async fn submit_bulk(
     let results = if hosts.is_empty() {
         Vec::new()
     } else {
-        served.state.inner.control.enqueue_many(hosts.clone()).await
+        let control = &served.state.inner.control;
+        match traceparent {
+            None => control.enqueue_many(hosts.clone()).await,
+            Some(tp) => control.enqueue_traced(hosts.clone(), tp).await,
+        }
     };
     let mut accepted = 0usize;
     let mut first_queue_error: Option<EnqueueError> = None;

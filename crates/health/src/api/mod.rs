@@ -245,6 +245,16 @@ async fn authorized(
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
+    // A submitter's W3C trace context (SPEC §3.14): the queued items carry it.
+    let traceparent = request
+        .headers()
+        .get("traceparent")
+        .map(|v| v.to_str().ok().filter(|tp| crate::traces::parent_context(tp).is_some()))
+        .map(|tp| {
+            tp.map(str::to_owned)
+                .ok_or_else(|| ApiError::bad_request("traceparent: not a W3C traceparent (00-<32 hex trace id>-<16 hex span id>-<2 hex flags>)"))
+        })
+        .transpose()?;
     let body = match endpoint.body_limit() {
         Some(limit) => read_body(request, limit).await?,
         None => Bytes::new(),
@@ -254,8 +264,8 @@ async fn authorized(
         Endpoint::ConfigPatch => config::patch(served, &body, identity),
         Endpoint::Stats => Ok(stats::get(served)),
         Endpoint::Events => Ok(events::stream(served, kill)),
-        Endpoint::Domain => domains::submit_domain(served, &body).await,
-        Endpoint::Bulk => domains::submit_bulk(served, body, &content_type).await,
+        Endpoint::Domain => domains::submit_domain(served, &body, traceparent).await,
+        Endpoint::Bulk => domains::submit_bulk(served, body, &content_type, traceparent).await,
         Endpoint::Pause => Ok(control::pause(served)),
         Endpoint::Resume => Ok(control::resume(served)),
         Endpoint::Stop => Ok(control::stop(served, identity)),
