@@ -12,6 +12,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::run::{Shared, set_paused};
 
+/// Causes listed in `GET /api/v1/stats`.
+const STATS_CAUSES: usize = 10;
+
 /// [`Control`] over one run.
 pub(crate) struct RunControl {
     pub(crate) shared: Arc<Shared>,
@@ -86,6 +89,22 @@ impl Control for RunControl {
             .lock()
             .map(|f| serde_json::to_value(&*f).unwrap_or_default())
             .unwrap_or_default();
+        let task_ms = match shared.stats.task_time_percentiles() {
+            Some(ps) => {
+                // Past the last bucket (60 s) a percentile has no bound: null.
+                let bound = |ms: u64| (ms != u64::MAX).then_some(ms);
+                json!({"p50": bound(ps[0]), "p90": bound(ps[1]), "p99": bound(ps[2])})
+            }
+            None => Value::Null,
+        };
+        let causes: Vec<Value> = shared
+            .stats
+            .top_causes(STATS_CAUSES)
+            .into_iter()
+            .map(|(outcome, reason, count)| {
+                json!({"outcome": outcome.as_str(), "reason": reason, "count": count})
+            })
+            .collect();
         let mode = shared.queue.mode();
         let emitter = shared.emitter.status();
         let discovery = shared.sink.as_ref().map(|s| s.totals()).unwrap_or_default();
@@ -126,6 +145,10 @@ impl Control for RunControl {
                 .collect::<serde_json::Map<String, Value>>(),
             // Added (issue #14): every probe of the shared queue, from the heartbeats.
             "fleet": fleet,
+            // Added (issue #14): task wall-time percentiles (bucket bounds, ms) and the
+            // most frequent reasons tasks ended as they did (DNS and TLS errors, …).
+            "task_ms": task_ms,
+            "causes": causes,
         })
     }
 

@@ -33,7 +33,14 @@ pub struct Stats {
     /// [`MAX_CAUSES`] distinct entries, the rest counted in `other_causes`.
     causes: Mutex<HashMap<(Outcome, String), u64>>,
     other_causes: AtomicU64,
+    /// Task wall times, in the buckets of [`TASK_MS_BUCKETS`] (the last: above all).
+    task_ms: [AtomicU64; TASK_MS_BUCKETS.len() + 1],
 }
+
+/// Upper bounds (ms) of the task-time buckets the percentiles come from.
+const TASK_MS_BUCKETS: [u64; 14] = [
+    10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 15_000, 20_000, 30_000, 60_000,
+];
 
 /// Distinct failure reasons kept for the summary: enough for the few that matter,
 /// bounded whatever the input (every invalid line could have its own).
@@ -105,6 +112,7 @@ impl Default for Stats {
             outcomes: Default::default(),
             causes: Mutex::default(),
             other_causes: AtomicU64::new(0),
+            task_ms: Default::default(),
         }
     }
 }
@@ -131,6 +139,62 @@ impl Stats {
         self.last_finish_ms.fetch_max(now_ms, Ordering::Relaxed);
         telemetry::tasks(outcome.status().as_str()).increment(1);
         telemetry::task_outcomes(outcome.as_str()).increment(1);
+    }
+
+    /// Counts one task's wall time for the percentiles.
+    pub fn task_time(&self, took: Duration) {
+        let ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX);
+        let bucket = TASK_MS_BUCKETS
+            .iter()
+            .position(|bound| ms <= *bound)
+            .unwrap_or(TASK_MS_BUCKETS.len());
+        self.task_ms[bucket].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// p50, p90 and p99 of the task times so far, in ms, each the upper bound of its
+    /// bucket (`None` before any task; `u64::MAX` past the last bound).
+    pub fn task_time_percentiles(&self) -> Option<[u64; 3]> {
+        let counts: Vec<u64> = self
+            .task_ms
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .collect();
+        let total: u64 = counts.iter().sum();
+        if total == 0 {
+            return None;
+        }
+        let at = |share: f64| {
+            let rank = ((total as f64) * share).ceil().max(1.0) as u64;
+            let mut seen = 0;
+            for (i, n) in counts.iter().enumerate() {
+                seen += n;
+                if seen >= rank {
+                    return TASK_MS_BUCKETS.get(i).copied().unwrap_or(u64::MAX);
+                }
+            }
+            u64::MAX
+        };
+        Some([at(0.5), at(0.9), at(0.99)])
+    }
+
+    /// The most frequent (outcome, reason) pairs, most frequent first; failures
+    /// before the rest, then by name, for a stable order.
+    pub fn top_causes(&self, n: usize) -> Vec<(Outcome, String, u64)> {
+        let mut causes: Vec<((Outcome, String), u64)> = match self.causes.lock() {
+            Ok(causes) => causes.iter().map(|(k, n)| (k.clone(), *n)).collect(),
+            Err(_) => Vec::new(),
+        };
+        causes.sort_by(|((oa, ra), na), ((ob, rb), nb)| {
+            nb.cmp(na)
+                .then((ob.status() == Status::Error).cmp(&(oa.status() == Status::Error)))
+                .then(oa.as_str().cmp(ob.as_str()))
+                .then(ra.cmp(rb))
+        });
+        causes
+            .into_iter()
+            .take(n)
+            .map(|((o, r), c)| (o, r, c))
+            .collect()
     }
 
     /// Counts the records about to be emitted, here and in
@@ -216,22 +280,12 @@ impl Stats {
         } else {
             format!("Outcomes: {}", outcomes.join(", "))
         };
-        let mut causes: Vec<((Outcome, String), u64)> = match self.causes.lock() {
-            Ok(causes) => causes.iter().map(|(k, n)| (k.clone(), *n)).collect(),
-            Err(_) => Vec::new(),
-        };
-        // Most frequent first; failures before the rest; then by name, for a stable line.
-        causes.sort_by(|((oa, ra), na), ((ob, rb), nb)| {
-            nb.cmp(na)
-                .then((ob.status() == Status::Error).cmp(&(oa.status() == Status::Error)))
-                .then(oa.as_str().cmp(ob.as_str()))
-                .then(ra.cmp(rb))
-        });
+        let causes = self.top_causes(usize::MAX);
         if !causes.is_empty() {
             let top: Vec<String> = causes
                 .iter()
                 .take(TOP_CAUSES)
-                .map(|((o, reason), n)| format!("{n} {o}: {reason}"))
+                .map(|(o, reason, n)| format!("{n} {o}: {reason}"))
                 .collect();
             line.push_str("; top causes: ");
             line.push_str(&top.join("; "));
@@ -505,6 +559,16 @@ mod tests {
             output_line("ingest https://i.example/v1 spooling to spool", &ingest),
             "Output: ingest https://i.example/v1 spooling to spool: 3 batches delivered, 1 spooled, 0 replayed from the spool"
         );
+    }
+
+    #[test]
+    fn task_time_percentiles_are_bucket_bounds() {
+        let stats = Stats::default();
+        assert_eq!(stats.task_time_percentiles(), None);
+        for ms in [5u64, 5, 5, 5, 5, 40, 40, 40, 900, 70_000] {
+            stats.task_time(Duration::from_millis(ms));
+        }
+        assert_eq!(stats.task_time_percentiles(), Some([10, 1_000, u64::MAX]));
     }
 
     #[test]

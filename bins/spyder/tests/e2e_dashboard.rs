@@ -147,6 +147,15 @@ async fn events_stream_snapshots_of_a_running_crawl() {
     assert!(tasks(&later) > tasks(&earlier));
     assert_eq!(later["stats"]["workers"]["target"], 2, "{later}");
     assert!(later["stats"]["outcomes"].is_object(), "{later}");
+    // Task times and why tasks ended, for the page's panels.
+    let p50 = later["stats"]["task_ms"]["p50"]
+        .as_u64()
+        .expect("a p50 once tasks ran");
+    let p99 = later["stats"]["task_ms"]["p99"]
+        .as_u64()
+        .unwrap_or(u64::MAX);
+    assert!(p50 <= p99, "{later}");
+    assert!(later["stats"]["causes"].is_array(), "{later}");
 
     // SIGTERM: the run stops in time with the stream open, and the stream ends.
     let pid = child.id().expect("pid").to_string();

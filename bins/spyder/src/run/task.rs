@@ -44,6 +44,7 @@ pub(super) async fn crawl_one(shared: &Shared, leased: Leased) {
     }
     let (report, traceparent) = traced_crawl(shared, &host, attempt, parent).await;
     telemetry::task_duration().record(report.timings.total.as_secs_f64());
+    shared.stats.task_time(report.timings.total);
     tracing::debug!(host = %host, outcome = %report.outcome, "task done");
     let status = shared
         .live

@@ -229,6 +229,17 @@
     setText("tasks-error", fmt(tasks.error));
     setText("uptime", duration(stats.uptime_seconds));
     fillTable($("outcomes"), stats.outcomes);
+    // Bucket bounds; null past the last bucket (over 60 s).
+    const taskMs = stats.task_ms || {};
+    for (const p of ["p50", "p90", "p99"]) {
+      const v = taskMs[p];
+      setText("task-" + p, v === undefined ? "–" : v === null ? "> 60000" : "≤ " + fmt(v));
+    }
+    const causes = {};
+    for (const c of Array.isArray(stats.causes) ? stats.causes : []) {
+      causes[c.outcome + ": " + c.reason] = c.count;
+    }
+    fillTable($("causes"), causes);
     const edges = Object.assign({}, stats.edges || {});
     if (stats.nodes) {
       for (const [k, v] of Object.entries(stats.nodes)) edges[k + " nodes"] = v;
