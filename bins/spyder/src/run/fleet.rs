@@ -37,10 +37,13 @@ pub(super) async fn keep_beating(shared: Arc<Shared>) {
     }
 }
 
-/// The last heartbeat: this probe stopped on purpose (not gone).
-pub(super) async fn last_beat(shared: &Shared) {
+/// The last heartbeat: this probe stopped on purpose (not gone). Takes at most
+/// `budget` (what is left of the shutdown deadline, at most [`LAST_BEAT_BUDGET`]): a
+/// frozen Redis must not hold the exit.
+pub(super) async fn last_beat(shared: &Shared, budget: Duration) {
     let mut previous = None;
-    let _ = tokio::time::timeout(LAST_BEAT_BUDGET, beat(shared, "stopped", &mut previous)).await;
+    let budget = budget.min(LAST_BEAT_BUDGET);
+    let _ = tokio::time::timeout(budget, beat(shared, "stopped", &mut previous)).await;
 }
 
 async fn beat(shared: &Shared, state: &str, previous: &mut Option<Previous>) {

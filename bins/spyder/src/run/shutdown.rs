@@ -183,7 +183,7 @@ impl Run {
         self.last_checkpoint().await;
         if let Some(heartbeat) = self.heartbeat.take() {
             heartbeat.abort();
-            super::fleet::last_beat(&self.shared).await;
+            super::fleet::last_beat(&self.shared, clock.left()).await;
         }
         if let Some(traces) = &self.shared.traces {
             // The spans of the last tasks, within what is left of the deadline.
