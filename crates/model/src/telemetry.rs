@@ -257,6 +257,7 @@ mod tests {
             let _ = discovery_enqueued("x");
             let _ = discovery_dropped("x");
             let _ = config_reloads("x");
+            let _ = otel_spans_dropped();
             let _ = active_workers();
             let _ = queue_held();
             let _ = spool_files();
