@@ -149,6 +149,9 @@ impl Control for RunControl {
             // most frequent reasons tasks ended as they did (DNS and TLS errors, …).
             "task_ms": task_ms,
             "causes": causes,
+            // Added (issue #14): why the last SIGHUP reload was refused, until one
+            // succeeds; null otherwise.
+            "config_error": shared.config_error.lock().ok().and_then(|e| e.clone()),
         })
     }
 

@@ -281,11 +281,30 @@ async fn sighup_applies_a_good_file_refuses_a_broken_one_and_logging_changes_liv
         ua(&run),
         "SPYDERProbe/1.0 (+https://github.com/gustycube/spyder)"
     );
+    // The refusal shows in the stats (the dashboard's config_error state) until a
+    // reload succeeds.
+    let config_error = |run: &Running| -> serde_json::Value {
+        let v: serde_json::Value =
+            serde_json::from_str(&run.get("/api/v1/stats").expect("stats").1).expect("json");
+        v["config_error"].clone()
+    };
+    // Set once the reload returns, a moment after it was counted: wait for it.
+    until("the refusal in the stats", || {
+        config_error(&run)
+            .as_str()
+            .is_some_and(|e| e.contains("spyder.yaml"))
+            .then_some(())
+    })
+    .await;
     // A good file: applied.
     config_file(&h, "ua: ReloadedUA/2.0\nlogging:\n  level: debug\n");
     run.signal("-HUP");
     until("the reloaded ua", || {
         (ua(&run) == "ReloadedUA/2.0").then_some(())
+    })
+    .await;
+    until("the refusal cleared by a good reload", || {
+        config_error(&run).is_null().then_some(())
     })
     .await;
 

@@ -50,6 +50,10 @@ pub(crate) enum RunState {
     Stalled,
     /// Another check is degraded or unhealthy.
     Degraded,
+    /// The last configuration reload was refused (the stats' `config_error`); the
+    /// run goes on with the configuration it had.
+    #[serde(rename = "config_error")]
+    ConfigError,
 }
 
 /// A check that is not healthy, as a snapshot lists it.
@@ -78,6 +82,7 @@ pub(crate) fn run_state(
     readiness: &Readiness,
     checks: &[CheckReport],
     paused: bool,
+    config_error: Option<&str>,
 ) -> (RunState, String) {
     let failing = |c: &&CheckReport| c.status != CheckStatus::Healthy;
     let describe = |c: &CheckReport| {
@@ -99,6 +104,9 @@ pub(crate) fn run_state(
     }
     if let Some(reason) = unhealthy {
         return (RunState::Degraded, reason);
+    }
+    if let Some(error) = config_error {
+        return (RunState::ConfigError, format!("reload refused: {error}"));
     }
     if paused {
         return (RunState::Paused, "paused through the API".to_owned());
@@ -257,7 +265,8 @@ pub(crate) async fn run_sampler(
         let stats = control.stats();
         let reports = checks.borrow().clone().unwrap_or_default();
         let paused = stats.get("paused").and_then(Value::as_bool) == Some(true);
-        let (state, reason) = run_state(&readiness, &reports, paused);
+        let config_error = stats.get("config_error").and_then(Value::as_str);
+        let (state, reason) = run_state(&readiness, &reports, paused, config_error);
         hub.push(|seq| {
             let snapshot = Snapshot {
                 seq,
@@ -429,28 +438,48 @@ mod tests {
     #[test]
     fn state_badge_order() {
         let readiness = Readiness::new();
-        assert_eq!(run_state(&readiness, &[], false).0, RunState::Starting);
+        assert_eq!(
+            run_state(&readiness, &[], false, None).0,
+            RunState::Starting
+        );
         readiness.mark_ready();
-        assert_eq!(run_state(&readiness, &[], false).0, RunState::Crawling);
-        assert_eq!(run_state(&readiness, &[], true).0, RunState::Paused);
+        assert_eq!(
+            run_state(&readiness, &[], false, None).0,
+            RunState::Crawling
+        );
+        assert_eq!(run_state(&readiness, &[], true, None).0, RunState::Paused);
+        // A refused reload shows over paused, with the reason.
+        let (state, reason) = run_state(&readiness, &[], true, Some("spyder.yaml: bad"));
+        assert_eq!(state, RunState::ConfigError);
+        assert_eq!(reason, "reload refused: spyder.yaml: bad");
+        assert_eq!(
+            serde_json::to_value(RunState::ConfigError).expect("json"),
+            "config_error"
+        );
         let stalled = [report("progress", CheckStatus::Degraded, "no progress")];
         assert_eq!(
-            run_state(&readiness, &stalled, false),
+            run_state(&readiness, &stalled, false, None),
             (RunState::Stalled, "progress: no progress".to_owned())
         );
         let ingest = [report("ingest", CheckStatus::Degraded, "ingest failing")];
         assert_eq!(
-            run_state(&readiness, &ingest, false),
+            run_state(&readiness, &ingest, false, None),
             (RunState::Degraded, "ingest: ingest failing".to_owned())
         );
-        assert_eq!(run_state(&readiness, &ingest, true).0, RunState::Paused);
+        assert_eq!(
+            run_state(&readiness, &ingest, true, None).0,
+            RunState::Paused
+        );
         let down = [report("redis", CheckStatus::Unhealthy, "")];
         assert_eq!(
-            run_state(&readiness, &down, true),
+            run_state(&readiness, &down, true, None),
             (RunState::Degraded, "redis: unhealthy".to_owned())
         );
         readiness.begin_shutdown();
-        assert_eq!(run_state(&readiness, &down, true).0, RunState::Draining);
+        assert_eq!(
+            run_state(&readiness, &down, true, None).0,
+            RunState::Draining
+        );
     }
 
     #[test]

@@ -102,4 +102,7 @@ pub(crate) struct Shared {
     pub(crate) traces: Option<spyder_health::traces::Traces>,
     /// The probes of the shared queue, as the last heartbeat read them.
     pub(crate) fleet: Mutex<Vec<spyder_queue::fleet::FleetMember>>,
+    /// Why the last SIGHUP reload was refused, until one succeeds (the dashboard's
+    /// `config_error` state).
+    pub(crate) config_error: Arc<Mutex<Option<String>>>,
 }

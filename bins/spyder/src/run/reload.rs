@@ -102,7 +102,12 @@ pub(super) fn subscribe(shared: &Arc<Shared>, options: &Options) {
 }
 
 /// SIGHUP re-reads the file and re-applies env and flags (SPEC §2.10); never exits.
-pub(super) fn spawn_reload_on_sighup(live: LiveConfig) -> Result<(), String> {
+///
+/// `config_error` holds why the last reload was refused, until one succeeds.
+pub(super) fn spawn_reload_on_sighup(
+    live: LiveConfig,
+    config_error: Arc<std::sync::Mutex<Option<String>>>,
+) -> Result<(), String> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut hup = signal(SignalKind::hangup()).map_err(|e| format!("signals: {e}"))?;
     tokio::spawn(async move {
@@ -110,6 +115,14 @@ pub(super) fn spawn_reload_on_sighup(live: LiveConfig) -> Result<(), String> {
             let live = live.clone();
             // Reading the file is blocking I/O.
             let result = tokio::task::spawn_blocking(move || live.reload()).await;
+            let refused = match &result {
+                Ok(Ok(_)) => None,
+                Ok(Err(e)) => Some(e.to_string()),
+                Err(e) => Some(e.to_string()),
+            };
+            if let Ok(mut error) = config_error.lock() {
+                *error = refused;
+            }
             match result {
                 Ok(Ok(applied)) => {
                     for warning in &applied.warnings {

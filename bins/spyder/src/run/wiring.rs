@@ -174,6 +174,7 @@ impl Run {
             resume: resume.as_ref().map(|r| Arc::clone(&r.tracker)),
             traces: options.traces.take(),
             fleet: Mutex::new(Vec::new()),
+            config_error: Arc::new(Mutex::new(None)),
         });
 
         if let Some(traces) = &shared.traces {
@@ -187,7 +188,7 @@ impl Run {
         let reader = spawn_reader(components.input, &shared, &read_progress, resume.as_mut());
         resize(&shared, config.crawling.concurrency as usize);
         subscribe(&shared, &options);
-        spawn_reload_on_sighup(shared.live.clone())?;
+        spawn_reload_on_sighup(shared.live.clone(), Arc::clone(&shared.config_error))?;
         let ops = match ops_server {
             Some(server) => Some(serve_ops(
                 server,
