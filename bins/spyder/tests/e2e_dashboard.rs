@@ -10,7 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::support;
-use crate::support::Harness;
+use crate::support::{Harness, until};
 
 const READ: &str = "read-key-0123456789";
 const WAIT: Duration = Duration::from_secs(60);
@@ -19,18 +19,6 @@ const WAIT: Duration = Duration::from_secs(60);
 fn tasks(snapshot: &Value) -> u64 {
     let t = &snapshot["stats"]["tasks"];
     t["ok"].as_u64().unwrap_or(0) + t["error"].as_u64().unwrap_or(0)
-}
-
-/// Polls `f` every 50 ms until it returns `Some`, for at most [`WAIT`].
-async fn until<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// Opens `GET /api/v1/events`; the stream after the response head, and the head.

@@ -6,14 +6,14 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use spyder_testkit::redis::RedisServer;
 use tokio::io::AsyncReadExt;
 use tokio::process::Child;
 
 use crate::support;
-use crate::support::Harness;
+use crate::support::{Harness, until};
 
 const ADMIN: &str = "admin-key-0123456789";
 const WAIT: Duration = Duration::from_secs(60);
@@ -77,18 +77,6 @@ fn dechunk(mut text: &str) -> String {
         text = rest[n..].trim_start_matches("\r\n");
     }
     out
-}
-
-/// Polls `f` every 50 ms until it returns `Some`, for at most [`WAIT`].
-async fn until<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// The value of an unlabelled gauge in `/metrics`.
