@@ -113,6 +113,19 @@ pub(super) fn error_response_with(
     response
 }
 
+/// `405` with `Allow: GET, HEAD` unless `request` is a GET or a HEAD (the read-only
+/// pages: health endpoints, `/metrics`, the dashboard).
+pub(super) fn only_get_or_head<B>(request: &http::Request<B>) -> Option<HttpResponse> {
+    let method = request.method();
+    (method != http::Method::GET && method != http::Method::HEAD).then(|| {
+        error_response_with(
+            &ApiError::method_not_allowed(method, request.uri().path()),
+            http::header::ALLOW,
+            "GET, HEAD",
+        )
+    })
+}
+
 pub(super) fn respond(status: StatusCode, content_type: &'static str, body: Bytes) -> HttpResponse {
     let mut response = Response::new(Full::new(body).boxed_unsync());
     *response.status_mut() = status;

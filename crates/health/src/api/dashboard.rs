@@ -4,13 +4,13 @@
 
 use bytes::Bytes;
 use http::header::{
-    ALLOW, CACHE_CONTROL, CONTENT_SECURITY_POLICY, HeaderValue, REFERRER_POLICY,
-    X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
+    CACHE_CONTROL, CONTENT_SECURITY_POLICY, HeaderValue, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS,
+    X_FRAME_OPTIONS,
 };
-use http::{Method, Request, StatusCode};
+use http::{Request, StatusCode};
 use hyper::body::Incoming;
 
-use super::body::{HttpResponse, error_response, error_response_with, respond};
+use super::body::{HttpResponse, error_response, respond};
 use crate::ApiError;
 
 const INDEX_HTML: &str = include_str!("../dashboard/index.html");
@@ -31,12 +31,8 @@ pub(super) fn owns(path: &str) -> bool {
 /// The page and its assets.
 pub(super) fn serve(request: &Request<Incoming>) -> HttpResponse {
     let path = request.uri().path();
-    if request.method() != Method::GET && request.method() != Method::HEAD {
-        return error_response_with(
-            &ApiError::method_not_allowed(request.method(), path),
-            ALLOW,
-            "GET, HEAD",
-        );
+    if let Some(refused) = super::body::only_get_or_head(request) {
+        return refused;
     }
     let (content_type, body, cache) = match path {
         "/dashboard" | "/dashboard/" => ("text/html; charset=utf-8", INDEX_HTML, "no-store"),

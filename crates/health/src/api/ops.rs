@@ -5,14 +5,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::ALLOW;
-use http::{Method, Request, StatusCode};
+use http::{Request, StatusCode};
 use hyper::body::Incoming;
 use serde::Serialize;
 use spyder_model::Timestamp;
 
-use super::body::{HttpResponse, error_response_with, json_response, respond};
-use crate::ApiError;
+use super::body::{HttpResponse, json_response, respond};
 use crate::checks::{CheckReport, CheckStatus, worst};
 use crate::server::{Metadata, Served};
 
@@ -41,12 +39,8 @@ struct HealthBody<'a> {
 
 pub(super) async fn ops_endpoint(served: &Served, request: &Request<Incoming>) -> HttpResponse {
     let path = request.uri().path();
-    if request.method() != Method::GET && request.method() != Method::HEAD {
-        return error_response_with(
-            &ApiError::method_not_allowed(request.method(), path),
-            ALLOW,
-            "GET, HEAD",
-        );
+    if let Some(refused) = super::body::only_get_or_head(request) {
+        return refused;
     }
     let inner = &served.state.inner;
     match path {
