@@ -152,6 +152,13 @@ impl Control for RunControl {
             // Added (issue #14): why the last SIGHUP reload was refused, until one
             // succeeds; null otherwise.
             "config_error": shared.config_error.lock().ok().and_then(|e| e.clone()),
+            // Added (issue #14): the newest domain nodes emitted, newest first.
+            "recent_discoveries": shared
+                .stats
+                .recent_discoveries()
+                .into_iter()
+                .map(|n| json!({"host": n.host, "apex": n.apex, "first_seen": n.first_seen}))
+                .collect::<Vec<Value>>(),
         })
     }
 

@@ -4,13 +4,13 @@
 //! input read, counts, rate, outcomes, elapsed, ETA, a stalled marker), else a
 //! `progress` log line every 10 s. Stdout carries data alone.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::IsTerminal;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use spyder_model::{EdgeType, Records, telemetry};
+use spyder_model::{EdgeType, NodeDomain, Records, telemetry};
 use spyder_probe::{Outcome, Status};
 
 /// Counters the workers update and the progress display reads.
@@ -35,7 +35,13 @@ pub struct Stats {
     other_causes: AtomicU64,
     /// Task wall times, in the buckets of [`TASK_MS_BUCKETS`] (the last: above all).
     task_ms: [AtomicU64; TASK_MS_BUCKETS.len() + 1],
+    /// The last [`RECENT_DISCOVERIES`] domain nodes emitted (new to this run's dedup),
+    /// newest first, for the dashboard.
+    recent: Mutex<VecDeque<NodeDomain>>,
 }
+
+/// Domain nodes kept for the dashboard's "latest discoveries".
+pub const RECENT_DISCOVERIES: usize = 20;
 
 /// Upper bounds (ms) of the task-time buckets the percentiles come from.
 const TASK_MS_BUCKETS: [u64; 14] = [
@@ -113,6 +119,7 @@ impl Default for Stats {
             causes: Mutex::default(),
             other_causes: AtomicU64::new(0),
             task_ms: Default::default(),
+            recent: Mutex::default(),
         }
     }
 }
@@ -217,6 +224,25 @@ impl Stats {
                 self.nodes[i].fetch_add(n as u64, Ordering::Relaxed);
             }
         }
+        if records.nodes_domain.is_empty() {
+            return;
+        }
+        if let Ok(mut recent) = self.recent.lock() {
+            // Only the newest RECENT_DISCOVERIES of this batch can stay.
+            let newest = records.nodes_domain.iter().rev().take(RECENT_DISCOVERIES);
+            for node in newest.rev() {
+                recent.push_front(node.clone());
+            }
+            recent.truncate(RECENT_DISCOVERIES);
+        }
+    }
+
+    /// The last [`RECENT_DISCOVERIES`] domain nodes emitted, newest first.
+    pub fn recent_discoveries(&self) -> Vec<NodeDomain> {
+        self.recent
+            .lock()
+            .map(|r| r.iter().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// Emitted records by kind so far.
@@ -527,6 +553,37 @@ pub fn finish(display: Display) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn domain(host: &str) -> NodeDomain {
+        let now = spyder_model::Timestamp::now();
+        NodeDomain {
+            host: host.to_owned(),
+            apex: host.to_owned(),
+            first_seen: now,
+            last_seen: now,
+        }
+    }
+
+    #[test]
+    fn recent_discoveries_keep_the_newest_domain_nodes_first() {
+        let stats = Stats::default();
+        assert!(stats.recent_discoveries().is_empty());
+        let batch = |range: std::ops::Range<usize>| Records {
+            nodes_domain: range.map(|i| domain(&format!("d{i}.example"))).collect(),
+            ..Default::default()
+        };
+        stats.records_emitted(&batch(0..3));
+        let hosts = |s: &Stats| -> Vec<String> {
+            s.recent_discoveries().into_iter().map(|n| n.host).collect()
+        };
+        assert_eq!(hosts(&stats), ["d2.example", "d1.example", "d0.example"]);
+        // A batch larger than the ring keeps only its own newest, in order.
+        stats.records_emitted(&batch(3..3 + RECENT_DISCOVERIES + 5));
+        let got = hosts(&stats);
+        assert_eq!(got.len(), RECENT_DISCOVERIES);
+        assert_eq!(got[0], format!("d{}.example", 2 + RECENT_DISCOVERIES + 5));
+        assert_eq!(got[RECENT_DISCOVERIES - 1], "d8.example");
+    }
 
     #[test]
     fn the_output_line_says_where_records_went_and_what_was_not_written() {

@@ -80,7 +80,7 @@ mod readiness;
 mod server;
 pub mod traces;
 
-pub use api::{BODY_LIMIT, BULK_BODY_LIMIT};
+pub use api::{BODY_LIMIT, BULK_BODY_LIMIT, KEY_SCOPE_HEADER};
 #[doc(hidden)]
 pub use api::{BulkEntry, parse_bulk_body};
 pub use checks::{CheckOutcome, CheckReport, CheckStatus, FnCheck, HealthCheck};

@@ -57,6 +57,7 @@ async fn the_page_is_static_hardened_and_has_no_inline_code() {
             "an inline handler"
         );
         assert!(html.contains("href=\"/dashboard/app.css\""));
+        assert!(html.contains("rel=\"icon\" href=\"/dashboard/icon.svg\""));
         // Nothing from elsewhere.
         assert!(
             !html.contains("http://") && !html.contains("https://") && !html.contains("src=\"//")
@@ -96,6 +97,13 @@ async fn script_and_style_sheet_have_their_types() {
     assert_eq!(css.header("content-type"), Some("text/css; charset=utf-8"));
     assert_hardened(&css);
     assert!(!css.text().contains("@import") && !css.text().contains("url("));
+    // The page's icon, so a browser does not ask for /favicon.ico (a 401 and a
+    // console error).
+    let icon = h.get("/dashboard/icon.svg", None).await;
+    assert_eq!(icon.status, 200);
+    assert_eq!(icon.header("content-type"), Some("image/svg+xml"));
+    assert_hardened(&icon);
+    assert!(icon.text().starts_with("<svg") && !icon.text().contains("<script"));
     h.shutdown().await;
 }
 

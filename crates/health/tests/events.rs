@@ -11,7 +11,7 @@ use spyder_health::{LAG_LIMIT, RateLimiter};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::support::{self, Harness, READ_KEY, WAIT, eventually};
+use crate::support::{self, ADMIN_KEY, Harness, READ_KEY, WAIT, WRITE_KEY, eventually};
 
 /// Snapshots every 20 ms, `history` kept.
 async fn start(history: usize) -> Harness {
@@ -185,6 +185,13 @@ async fn events_need_a_read_key() {
         Some("text/event-stream; charset=utf-8")
     );
     assert_eq!(read.header("cache-control"), Some("no-store"));
+    // The key's scope, so the page shows only the controls it may use.
+    assert_eq!(read.header(spyder_health::KEY_SCOPE_HEADER), Some("read"));
+    for (key, scope) in [(WRITE_KEY, "write"), (ADMIN_KEY, "admin")] {
+        let stream = EventStream::open(h.addr, Some(key)).await;
+        assert_eq!(stream.status, 200);
+        assert_eq!(stream.header(spyder_health::KEY_SCOPE_HEADER), Some(scope));
+    }
     // Only GET.
     h.post_json("/api/v1/events", Some(READ_KEY), &serde_json::json!({}))
         .await

@@ -16,6 +16,7 @@ use crate::ApiError;
 const INDEX_HTML: &str = include_str!("../dashboard/index.html");
 const APP_JS: &str = include_str!("../dashboard/app.js");
 const APP_CSS: &str = include_str!("../dashboard/app.css");
+const ICON_SVG: &str = include_str!("../dashboard/icon.svg");
 
 /// The page's Content-Security-Policy: its own script, style sheet and API only;
 /// no inline script or style, no `eval`, no framing.
@@ -38,6 +39,8 @@ pub(super) fn serve(request: &Request<Incoming>) -> HttpResponse {
         "/dashboard" | "/dashboard/" => ("text/html; charset=utf-8", INDEX_HTML, "no-store"),
         "/dashboard/app.js" => ("text/javascript; charset=utf-8", APP_JS, "no-cache"),
         "/dashboard/app.css" => ("text/css; charset=utf-8", APP_CSS, "no-cache"),
+        // The page names it, so a browser does not ask for /favicon.ico (a 401).
+        "/dashboard/icon.svg" => ("image/svg+xml", ICON_SVG, "no-cache"),
         _ => return error_response(&ApiError::not_found(format!("no page {path}"))),
     };
     // hyper sends no body to a HEAD request, and keeps its Content-Length.

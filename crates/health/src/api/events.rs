@@ -1,6 +1,9 @@
 //! `GET /api/v1/events` (read): the dashboard's server-sent-events stream of the
 //! hub's snapshots, the history first. One request against the rate limit, however
 //! long it streams; a client holds a cursor, never a copy of the history.
+//!
+//! The response names the key's scope in [`KEY_SCOPE_HEADER`], so the dashboard shows
+//! only the controls that key may use (a read key sees none).
 
 use futures_util::StreamExt;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue, X_CONTENT_TYPE_OPTIONS};
@@ -9,11 +12,17 @@ use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 use tokio_util::sync::CancellationToken;
 
+use spyder_config::Scope;
+
 use super::body::HttpResponse;
 use crate::server::Served;
 
+/// Response header of `GET /api/v1/events`: the scope of the key that opened it
+/// (`read`, `write` or `admin`).
+pub const KEY_SCOPE_HEADER: &str = "x-spyder-key-scope";
+
 /// `GET /api/v1/events`: `kill` closes this connection when the client is too slow.
-pub(super) fn stream(served: &Served, kill: &CancellationToken) -> HttpResponse {
+pub(super) fn stream(served: &Served, kill: &CancellationToken, scope: Scope) -> HttpResponse {
     let frames = crate::events::subscribe(
         &served.state.inner.events,
         served.shutdown.clone(),
@@ -29,5 +38,6 @@ pub(super) fn stream(served: &Served, kill: &CancellationToken) -> HttpResponse 
     );
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(KEY_SCOPE_HEADER, HeaderValue::from_static(scope.as_str()));
     response
 }

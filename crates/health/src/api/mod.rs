@@ -30,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 pub use self::body::{BODY_LIMIT, BULK_BODY_LIMIT};
 use self::body::{HttpResponse, error_response, error_response_with, read_body};
 pub use self::domains::{BulkEntry, parse_bulk_body};
+pub use self::events::KEY_SCOPE_HEADER;
 use crate::server::Served;
 use crate::{ApiError, KeyIdentity};
 
@@ -263,7 +264,7 @@ async fn authorized(
         Endpoint::ConfigGet => Ok(config::get(served)),
         Endpoint::ConfigPatch => config::patch(served, &body, identity),
         Endpoint::Stats => Ok(stats::get(served)),
-        Endpoint::Events => Ok(events::stream(served, kill)),
+        Endpoint::Events => Ok(events::stream(served, kill, identity.scope)),
         Endpoint::Domain => domains::submit_domain(served, &body, traceparent).await,
         Endpoint::Bulk => domains::submit_bulk(served, body, &content_type, traceparent).await,
         Endpoint::Pause => Ok(control::pause(served)),

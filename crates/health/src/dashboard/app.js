@@ -20,6 +20,10 @@
   let latest = null;
   let drawPending = false;
   let configLoaded = false;
+  // The key's scope as the event stream names it: "read", "write" or "admin".
+  let scope = "read";
+  // Domains shown under "Latest discoveries".
+  const MAX_DISCOVERIES = 20;
 
   const $ = (id) => document.getElementById(id);
 
@@ -122,8 +126,10 @@
       }
       throw new Error(text);
     }
+    scope = response.headers.get("x-spyder-key-scope") || "read";
+    showControls();
     showMain();
-    if (!configLoaded) loadConfig();
+    if (!configLoaded && scope !== "read") loadConfig();
     setText("connection", "live");
     retryDelay = 1000;
     // A new connection sends the whole history again.
@@ -266,6 +272,17 @@
     fillTable($("checks"), checkRows);
 
     renderFleet(Array.isArray(stats.fleet) ? stats.fleet : []);
+    renderDiscoveries(Array.isArray(stats.recent_discoveries) ? stats.recent_discoveries : []);
+  }
+
+  function renderDiscoveries(recent) {
+    const items = recent.slice(0, MAX_DISCOVERIES).map((d) => {
+      const li = document.createElement("li");
+      li.textContent = d && typeof d.host === "string" ? d.host : "?";
+      if (d && typeof d.first_seen === "string") li.title = "first seen " + d.first_seen;
+      return li;
+    });
+    $("discoveries").replaceChildren(...items);
   }
 
   function fillTable(table, obj) {
@@ -362,13 +379,35 @@
 
   // ------------------------------------------------------------------ controls
 
+  // A slider's range grows with the value it shows, so the current setting is never
+  // at the end of the scale.
+  function setSlider(id, value, floor, round) {
+    const slider = $(id);
+    const top = Math.max(floor, round(value * 2));
+    slider.max = String(top);
+    slider.value = String(value);
+    slider.disabled = false;
+    setText(id + "-value", fmt(value));
+  }
+
   async function loadConfig() {
     const result = await api("GET", "config");
     if (!result.ok || !result.json || !result.json.config) return;
     configLoaded = true;
     const crawling = result.json.config.crawling || {};
-    if (crawling.concurrency !== undefined) $("concurrency").value = crawling.concurrency;
-    if (crawling.rate_per_host !== undefined) $("rate").value = crawling.rate_per_host;
+    if (typeof crawling.concurrency === "number") {
+      setSlider("concurrency", crawling.concurrency, 256, (v) => Math.min(65536, Math.ceil(v)));
+    }
+    if (typeof crawling.rate_per_host === "number") {
+      setSlider("rate", crawling.rate_per_host, 10, (v) => Math.ceil(v));
+    }
+  }
+
+  // Controls a key may use: write pauses, resumes and changes the sliders; only admin
+  // stops. A read key sees none.
+  function showControls() {
+    $("controls").hidden = scope === "read";
+    $("stop").hidden = scope !== "admin";
   }
 
   async function control(label, method, path, body) {
@@ -408,6 +447,8 @@
     latest = null;
     lastSeq = 0;
     configLoaded = false;
+    scope = "read";
+    showControls();
     $("main").hidden = true;
     $("login").hidden = false;
     setBadge("none", "not connected", "");
@@ -437,13 +478,13 @@
         control("stop", "POST", "control/stop");
       }
     });
-    $("concurrency-form").addEventListener("submit", (event) => {
-      event.preventDefault();
+    $("concurrency").addEventListener("input", () => setText("concurrency-value", $("concurrency").value));
+    $("concurrency").addEventListener("change", () => {
       const n = Number($("concurrency").value);
       control("concurrency", "PATCH", "config", { crawling: { concurrency: n } });
     });
-    $("rate-form").addEventListener("submit", (event) => {
-      event.preventDefault();
+    $("rate").addEventListener("input", () => setText("rate-value", $("rate").value));
+    $("rate").addEventListener("change", () => {
       const r = Number($("rate").value);
       control("rate_per_host", "PATCH", "config", { crawling: { rate_per_host: r } });
     });
