@@ -5,8 +5,6 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use spyder_model::HostName;
-use spyder_queue::QueueItem;
 use spyder_testkit::redis::RedisServer;
 
 use crate::support::{self, Harness};
@@ -47,12 +45,7 @@ async fn until_fleet(
 async fn every_probe_of_a_queue_lists_the_fleet_and_a_stopped_probe_says_so() {
     let h = Harness::new(0x5eed_1410, 10).await;
     let redis = RedisServer::start().expect("redis-server");
-    for host in h.world.hosts() {
-        let item = QueueItem::new(HostName::from_input(&host).expect("valid"), 1_723_300_000);
-        redis
-            .command(&["LPUSH", "spyder:queue", item.raw()])
-            .expect("lpush");
-    }
+    support::seed_queue(&redis, &h.world.hosts());
     let config = h.path("probe.yaml");
     std::fs::write(
         &config,
@@ -60,19 +53,8 @@ async fn every_probe_of_a_queue_lists_the_fleet_and_a_stopped_probe_says_so() {
     )
     .expect("config");
     let start = |id: &str, port: u16| {
-        let mut cmd = support::spyder();
-        cmd.args(support::world_flags(&h.world, &h.roots))
-            .env("REDIS_QUEUE_ADDR", redis.addr())
-            .env("REDIS_ADDR", redis.addr())
-            .arg(format!("-config={}", config.display()))
-            .arg(format!("-probe={id}"))
-            .arg(format!("-metrics_addr=127.0.0.1:{port}"))
-            .arg(format!(
-                "-output={}",
-                h.path(&format!("{id}.json")).display()
-            ))
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+        let mut cmd = h.queue_probe(&redis, &config, id, port);
+        cmd.stderr(Stdio::piped());
         cmd.spawn().expect("spyder starts")
     };
     let (port_a, port_b) = (support::free_port(), support::free_port());

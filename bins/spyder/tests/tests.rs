@@ -22,6 +22,8 @@ mod e2e_conventions;
 mod e2e_continuous;
 // The dashboard page and its event stream.
 mod e2e_dashboard;
+// The dashboard in Chromium over WebDriver: numbers, controls, keys, the fleet.
+mod e2e_browser;
 // Many probes on one Redis, a SIGKILL and a redis-server restart.
 mod e2e_distributed;
 // A failing or hanging ingest, signals, a broken pipe, mTLS.

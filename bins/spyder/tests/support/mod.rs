@@ -44,6 +44,32 @@ impl Harness {
         self.dir.path().join(name)
     }
 
+    /// A queue-mode probe `id` of this world: queue and dedup on `redis`, the
+    /// configuration file `config`, its ops listener on `port`, its records in
+    /// `<id>.json`; stdout and stderr discarded (set your own after).
+    pub fn queue_probe(
+        &self,
+        redis: &spyder_testkit::redis::RedisServer,
+        config: &Path,
+        id: &str,
+        port: u16,
+    ) -> Command {
+        let mut cmd = spyder();
+        cmd.args(world_flags(&self.world, &self.roots))
+            .env("REDIS_QUEUE_ADDR", redis.addr())
+            .env("REDIS_ADDR", redis.addr())
+            .arg(format!("-config={}", config.display()))
+            .arg(format!("-probe={id}"))
+            .arg(format!("-metrics_addr=127.0.0.1:{port}"))
+            .arg(format!(
+                "-output={}",
+                self.path(&format!("{id}.json")).display()
+            ))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        cmd
+    }
+
     /// `spyder` with the flags that point it at this world; add your own after.
     pub fn spyder(&self) -> Command {
         let mut cmd = spyder();
