@@ -1,6 +1,7 @@
 //! The probe's own metrics (SPEC §2.8, §3.13) after crawling a generated world, each
 //! asserted by value against what the world says a correct probe does and what its
-//! servers saw: one DNS observation per task, one TLS observation per attempt (refused
+//! servers saw: one DNS observation per task, one DNS query timing per answer the DNS
+//! server sent and one slot wait per lookup, one TLS observation per attempt (refused
 //! and timed-out ones included, with their reasons), one HTTP observation per request
 //! by kind, robots.txt blocks, and DNS replies dropped only as late answers.
 //!
@@ -90,6 +91,44 @@ async fn a_world_crawl_is_counted_exactly_in_the_probe_metrics() {
     );
     assert_eq!(count("spyder_dns_dropped_replies_total", &[]), dropped);
     assert_eq!(count("spyder_dns_try_timeouts_total", &[]), try_timeouts);
+
+    // Per query, against what the world's one DNS server received. It answers every
+    // message it receives (the world scripts no loss, drops or failures), and each
+    // answer the client reads is either matched to its try (one observation of
+    // spyder_dns_query_duration_seconds: UDP, or TCP after truncation) or dropped. The
+    // only answers not read yet are late ones to tries that timed out and whose
+    // lookup another try answered: at most one per timed-out try, so with no timeout
+    // (the usual run) both counts are exact.
+    let served = world.dns.query_count();
+    assert_eq!(
+        served,
+        world.dns.udp_query_count() + world.dns.tcp_query_count()
+    );
+    let answered = count("spyder_dns_query_duration_seconds_count", &[]);
+    assert!(
+        answered + dropped <= served && served <= answered + dropped + try_timeouts,
+        "{answered} answered tries + {dropped} dropped replies against {served} queries \
+         served ({try_timeouts} tries timed out)"
+    );
+    // spyder_dns_queue_wait_seconds: one observation per lookup sent to the wire, its
+    // wait for a max_inflight slot of the world's one server; a retry keeps the slot
+    // and is not observed again. So the UDP queries the server saw are the lookups
+    // plus their retries, and here a retry follows only a try that timed out (no
+    // SERVFAIL or REFUSED in this world, and loopback loses no datagram).
+    let udp = world.dns.udp_query_count();
+    let waits = count("spyder_dns_queue_wait_seconds_count", &[]);
+    assert!(
+        waits <= udp && udp <= waits + try_timeouts,
+        "{waits} slot waits against {udp} UDP queries served ({try_timeouts} tries timed out)"
+    );
+    // 64 tasks of at most five lookups at once never fill the default 1024 slots: no
+    // lookup waited for one, so every wait is the instant of taking a free slot, well
+    // below 100 ms even on a loaded machine.
+    assert_eq!(
+        count("spyder_dns_queue_wait_seconds_bucket", &[("le", "0.1")]),
+        waits,
+        "no lookup waited for a slot"
+    );
 
     // TLS: handshakes as the server counted them, errors by reason, and one timing per
     // attempt, failed ones included.

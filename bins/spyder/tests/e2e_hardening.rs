@@ -2,6 +2,7 @@
 //! inside a task, a huge `-concurrency` with little input, an input whose writer never
 //! closes.
 
+use std::collections::BTreeSet;
 use std::io::Write;
 use std::process::Stdio;
 use std::time::Duration;
@@ -671,7 +672,13 @@ async fn b12_a_black_holed_host_does_not_slow_the_healthy_ones() {
 async fn the_run_counters_equal_what_was_emitted() {
     // SPEC §2.8/§3.13 and B-08: after a world is crawled, every counter the run keeps
     // equals the records in the output, and the outcomes add up to the tasks.
-    let h = Harness::new(0x5eed_1012, 60).await;
+    // Sites on shared hosting addresses give IP nodes that several crawls produce,
+    // besides the shared name servers and link targets of every world.
+    let options = spyder_testkit::world::WorldOptions {
+        shared_ip_sites: 0.3,
+        ..Default::default()
+    };
+    let h = Harness::with_options(0x5eed_1012, 60, options).await;
     let redis = spyder_testkit::redis::RedisServer::start().expect("redis-server");
     support::seed_queue(&redis, &h.world.hosts());
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -813,17 +820,153 @@ async fn the_run_counters_equal_what_was_emitted() {
         dropped <= timed_out,
         "{dropped} replies dropped, {timed_out} tries timed out"
     );
-    // Every crawl asks the Redis dedup: each key is a hit or a miss, and the first
-    // sighting of each emitted record was a miss.
-    let misses = metrics.sum("spyder_dedup_misses_total", &[("backend", "redis")]);
-    let emitted_records = batches
+    assert_dedup_counts(&h.world, &metrics, &batches, "redis");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_dedup_counts_each_record_once() {
+    // File mode, memory dedup: the same counts as the Redis dedup of a queue run.
+    // stdin stays open so the run (and /metrics) stays up until it is read.
+    let options = spyder_testkit::world::WorldOptions {
+        shared_ip_sites: 0.3,
+        ..Default::default()
+    };
+    let h = Harness::with_options(0x5eed_1015, 40, options).await;
+    let port = support::free_port();
+    let out = h.path("graph.json");
+    let mut cmd = support::spyder();
+    cmd.arg("-domains=-")
+        .args(support::world_flags(&h.world, &h.roots))
+        .arg(format!("-output={}", out.display()))
+        .arg("-batch_flush_sec=1")
+        .arg(format!("-metrics_addr=127.0.0.1:{port}"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spyder starts");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let input = h.world.hosts().join("\n") + "\n";
+    tokio::io::AsyncWriteExt::write_all(&mut stdin, input.as_bytes())
+        .await
+        .expect("write stdin");
+    let items = h.world.sites.len() as f64;
+    let metrics = support::until("every task counted and acked", || {
+        support::scrape(port).filter(|m| {
+            m.sum("spyder_tasks_total", &[]) >= items
+                && m.value("spyder_queue_held", &[]) == Some(0.0)
+        })
+    })
+    .await;
+    drop(stdin);
+    let run = tokio::time::timeout(LIMIT, child.wait_with_output())
+        .await
+        .expect("exits once stdin closes")
+        .expect("output");
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let batches = json_batches(&std::fs::read(&out).expect("output"));
+    assert_dedup_counts(&h.world, &metrics, &batches, "memory");
+}
+
+/// The dedup counters of a run that crawled every host of `world` once with the
+/// `backend` dedup, against what the world implies and `batches` (the output).
+///
+/// Each crawl asks the dedup once, about its `crawled|<host>` key and its records'
+/// keys. A key seen before is a hit (that record is not emitted again), a new one a
+/// miss. What a crawl produces before dedup is what the world expects of it (see
+/// [`record_keys`]); one probe and no failed output make the counts exact whatever
+/// the order of the crawls: each distinct key is a miss once, every other sighting a
+/// hit, and each host is crawled once. Marks (of delivered records, of claims) are
+/// not lookups.
+fn assert_dedup_counts(
+    world: &spyder_testkit::world::World,
+    metrics: &spyder_testkit::prometheus::Scrape,
+    batches: &[spyder_model::Batch],
+    backend: &str,
+) {
+    let (asked, distinct) = record_keys(world);
+    let hosts = world.sites.len() as f64;
+    let repeats = asked - distinct.len() as f64;
+    assert!(repeats > 0.0, "the world repeats records across crawls");
+    assert_eq!(
+        metrics.sum("spyder_dedup_hits_total", &[("backend", backend)]),
+        repeats,
+        "{backend} dedup hits: records produced again ({asked} record keys, {} distinct)",
+        distinct.len()
+    );
+    assert_eq!(
+        metrics.sum("spyder_dedup_misses_total", &[("backend", backend)]),
+        distinct.len() as f64 + hosts,
+        "{backend} dedup misses: each distinct record once, and each crawled host once"
+    );
+    assert_eq!(metrics.sum("spyder_dedup_errors_total", &[]), 0.0);
+    // One backend counts: the in-process layer of the Redis backend is part of it.
+    for series in ["spyder_dedup_hits_total", "spyder_dedup_misses_total"] {
+        assert_eq!(
+            metrics.sum(series, &[]),
+            metrics.sum(series, &[("backend", backend)]),
+            "{series}"
+        );
+    }
+    // The output agrees: each edge, IP and certificate at its first sighting only;
+    // domain nodes too, except that the crawled host's own node is emitted on every
+    // crawl (SPEC §1 step 2), also when an earlier crawl named the host.
+    let distinct_of = |domain: bool| {
+        distinct
+            .iter()
+            .filter(|k| (k.0 == "domain") == domain)
+            .count()
+    };
+    let emitted_other = batches
         .iter()
         .map(|b| b.edges.len() + b.nodes_ip.len() + b.nodes_cert.len())
-        .sum::<usize>() as f64;
-    assert!(
-        misses >= emitted_records,
-        "{misses} dedup misses for {emitted_records} records emitted"
+        .sum::<usize>();
+    assert_eq!(
+        emitted_other,
+        distinct_of(false),
+        "edges, IP and cert nodes"
     );
+    let emitted_domains = batches.iter().map(|b| b.nodes_domain.len()).sum::<usize>();
+    let first_sightings = distinct_of(true);
+    assert!(
+        (first_sightings..=first_sightings + hosts as usize).contains(&emitted_domains),
+        "{emitted_domains} domain nodes for {first_sightings} distinct domains of {hosts} crawls"
+    );
+}
+
+/// One dedup key of a record: its kind and what names it.
+type RecordKey = (&'static str, String, String);
+
+/// The dedup keys of the records the crawls of `world` produce: how many over all
+/// crawls, and the distinct ones. A crawl's records are its expected edges, a NodeIp
+/// per RESOLVES_TO target, a NodeCert per USES_CERT target, and a NodeDomain for the
+/// crawled host and for every domain an edge points to (SPEC §1 steps 2–10).
+fn record_keys(world: &spyder_testkit::world::World) -> (f64, BTreeSet<RecordKey>) {
+    use spyder_model::EdgeType;
+    let mut distinct = BTreeSet::new();
+    let mut asked = 0;
+    for site in &world.sites {
+        let mut keys = BTreeSet::new();
+        keys.insert(("domain", site.host.clone(), String::new()));
+        for (kind, source, target) in &site.edges {
+            keys.insert((kind.as_str(), source.clone(), target.clone()));
+            let node = match kind {
+                EdgeType::ResolvesTo => "ip",
+                EdgeType::UsesCert => "cert",
+                EdgeType::UsesNs | EdgeType::AliasOf | EdgeType::UsesMx | EdgeType::LinksTo => {
+                    "domain"
+                }
+            };
+            keys.insert((node, target.clone(), String::new()));
+        }
+        asked += keys.len();
+        distinct.extend(keys);
+    }
+    (asked as f64, distinct)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,7 +1,8 @@
 //! The §3.13 metrics of the work queue, the spool and discovery, read from the
 //! binary's `/metrics` after runs whose outcome the test knows exactly (issue #10
-//! item 3): requeued and dead items, the queue depth of each list, held leases,
-//! spool files on disk, and discoveries enqueued or dropped at `max_domains`.
+//! item 3): requeued, dead and skipped (already taken) items, the queue depth of each
+//! list, held leases, spool files on disk, and discoveries enqueued or dropped at
+//! `max_domains`.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -117,6 +118,47 @@ async fn queue_and_spool_metrics_count_what_happened_to_the_items() {
     assert_eq!(m.value("spyder_queue_dead_total", &[]), Some(3.0));
     let dead = int(&redis.command(&["LLEN", "spyder:queue:dead"]).expect("llen"));
     assert_eq!(dead, 3, "the gauge shows the list as it is");
+    let skipped = |m: &Scrape| m.sum("spyder_queue_skipped_total", &[("reason", "already_taken")]);
+    assert_eq!(skipped(&m), 0.0, "no host came twice yet");
+
+    // Now items for hosts already crawled: a copy back from an expired lease
+    // (attempt 1) and a discovered copy are acked without a crawl (already_taken);
+    // a seeded copy is crawled again (seeding twice crawls twice), and so is a
+    // discovered item of the host that went dead without being crawled.
+    let item = |host: &str| {
+        spyder_queue::QueueItem::new(
+            spyder_model::HostName::from_input(host).expect("valid"),
+            1_723_300_000,
+        )
+    };
+    let discovered = |host: &str| {
+        spyder_queue::QueueItem::discovered(
+            spyder_model::HostName::from_input(host).expect("valid"),
+            1_723_300_000,
+        )
+    };
+    let requeued_copy = format!(r#"{{"host":"{}","ts":1723300000,"attempt":1}}"#, hosts[5]);
+    for raw in [
+        requeued_copy.as_str(),
+        discovered(&hosts[6]).raw(),
+        item(&hosts[7]).raw(),
+        discovered(&hosts[1]).raw(),
+    ] {
+        int(&redis
+            .command(&["LPUSH", "spyder:queue", raw])
+            .expect("lpush"));
+    }
+    let m = scrape_until(port, "the four items taken and acked", |m| {
+        m.sum("spyder_tasks_total", &[]) + skipped(m) >= crawled + 4.0
+            && m.value("spyder_queue_depth", &[("list", "pending")]) == Some(0.0)
+            && m.value("spyder_queue_depth", &[("list", "processing")]) == Some(0.0)
+            && m.value("spyder_queue_held", &[]) == Some(0.0)
+    })
+    .await;
+    assert_eq!(skipped(&m), 2.0, "the requeued and the discovered copy");
+    // Leased items = tasks + skipped (the three dead items never were tasks).
+    assert_eq!(m.sum("spyder_tasks_total", &[]), crawled + 2.0);
+    assert_eq!(m.value("spyder_queue_dead_total", &[]), Some(3.0));
 
     // Every batch went to the spool; the gauge counts the files on disk.
     let on_disk = || {

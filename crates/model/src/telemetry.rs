@@ -162,7 +162,7 @@ metrics_table! {
     Gauge QUEUE_DEPTH = queue_depth(list: &'static str = "list"), "spyder_queue_depth", "Items in the Redis work queue lists (pending, processing, dead).";
     Histogram TASK_DURATION = task_duration(), "spyder_task_duration_seconds", "Wall time of one task (one domain), waits included.";
     Histogram DNS_LOOKUP_DURATION = dns_lookup_duration(), "spyder_dns_lookup_duration_seconds", "Wall time of the DNS phase of one task (one observation per task).";
-    Histogram DNS_QUEUE_WAIT = dns_queue_wait(), "spyder_dns_queue_wait_seconds", "Time one DNS query waited for a free slot (the server's dns.max_inflight) before it was sent; one observation per try.";
+    Histogram DNS_QUEUE_WAIT = dns_queue_wait(), "spyder_dns_queue_wait_seconds", "Time one DNS lookup waited for a free slot (the server's dns.max_inflight) before it was sent; a retry to the same server keeps the slot and is not observed again.";
     Histogram DNS_QUERY_DURATION = dns_query_duration(), "spyder_dns_query_duration_seconds", "Network time of one answered DNS try (UDP, or TCP after truncation): send to matching reply.";
     Histogram TLS_HANDSHAKE_DURATION = tls_handshake_duration(), "spyder_tls_handshake_duration_seconds", "Wall time of one TLS connection attempt, TCP connect plus handshake, failed and timed-out ones included.";
     Histogram HTTP_REQUEST_DURATION = http_request_duration(kind: &'static str = "kind"), "spyder_http_request_duration_seconds", "Wall time of one HTTP request, by kind (robots or root).";

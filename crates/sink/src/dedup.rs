@@ -291,7 +291,10 @@ pub async fn settle_crawl(
     // once (it rides with the lookup below), so that a probe dying before its flush
     // does not let others queue yet another copy while its item waits to be reaped.
     dedup.mark(&keys[..1]).await;
-    let seen = dedup.reserve(&keys).await;
+    // Not looked up again: it was just marked, and a hit for it would count a key
+    // this crawl itself set (`spyder_dedup_hits_total` counts keys seen before).
+    let mut seen = dedup.reserve(&keys[1..]).await;
+    seen.insert(0, true);
     let (records, new_keys) = keep_unseen(crawled, records, &keys[..record_count], &seen);
     let discoveries = match admitted {
         Some((sink, admission, settings)) => {

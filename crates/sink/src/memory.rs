@@ -76,7 +76,11 @@ impl MemoryDedup {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn check_and_mark_now(&self, keys: &[KeyDigest]) -> Vec<bool> {
+    /// For each key, whether it was seen; marks the new ones. Counts nothing: the
+    /// lookups of [`Dedup::check_and_mark`] count, while marks (of reserved keys, of
+    /// queued discoveries, of claims), checks and the memory layer of the Redis
+    /// backend do not (`spyder_dedup_hits_total` counts keys already seen by a lookup).
+    pub(crate) fn check_and_mark_uncounted(&self, keys: &[KeyDigest]) -> Vec<bool> {
         let mut g = self.lock();
         let now = Instant::now();
         let age = now.saturating_duration_since(g.current_since);
@@ -86,12 +90,9 @@ impl MemoryDedup {
         } else if age >= self.ttl {
             g.rotate(now);
         }
-        let mut hits = 0u64;
-        let seen: Vec<bool> = keys
-            .iter()
+        keys.iter()
             .map(|key| {
                 if g.current.contains(key) || g.previous.contains(key) {
-                    hits += 1;
                     return true;
                 }
                 g.current.insert(*key);
@@ -100,12 +101,16 @@ impl MemoryDedup {
                 }
                 false
             })
-            .collect();
-        drop(g);
-        let misses = keys.len() as u64 - hits;
-        telemetry::dedup_hits(BACKEND).increment(hits);
-        telemetry::dedup_misses(BACKEND).increment(misses);
-        seen
+            .collect()
+    }
+
+    /// Takes back `keys` marked in this process.
+    fn unmark(&self, keys: &[KeyDigest]) {
+        let mut g = self.lock();
+        for key in keys {
+            g.current.remove(key);
+            g.previous.remove(key);
+        }
     }
 }
 
@@ -126,17 +131,32 @@ impl Dedup for MemoryDedup {
     }
 
     fn check_and_mark<'a>(&'a self, keys: &'a [KeyDigest]) -> BoxFuture<'a, Vec<bool>> {
-        let seen = self.check_and_mark_now(keys);
+        let seen = self.check_and_mark_uncounted(keys);
+        let hits = seen.iter().filter(|&&s| s).count() as u64;
+        telemetry::dedup_hits(BACKEND).increment(hits);
+        telemetry::dedup_misses(BACKEND).increment(keys.len() as u64 - hits);
+        Box::pin(std::future::ready(seen))
+    }
+
+    fn mark<'a>(&'a self, keys: &'a [KeyDigest]) -> BoxFuture<'a, ()> {
+        self.check_and_mark_uncounted(keys);
+        Box::pin(std::future::ready(()))
+    }
+
+    fn check<'a>(&'a self, keys: &'a [KeyDigest]) -> BoxFuture<'a, Vec<bool>> {
+        let seen = self.check_and_mark_uncounted(keys);
+        let new: Vec<KeyDigest> = keys
+            .iter()
+            .zip(&seen)
+            .filter(|(_, seen)| !**seen)
+            .map(|(key, _)| *key)
+            .collect();
+        self.unmark(&new);
         Box::pin(std::future::ready(seen))
     }
 
     fn release<'a>(&'a self, keys: &'a [KeyDigest]) -> BoxFuture<'a, ()> {
-        let mut g = self.lock();
-        for key in keys {
-            g.current.remove(key);
-            g.previous.remove(key);
-        }
-        drop(g);
+        self.unmark(keys);
         Box::pin(std::future::ready(()))
     }
 }

@@ -294,7 +294,7 @@ impl Inner {
     async fn lookup(&self, keys: &[KeyDigest], mode: Mode) -> Vec<bool> {
         // The memory layer marks what it did not know; a check takes those marks back
         // below unless Redis says the key is seen.
-        let mut seen = self.memory.check_and_mark(keys).await;
+        let mut seen = self.memory.check_and_mark_uncounted(keys);
         let unknown: Vec<usize> = (0..keys.len()).filter(|&i| !seen[i]).collect();
         if unknown.is_empty() && (!keys.is_empty() || self.lock_waiting().keys.is_empty()) {
             return seen;
@@ -361,7 +361,7 @@ impl Dedup for RedisDedup {
         Box::pin(async move {
             // Already marked in memory by `reserve` (or marked now); Redis hears of
             // them with the next call.
-            self.inner.memory.check_and_mark(keys).await;
+            self.inner.memory.check_and_mark_uncounted(keys);
             self.inner.add_marks(keys);
         })
     }
