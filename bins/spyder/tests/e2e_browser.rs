@@ -112,7 +112,7 @@ impl Browser {
             "--disable-background-networking",
             "--disable-component-update",
             "--disable-sync",
-            "--window-size=1280,1700",
+            "--window-size=1280,1150",
             &format!("--user-data-dir={}", profile.path().display()),
         ];
         let capabilities = json!({
