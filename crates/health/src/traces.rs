@@ -146,6 +146,11 @@ impl Traces {
             .with_protocol(Protocol::HttpBinary)
             .with_endpoint(url.clone())
             .with_timeout(EXPORT_TIMEOUT)
+            // No retries: a failed batch is dropped and counted (the export loop), and
+            // the queue behind it stays bounded. The library's retry backoff also
+            // slept on the runtime thread without its `tokio` feature: with the
+            // collector down a 10,000-domain crawl took 50.8 s instead of 6.9 s.
+            .with_retry_policy(opentelemetry_otlp::RetryPolicy::disabled())
             .build()
             .map_err(|e| TraceError::Endpoint(e.to_string()))?;
         exporter.set_resource(&resource);

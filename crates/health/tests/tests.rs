@@ -16,3 +16,5 @@ mod dashboard;
 mod events;
 // /live, /ready, /health, binding.
 mod health;
+// The trace pipeline against a failing collector.
+mod traces;
