@@ -11,33 +11,40 @@
 //!
 //! # Layout
 //!
-//! * `dedup`: the [`Dedup`] trait and the calls made on it once per domain:
-//!   [`claim_lease`] before a crawl, [`settle_crawl`] (or [`dedup_records`]) after
-//!   it, with [`Discoveries`], [`Settled`] and [`PendingMarks`]; [`crawl_keys`] and
-//!   [`mark_crawled`].
+//! * `dedup`: the [`Dedup`] trait, the backends' contract.
+//! * `settle`: the calls a crawl makes on it, once per phase: [`claim_lease`] before
+//!   a crawl, [`settle_crawl`] (or [`dedup_records`]) after it, with [`Discoveries`],
+//!   [`Settled`] and [`PendingMarks`]; [`crawl_keys`] and [`mark_crawled`].
 //! * [`keys`]: [`DedupKey`], the key strings of SPEC §3.9, and their [`KeyDigest`].
 //! * `memory`: [`MemoryDedup`].
-//! * `channel`: the [`DiscoverySink`] trait with its [`SinkSettings`], [`Admission`]
-//!   and [`SinkResult`], and [`ChannelSink`].
+//! * `discovery`: the [`DiscoverySink`] trait with its [`SinkSettings`],
+//!   [`Admission`] and [`SinkResult`], the static filters and the tally every sink
+//!   keeps.
+//! * `channel`: [`ChannelSink`].
 //! * `redis`: [`RedisDedup`], [`RedisSink`] and [`warn_without_shared_dedup`], over
 //!   the queue crate's Redis connection (its [`spyder_queue::ConnectError`] is
 //!   theirs).
 //!
-//! The private modules' items are re-exported here.
+//! The private modules' items are re-exported here. Files depend in one direction:
+//! `keys` ← `dedup` ← `discovery` ← `settle`, and the backends and sinks on those.
 
 #![deny(missing_docs)]
 
 mod channel;
 mod dedup;
+mod discovery;
 pub mod keys;
 mod memory;
 mod redis;
+mod settle;
 
-pub use channel::{Admission, ChannelSink, DiscoverySink, SinkResult, SinkSettings};
-pub use dedup::{
-    BoxFuture, Dedup, Discoveries, PendingMarks, Settled, claim_lease, crawl_keys, dedup_records,
-    mark_crawled, settle_crawl,
-};
+pub use channel::ChannelSink;
+pub use dedup::{BoxFuture, Dedup};
+pub use discovery::{Admission, DiscoverySink, SinkResult, SinkSettings};
 pub use keys::{DedupKey, KeyDigest};
 pub use memory::MemoryDedup;
 pub use redis::{RedisDedup, RedisSink, warn_without_shared_dedup};
+pub use settle::{
+    Discoveries, PendingMarks, Settled, claim_lease, crawl_keys, dedup_records, mark_crawled,
+    settle_crawl,
+};

@@ -9,8 +9,8 @@ use spyder_queue::ConnectError;
 use spyder_queue::connection::{Connection, Retry, describe, lpush_chunked};
 
 use super::open;
-use crate::channel::{Admission, DiscoverySink, Selection, SinkResult, SinkSettings, SinkTally};
 use crate::dedup::{BoxFuture, Dedup};
+use crate::discovery::{Admission, DiscoverySink, Selection, SinkResult, SinkSettings, SinkTally};
 
 const SINK: &str = "redis";
 
