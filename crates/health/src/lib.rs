@@ -47,8 +47,10 @@
 //!
 //! The modules are private; what they define is re-exported here.
 //!
-//! - `server`: the listener ([`OpsServer`]), the shared state ([`OpsState`]) and the
-//!   connection loop.
+//! - `state`: the shared state ([`OpsState`], [`OpsStateBuilder`], [`Metadata`]) and
+//!   what a request handler sees.
+//! - `server`: the listener ([`OpsServer`]) and the connection loop, which hands each
+//!   request to `api`. Files depend one way: `server` → `api` → `state`.
 //! - `api`: routing and the API's gate; one file per resource (`ops` for the health
 //!   endpoints and `/metrics`, `config`, `stats`, `events`, `control`, `domains`,
 //!   `keys`, `dashboard` for the page) and `body`, the body reader and response
@@ -78,6 +80,7 @@ mod metrics;
 mod rate;
 mod readiness;
 mod server;
+mod state;
 pub mod traces;
 
 pub use api::{BODY_LIMIT, BULK_BODY_LIMIT, KEY_SCOPE_HEADER};
@@ -91,7 +94,8 @@ pub use keys::{KeyIdentity, KeyInfo, KeyStore, KeyStoreError};
 pub use metrics::{DURATION_BUCKETS, MetricsHandle, install_metrics};
 pub use rate::RateLimiter;
 pub use readiness::Readiness;
-pub use server::{
-    DEFAULT_CHECK_INTERVAL, DEFAULT_CHECK_TIMEOUT, Metadata, OpsServer, OpsState, OpsStateBuilder,
-};
+pub use server::OpsServer;
 pub use spyder_model::telemetry::{METRICS, MetricKind, MetricSpec};
+pub use state::{
+    DEFAULT_CHECK_INTERVAL, DEFAULT_CHECK_TIMEOUT, Metadata, OpsState, OpsStateBuilder,
+};

@@ -45,7 +45,7 @@ const EXPORT_EVERY: Duration = Duration::from_secs(1);
 /// Response bytes read from the collector.
 const RESPONSE_LIMIT: usize = 64 * 1024;
 
-/// What [`Traces::start`] needs: `telemetry.otel_*` as plain values.
+/// What [`Traces::build`] needs: `telemetry.otel_*` as plain values.
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub struct TraceSettings {

@@ -6,7 +6,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::body::{HttpResponse, json_response, parse_json};
-use crate::server::Served;
+use crate::state::Served;
 use crate::{ApiError, KeyIdentity};
 
 /// `GET /api/v1/config`.

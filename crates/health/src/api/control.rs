@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::body::{HttpResponse, json_response};
 use crate::KeyIdentity;
-use crate::server::Served;
+use crate::state::Served;
 
 /// `POST /api/v1/control/pause`.
 pub(super) fn pause(served: &Served) -> HttpResponse {

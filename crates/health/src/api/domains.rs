@@ -10,7 +10,7 @@ use spyder_model::{
 };
 
 use super::body::{HttpResponse, json_response, parse_json};
-use crate::server::Served;
+use crate::state::Served;
 use crate::{ApiError, EnqueueError};
 
 /// Most bulk errors listed in a response.

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use spyder_config::Scope;
 
 use super::body::HttpResponse;
-use crate::server::Served;
+use crate::state::Served;
 
 /// Response header of `GET /api/v1/events`: the scope of the key that opened it
 /// (`read`, `write` or `admin`).

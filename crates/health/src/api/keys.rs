@@ -8,7 +8,7 @@ use serde_json::Value;
 use spyder_config::Scope;
 
 use super::body::{HttpResponse, json_response, parse_json, respond};
-use crate::server::Served;
+use crate::state::Served;
 use crate::{ApiError, KeyIdentity, KeyStoreError};
 
 /// The `warning` of `POST /api/v1/keys`.

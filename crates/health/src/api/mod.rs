@@ -31,7 +31,7 @@ pub use self::body::{BODY_LIMIT, BULK_BODY_LIMIT};
 use self::body::{HttpResponse, error_response, error_response_with, read_body};
 pub use self::domains::{BulkEntry, parse_bulk_body};
 pub use self::events::KEY_SCOPE_HEADER;
-use crate::server::Served;
+use crate::state::Served;
 use crate::{ApiError, KeyIdentity};
 
 /// Answers one request; `kill` closes its connection (a too slow events client).

@@ -12,7 +12,7 @@ use spyder_model::Timestamp;
 
 use super::body::{HttpResponse, json_response, respond};
 use crate::checks::{CheckReport, CheckStatus, worst};
-use crate::server::{Metadata, Served};
+use crate::state::{Metadata, Served};
 
 const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4";
 

@@ -3,7 +3,7 @@
 use http::StatusCode;
 
 use super::body::{HttpResponse, json_response};
-use crate::server::Served;
+use crate::state::Served;
 
 /// `GET /api/v1/stats`.
 pub(super) fn get(served: &Served) -> HttpResponse {
