@@ -5,10 +5,10 @@ use std::time::Instant;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::conn::{ConnInfo, Transport, drain};
 use super::prepared::{Prepared, SiteState, route};
-use super::server::{Address, Shared, lock};
+use super::shared::{Address, Shared, lock};
 use super::site::RequestLog;
+use super::transport::{ConnInfo, Transport, drain};
 
 /// Largest request head (request line and headers) the server accepts.
 const MAX_REQUEST_HEAD: usize = 64 * 1024;

@@ -36,8 +36,10 @@ mod conn;
 mod http;
 mod prepared;
 mod server;
+mod shared;
 mod site;
 mod tls;
+mod transport;
 
 pub use prepared::gzip;
 pub use server::WebServer;
