@@ -80,6 +80,16 @@ async fn every_probe_of_a_queue_lists_the_fleet_and_a_stopped_probe_says_so() {
     })
     .await;
 
+    // A refused reload shows in the fleet as config_error (only probe-b reloads).
+    let good = std::fs::read_to_string(&config).expect("config");
+    std::fs::write(&config, "api: [unclosed\n").expect("bad config");
+    support::signal(b.id().expect("pid"), "-HUP");
+    until_fleet(port_a, "probe-b in config_error", |f| {
+        member(f, "probe-b").is_some_and(|m| m["state"] == "config_error")
+    })
+    .await;
+    std::fs::write(&config, good).expect("good config");
+
     // A probe that stops on purpose is "stopped", not gone.
     support::signal(b.id().expect("pid"), "-TERM");
     let out = tokio::time::timeout(LIMIT, b.wait_with_output())

@@ -22,7 +22,8 @@ pub struct Heartbeat {
     pub probe_id: String,
     /// `run`: the run id.
     pub run_id: String,
-    /// `crawling`, `paused`, `stalled`, `draining` or `stopped`.
+    /// `crawling`, `paused`, `stalled`, `config_error` (the last SIGHUP reload was
+    /// refused) or `stopped` (its last beat, at shutdown).
     pub state: String,
     /// The spyder version.
     pub version: String,

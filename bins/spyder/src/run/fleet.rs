@@ -26,7 +26,11 @@ pub(super) async fn keep_beating(shared: Arc<Shared>) {
     let mut previous = None;
     loop {
         tick.tick().await;
-        let state = if shared.pool.paused() {
+        // As the dashboard's badge ranks them (a refused reload first).
+        let config_error = shared.config_error.lock().is_ok_and(|e| e.is_some());
+        let state = if config_error {
+            "config_error"
+        } else if shared.pool.paused() {
             "paused"
         } else if shared.stall.stalled() {
             "stalled"
