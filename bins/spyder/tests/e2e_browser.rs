@@ -443,6 +443,31 @@ async fn the_dashboard_in_a_browser_shows_the_run_and_steers_it() {
             );
         }
     }
+    // The TLS reasons of the black holes are among the top causes, as the API counts them.
+    let causes: std::collections::BTreeMap<String, u64> = b
+        .rows("causes")
+        .await
+        .into_iter()
+        .filter_map(|(_, cells)| Some((cells.first()?.clone(), page_number(cells.get(1)?)?)))
+        .collect();
+    for cause in api["causes"].as_array().expect("causes") {
+        let name = format!(
+            "{}: {}",
+            cause["outcome"].as_str().unwrap_or_default(),
+            cause["reason"].as_str().unwrap_or_default()
+        );
+        assert_eq!(
+            causes.get(&name).copied(),
+            cause["count"].as_u64(),
+            "{name} on the page: {causes:?}"
+        );
+    }
+    assert!(
+        causes
+            .keys()
+            .any(|c| c.starts_with("no_web: https timeout")),
+        "a black hole's TLS timeout among the causes: {causes:?}"
+    );
     let newest = api["recent_discoveries"][0]["host"]
         .as_str()
         .expect("a discovery");

@@ -334,6 +334,7 @@ impl Task {
         } else if self.found.responded {
             Outcome::Complete
         } else {
+            self.detail = self.found.failure.clone();
             Outcome::NoWeb
         }
     }

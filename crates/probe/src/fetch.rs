@@ -69,6 +69,10 @@ pub(crate) struct WebFindings {
     pub redirect_hosts: Vec<HostName>,
     /// Hosts linked from the final page.
     pub link_hosts: Vec<HostName>,
+    /// Why no response came, in bounded labels (the report's detail of a `no_web`
+    /// task): `https timeout`, `https connect_refused; http connect_refused`,
+    /// `root request protocol`, ...
+    pub failure: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -218,6 +222,8 @@ impl Web<'_> {
         };
         let mut tls_budget = Budget::new(s.tls_timeout);
         let mut timed_out = false;
+        // The first failure per scheme, as the report's detail.
+        let mut https_failure = None;
         for &ip in addresses.iter().take(MAX_ADDRESSES_TRIED) {
             if tls_budget.left().is_none() {
                 timed_out = true;
@@ -230,10 +236,13 @@ impl Web<'_> {
                 }
                 Err(e) => {
                     timed_out |= e.is_timeout();
+                    https_failure.get_or_insert(e.reason());
                     tracing::debug!(%host, %ip, error = %e, "https connection failed");
                 }
             }
         }
+        let https_failure = format!("https {}", https_failure.unwrap_or("timeout"));
+        found.failure = Some(https_failure.clone());
         if !s.http_fallback {
             return None;
         }
@@ -247,13 +256,24 @@ impl Web<'_> {
         } else {
             s.tls_timeout
         });
+        let mut http_failure = None;
         for &ip in addresses.iter().take(MAX_ADDRESSES_TRIED) {
-            plain_budget.left()?;
+            if plain_budget.left().is_none() {
+                break;
+            }
             match self.open(&plain_origin, ip, &mut plain_budget).await {
-                Ok((conn, _)) => return Some(conn),
-                Err(e) => tracing::debug!(%host, %ip, error = %e, "http connection failed"),
+                Ok((conn, _)) => {
+                    found.failure = None;
+                    return Some(conn);
+                }
+                Err(e) => {
+                    http_failure.get_or_insert(e.reason());
+                    tracing::debug!(%host, %ip, error = %e, "http connection failed");
+                }
             }
         }
+        let http_failure = http_failure.unwrap_or("timeout");
+        found.failure = Some(format!("{https_failure}; http {http_failure}"));
         None
     }
 
@@ -444,6 +464,9 @@ impl Web<'_> {
             let head = match answered {
                 Ok(h) => h,
                 Err(e) => {
+                    if !found.responded {
+                        found.failure = Some(format!("root request {}", e.reason()));
+                    }
                     tracing::debug!(%host, %url, error = %e, "root request failed");
                     return;
                 }
@@ -575,6 +598,20 @@ enum ConnectError {
 }
 
 impl ConnectError {
+    /// A short, bounded label: the TLS reasons of `spyder_tls_errors_total`, or the
+    /// TCP connect's (`timeout`, `connect_refused`, `connect_error`) or HTTP's.
+    fn reason(&self) -> &'static str {
+        match self {
+            Self::Io(e) => match e.kind() {
+                std::io::ErrorKind::TimedOut => "timeout",
+                std::io::ErrorKind::ConnectionRefused => "connect_refused",
+                _ => "connect_error",
+            },
+            Self::Tls(e) => e.reason(),
+            Self::Http(e) => e.reason(),
+        }
+    }
+
     /// The connect or handshake ran out of time (a filtered address, or a peer that
     /// never answers), as opposed to a refusal or a protocol error.
     fn is_timeout(&self) -> bool {

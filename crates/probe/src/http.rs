@@ -65,6 +65,21 @@ pub enum HttpError {
     UnsupportedEncoding(String),
 }
 
+impl HttpError {
+    /// A short, bounded label, e.g. `timeout` or `protocol`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Timeout => "timeout",
+            Self::Closed => "closed",
+            Self::Io(_) => "io",
+            Self::Protocol(_) => "protocol",
+            Self::Request(_) => "invalid_request",
+            Self::Decode(_) => "decode",
+            Self::UnsupportedEncoding(_) => "unsupported_encoding",
+        }
+    }
+}
+
 /// Opens a TCP connection to `addr` within `timeout`, with a small receive buffer
 /// (so a stopped reader is not flooded, B-11) and `TCP_NODELAY`.
 ///

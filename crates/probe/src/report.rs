@@ -122,8 +122,11 @@ pub struct CrawlReport {
     /// How the task ended.
     pub outcome: Outcome,
     /// Why the task failed, where the probe knows more than the outcome says:
-    /// the validation error of an [`Outcome::Invalid`] input, or the panic
-    /// message of an [`Outcome::Internal`] task (`"panic: …"`). `None` otherwise.
+    /// the validation error of an [`Outcome::Invalid`] input, the failed lookups
+    /// of an [`Outcome::DnsError`], what the connects of an [`Outcome::NoWeb`] met
+    /// in bounded labels (`"https timeout"`, `"https connect_refused; http
+    /// connect_refused"`, `"root request protocol"`), or the panic message of an
+    /// [`Outcome::Internal`] task (`"panic: …"`). `None` otherwise.
     pub detail: Option<String>,
     /// The domain's records, de-duplicated within the task (not across tasks).
     pub records: Records,

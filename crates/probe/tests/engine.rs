@@ -251,7 +251,13 @@ async fn dns_outcomes() {
         1,
         "DNS ran for the excluded host"
     );
-    assert_eq!(w.crawl("web-less.example").await.outcome, Outcome::NoWeb);
+    let r = w.crawl("web-less.example").await;
+    assert_eq!(r.outcome, Outcome::NoWeb);
+    // The detail says what the connects met (nothing listens on either port).
+    assert_eq!(
+        r.detail.as_deref(),
+        Some("https connect_refused; http connect_refused")
+    );
     let r = w.crawl("bad_name.example").await;
     assert_eq!(r.outcome, Outcome::Invalid);
     assert!(r.records.is_empty());
@@ -361,10 +367,9 @@ async fn http_only_and_legacy_tls_hosts_fall_back_to_plain_http() {
     let mut settings = w.settings();
     settings.http_fallback = false;
     let probe = w.probe_with(settings).await;
-    assert_eq!(
-        bounded(probe.crawl("legacy.example")).await.outcome,
-        Outcome::NoWeb
-    );
+    let r = bounded(probe.crawl("legacy.example")).await;
+    assert_eq!(r.outcome, Outcome::NoWeb);
+    assert_eq!(r.detail.as_deref(), Some("https protocol_version"));
 }
 
 #[tokio::test]
@@ -1006,6 +1011,7 @@ async fn a_filtered_host_costs_at_most_tls_timeout_plus_one_second() {
     let probe = w.probe_with(settings).await;
     let r = bounded(probe.crawl("filtered.example")).await;
     assert_eq!(r.outcome, Outcome::NoWeb, "{r:?}");
+    assert_eq!(r.detail.as_deref(), Some("https timeout; http timeout"));
     let connect = r.timings.connect.expect("the connect phase ran");
     // tls_timeout + 1 s, loosely (a second full timeout would be 6 s).
     assert!(
