@@ -232,6 +232,15 @@ impl Browser {
         serde_json::from_value(value).expect("rows")
     }
 
+    /// A two-column table of the page (name, count) as a map.
+    async fn counts(&self, id: &str) -> std::collections::BTreeMap<String, u64> {
+        self.rows(id)
+            .await
+            .into_iter()
+            .filter_map(|(_, cells)| Some((cells.first()?.clone(), page_number(cells.get(1)?)?)))
+            .collect()
+    }
+
     async fn login(&self, key: &str) {
         let input = self
             .client
@@ -426,12 +435,7 @@ async fn the_dashboard_in_a_browser_shows_the_run_and_steers_it() {
     )
     .await;
     assert!(shown[0] > 0, "tasks finished before the pause: {shown:?}");
-    let records: std::collections::BTreeMap<String, u64> = b
-        .rows("edges")
-        .await
-        .into_iter()
-        .filter_map(|(_, cells)| Some((cells.first()?.clone(), page_number(cells.get(1)?)?)))
-        .collect();
+    let records = b.counts("edges").await;
     let api = stats(port).expect("stats");
     for (kind, n) in api["edges"].as_object().expect("edges") {
         let n = n.as_u64().expect("a count");
@@ -444,12 +448,7 @@ async fn the_dashboard_in_a_browser_shows_the_run_and_steers_it() {
         }
     }
     // The TLS reasons of the black holes are among the top causes, as the API counts them.
-    let causes: std::collections::BTreeMap<String, u64> = b
-        .rows("causes")
-        .await
-        .into_iter()
-        .filter_map(|(_, cells)| Some((cells.first()?.clone(), page_number(cells.get(1)?)?)))
-        .collect();
+    let causes = b.counts("causes").await;
     for cause in api["causes"].as_array().expect("causes") {
         let name = format!(
             "{}: {}",
