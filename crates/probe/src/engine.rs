@@ -203,7 +203,10 @@ impl Probe {
                 task.detail = Some(format!("panic: {panic}"));
                 Outcome::Internal
             }
-            Err(_) => Outcome::Timeout,
+            Err(_) => {
+                task.detail = Some(format!("task_timeout in {}", task.timings.current_phase()));
+                Outcome::Timeout
+            }
         };
         // A deadline during DNS ends the phase too: it is still observed once.
         if let Some(dns_started) = task.dns_started

@@ -111,6 +111,22 @@ pub struct PhaseTimings {
     pub total: Duration,
 }
 
+impl PhaseTimings {
+    /// The first phase without a timing: the one a task cut short was in (`dns`,
+    /// `tls`, `robots` or `fetch`).
+    pub(crate) fn current_phase(&self) -> &'static str {
+        if self.dns.is_none() {
+            "dns"
+        } else if self.connect.is_none() {
+            "tls"
+        } else if self.robots.is_none() {
+            "robots"
+        } else {
+            "fetch"
+        }
+    }
+}
+
 /// The result of [`crate::Probe::crawl`].
 #[derive(Clone, Debug)]
 #[non_exhaustive]
@@ -125,7 +141,8 @@ pub struct CrawlReport {
     /// the validation error of an [`Outcome::Invalid`] input, the failed lookups
     /// of an [`Outcome::DnsError`], what the connects of an [`Outcome::NoWeb`] met
     /// in bounded labels (`"https timeout"`, `"https connect_refused; http
-    /// connect_refused"`, `"root request protocol"`), or the panic message of an
+    /// connect_refused"`, `"root request protocol"`), the phase a [`Outcome::Timeout`]
+    /// task was in (`"task_timeout in tls"`), or the panic message of an
     /// [`Outcome::Internal`] task (`"panic: …"`). `None` otherwise.
     pub detail: Option<String>,
     /// The domain's records, de-duplicated within the task (not across tasks).

@@ -535,6 +535,7 @@ async fn a_black_holed_host_ends_within_the_task_deadline() {
     let started = Instant::now();
     let r = bounded(probe.crawl("hole.example")).await;
     assert_eq!(r.outcome, Outcome::Timeout);
+    assert_eq!(r.detail.as_deref(), Some("task_timeout in tls"));
     assert!(
         started.elapsed() < Duration::from_secs(10),
         "bounded by task_timeout"
@@ -543,6 +544,8 @@ async fn a_black_holed_host_ends_within_the_task_deadline() {
     assert_eq!(edges(&r, EdgeType::ResolvesTo).len(), 1);
     let r = bounded(probe.crawl("slow.example")).await;
     assert_eq!(r.outcome, Outcome::Timeout);
+    // robots.txt answered at once (the script is the root page's); the root page hung.
+    assert_eq!(r.detail.as_deref(), Some("task_timeout in fetch"));
     assert_eq!(
         r.records.nodes_cert.len(),
         1,
