@@ -35,8 +35,9 @@ pub struct Stats {
     other_causes: AtomicU64,
     /// Task wall times, in the buckets of [`TASK_MS_BUCKETS`] (the last: above all).
     task_ms: [AtomicU64; TASK_MS_BUCKETS.len() + 1],
-    /// The last [`RECENT_DISCOVERIES`] domain nodes emitted (new to this run's dedup),
-    /// newest first, for the dashboard.
+    /// The last [`RECENT_DISCOVERIES`] domain nodes emitted (crawled hosts, and hosts
+    /// their records name that the dedup had not seen), newest first, for the
+    /// dashboard.
     recent: Mutex<VecDeque<NodeDomain>>,
 }
 

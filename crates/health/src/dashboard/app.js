@@ -399,7 +399,7 @@
       setSlider("concurrency", crawling.concurrency, 256, (v) => Math.min(65536, Math.ceil(v)));
     }
     if (typeof crawling.rate_per_host === "number") {
-      setSlider("rate", crawling.rate_per_host, 10, (v) => Math.ceil(v));
+      setSlider("rate", crawling.rate_per_host, 10, (v) => Math.min(1e6, Math.ceil(v)));
     }
   }
 
