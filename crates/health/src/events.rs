@@ -31,6 +31,10 @@ pub const DEFAULT_HISTORY_SIZE: usize = 1000;
 /// How many snapshots a client may lag behind the newest, once its history is sent,
 /// before it is dropped.
 pub const LAG_LIMIT: u64 = 30;
+/// Event streams open at once; one more is refused (`429`) until one closes. A page
+/// holds one, so this is room for many operators, not for a key holder who opens
+/// streams in a loop (each is sent the whole history).
+pub const MAX_EVENT_STREAMS: usize = 64;
 /// How long a client gets at shutdown to take the end of its stream.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 
@@ -323,12 +327,17 @@ struct Cursor {
 /// The frames of one client: the history from the oldest snapshot kept, then each
 /// new one; ends when the server stops or the client is dropped. `kill` closes the
 /// client's connection (the watchdog cancels it when the client is too slow).
+/// `None` when [`MAX_EVENT_STREAMS`] streams are open.
 pub(crate) fn subscribe(
     hub: &Arc<EventHub>,
     shutdown: CancellationToken,
     kill: CancellationToken,
-) -> impl futures_util::Stream<Item = Bytes> + Send + 'static {
-    hub.clients.fetch_add(1, Ordering::AcqRel);
+) -> Option<impl futures_util::Stream<Item = Bytes> + Send + 'static> {
+    hub.clients
+        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+            (n < MAX_EVENT_STREAMS).then_some(n + 1)
+        })
+        .ok()?;
     let gone = CancellationToken::new();
     let latest = hub.latest.subscribe();
     let start = *latest.borrow();
@@ -355,7 +364,7 @@ pub(crate) fn subscribe(
             gone,
         },
     };
-    futures_util::stream::unfold(cursor, |mut c| async move {
+    Some(futures_util::stream::unfold(cursor, |mut c| async move {
         loop {
             match c.hub.lookup(c.next) {
                 Lookup::Frame(frame) => {
@@ -375,7 +384,7 @@ pub(crate) fn subscribe(
                 }
             }
         }
-    })
+    }))
 }
 
 /// Drops a client that reads too slowly, even one whose stream is no longer polled

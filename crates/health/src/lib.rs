@@ -89,7 +89,9 @@ pub use api::{BulkEntry, parse_bulk_body};
 pub use checks::{CheckOutcome, CheckReport, CheckStatus, FnCheck, HealthCheck};
 pub use control::{Control, EnqueueError, PatchOutcome, enqueue_each};
 pub use error::{ApiError, HealthError, NO_API_KEYS_MESSAGE};
-pub use events::{DEFAULT_EVENTS_INTERVAL, DEFAULT_HISTORY_SIZE, EventHub, LAG_LIMIT};
+pub use events::{
+    DEFAULT_EVENTS_INTERVAL, DEFAULT_HISTORY_SIZE, EventHub, LAG_LIMIT, MAX_EVENT_STREAMS,
+};
 pub use keys::{KeyIdentity, KeyInfo, KeyStore, KeyStoreError};
 pub use metrics::{DURATION_BUCKETS, MetricsHandle, install_metrics};
 pub use rate::RateLimiter;

@@ -337,3 +337,37 @@ async fn a_client_that_does_not_read_is_dropped() {
     assert!(fresh.next().await.is_some());
     h.shutdown().await;
 }
+
+#[tokio::test]
+async fn streams_past_the_cap_are_refused_until_one_closes() {
+    // The harness's rate limit is out of the way (a million a second).
+    let h = start(5).await;
+    let mut open = Vec::new();
+    for _ in 0..spyder_health::MAX_EVENT_STREAMS {
+        let stream = EventStream::open(h.addr, Some(READ_KEY)).await;
+        assert_eq!(stream.status, 200);
+        open.push(stream);
+    }
+    assert_eq!(h.events.clients(), spyder_health::MAX_EVENT_STREAMS);
+    let mut refused = EventStream::open(h.addr, Some(READ_KEY)).await;
+    assert_eq!(refused.status, 429);
+    assert_eq!(refused.header("retry-after"), Some("5"));
+    let body = refused.error_body().await;
+    assert_eq!(body["code"], "RATE_LIMITED");
+    assert!(
+        body["error"].as_str().unwrap().contains("event streams are open"),
+        "{body}"
+    );
+    assert_eq!(h.events.clients(), spyder_health::MAX_EVENT_STREAMS);
+    // One page closes: room for another.
+    drop(open.pop());
+    eventually("the closed stream counted out", || async {
+        h.events.clients() < spyder_health::MAX_EVENT_STREAMS
+    })
+    .await;
+    let mut again = EventStream::open(h.addr, Some(READ_KEY)).await;
+    assert_eq!(again.status, 200);
+    assert!(again.next().await.is_some());
+    drop(open);
+    h.shutdown().await;
+}

@@ -6,7 +6,7 @@
 //! only the controls that key may use (a read key sees none).
 
 use futures_util::StreamExt;
-use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue, X_CONTENT_TYPE_OPTIONS};
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue, RETRY_AFTER, X_CONTENT_TYPE_OPTIONS};
 use http::{Response, StatusCode};
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
@@ -14,7 +14,9 @@ use tokio_util::sync::CancellationToken;
 
 use spyder_config::Scope;
 
-use super::body::HttpResponse;
+use super::body::{HttpResponse, error_response_with};
+use crate::ApiError;
+use crate::events::MAX_EVENT_STREAMS;
 use crate::state::Served;
 
 /// Response header of `GET /api/v1/events`: the scope of the key that opened it
@@ -23,12 +25,21 @@ pub const KEY_SCOPE_HEADER: &str = "x-spyder-key-scope";
 
 /// `GET /api/v1/events`: `kill` closes this connection when the client is too slow.
 pub(super) fn stream(served: &Served, kill: &CancellationToken, scope: Scope) -> HttpResponse {
-    let frames = crate::events::subscribe(
+    let Some(frames) = crate::events::subscribe(
         &served.state.inner.events,
         served.shutdown.clone(),
         kill.clone(),
-    )
-    .map(|frame| Ok(Frame::data(frame)));
+    ) else {
+        let full = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "RATE_LIMITED",
+            format!(
+                "{MAX_EVENT_STREAMS} event streams are open; close one (a dashboard page holds one)"
+            ),
+        );
+        return error_response_with(&full, RETRY_AFTER, "5");
+    };
+    let frames = frames.map(|frame| Ok(Frame::data(frame)));
     let mut response = Response::new(StreamBody::new(frames).boxed_unsync());
     *response.status_mut() = StatusCode::OK;
     let headers = response.headers_mut();
