@@ -99,5 +99,6 @@ pub use readiness::Readiness;
 pub use server::OpsServer;
 pub use spyder_model::telemetry::{METRICS, MetricKind, MetricSpec};
 pub use state::{
-    DEFAULT_CHECK_INTERVAL, DEFAULT_CHECK_TIMEOUT, Metadata, OpsState, OpsStateBuilder,
+    DEFAULT_CHECK_INTERVAL, DEFAULT_CHECK_TIMEOUT, DEFAULT_MAX_CONNECTIONS, Metadata, OpsState,
+    OpsStateBuilder,
 };

@@ -11,6 +11,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -148,19 +149,27 @@ async fn run_upkeep(handle: MetricsHandle, shutdown: CancellationToken) {
 
 async fn accept_loop(listener: TcpListener, served: Arc<Served>, shutdown: CancellationToken) {
     let connections = TaskTracker::new();
+    // A permit per connection served: at the cap, nothing more is accepted until one
+    // closes (the kernel queues the rest).
+    let slots = Arc::new(Semaphore::new(served.state.inner.max_connections));
     loop {
+        let slot = tokio::select! {
+            slot = Arc::clone(&slots).acquire_owned() => slot,
+            () = shutdown.cancelled() => break,
+        };
+        let Ok(slot) = slot else { break };
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             () = shutdown.cancelled() => break,
         };
         match accepted {
             Ok((stream, peer)) => {
-                connections.spawn(serve_connection(
-                    stream,
-                    peer,
-                    Arc::clone(&served),
-                    shutdown.clone(),
-                ));
+                let connection =
+                    serve_connection(stream, peer, Arc::clone(&served), shutdown.clone());
+                connections.spawn(async move {
+                    connection.await;
+                    drop(slot);
+                });
             }
             Err(e) => {
                 tracing::warn!(error = %e, "ops server: accept failed");

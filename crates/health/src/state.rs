@@ -17,6 +17,10 @@ use crate::{Control, HealthCheck, KeyStore, MetricsHandle, RateLimiter, Readines
 pub const DEFAULT_CHECK_INTERVAL: Duration = Duration::from_secs(2);
 /// Default bound on one run of one check (SPEC §2.7: 5 s).
 pub const DEFAULT_CHECK_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default cap on connections the ops listener serves at once; past it, new ones
+/// wait in the kernel's accept queue, so a flood of idle connections cannot take the
+/// descriptors the crawl needs.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
 
 /// The `metadata` object of `/ready` and `/health`, and the identity of the probe.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -46,6 +50,7 @@ pub(crate) struct StateInner {
     pub(crate) control: Arc<dyn Control>,
     pub(crate) check_interval: Duration,
     pub(crate) check_timeout: Duration,
+    pub(crate) max_connections: usize,
     pub(crate) events: Arc<EventHub>,
 }
 
@@ -85,6 +90,7 @@ impl OpsState {
             rate_limiter: RateLimiter::default(),
             check_interval: DEFAULT_CHECK_INTERVAL,
             check_timeout: DEFAULT_CHECK_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
             history_size: DEFAULT_HISTORY_SIZE,
             events_interval: DEFAULT_EVENTS_INTERVAL,
         }
@@ -122,6 +128,7 @@ pub struct OpsStateBuilder {
     rate_limiter: RateLimiter,
     check_interval: Duration,
     check_timeout: Duration,
+    max_connections: usize,
     history_size: usize,
     events_interval: Duration,
 }
@@ -191,6 +198,13 @@ impl OpsStateBuilder {
         self
     }
 
+    /// Connections served at once (default [`DEFAULT_MAX_CONNECTIONS`], at least 1);
+    /// more wait to be accepted until one closes.
+    pub fn max_connections(mut self, max: usize) -> Self {
+        self.max_connections = max.max(1);
+        self
+    }
+
     /// Time between two dashboard snapshots (default 1 s; tests take them faster).
     pub fn events_interval(mut self, interval: Duration) -> Self {
         self.events_interval = interval.max(Duration::from_millis(1));
@@ -210,6 +224,7 @@ impl OpsStateBuilder {
                 control: self.control,
                 check_interval: self.check_interval,
                 check_timeout: self.check_timeout,
+                max_connections: self.max_connections,
                 events: Arc::new(EventHub::new(self.history_size, self.events_interval)),
             }),
         }

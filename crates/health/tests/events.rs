@@ -355,7 +355,10 @@ async fn streams_past_the_cap_are_refused_until_one_closes() {
     let body = refused.error_body().await;
     assert_eq!(body["code"], "RATE_LIMITED");
     assert!(
-        body["error"].as_str().unwrap().contains("event streams are open"),
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("event streams are open"),
         "{body}"
     );
     assert_eq!(h.events.clients(), spyder_health::MAX_EVENT_STREAMS);

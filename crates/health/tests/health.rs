@@ -262,3 +262,27 @@ async fn an_unrepresentable_check_timeout_still_answers() {
     assert_eq!(h.get("/ready", None).await.status, 200);
     h.shutdown().await;
 }
+
+#[tokio::test]
+async fn connections_past_the_cap_wait_until_one_closes() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let h = Harness::start_with(|b| b.max_connections(1)).await;
+    // An idle connection holds the only slot (as a flood of them would hold all).
+    let idle = tokio::net::TcpStream::connect(h.addr).await.unwrap();
+    let mut next = tokio::net::TcpStream::connect(h.addr).await.unwrap();
+    next.write_all(b"GET /live HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    // Not served while the slot is taken (a bounded look, not a synchronisation).
+    let early = tokio::time::timeout(Duration::from_millis(300), next.read_buf(&mut answer)).await;
+    assert!(early.is_err(), "answered past the cap: {answer:?}");
+    drop(idle);
+    tokio::time::timeout(support::WAIT, next.read_to_end(&mut answer))
+        .await
+        .expect("served once the slot is free")
+        .unwrap();
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    h.shutdown().await;
+}
