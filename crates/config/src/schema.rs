@@ -3,7 +3,7 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use ipnet::IpNet;
 use serde::{Serialize, Serializer};
@@ -386,12 +386,9 @@ fn go_duration<S: Serializer>(d: &Duration, serializer: S) -> Result<S::Ok, S::E
     serializer.serialize_str(&format_duration(*d))
 }
 
-/// `run-<unix seconds>` for now.
+/// `run-<unix seconds>` for now (the model's one rule).
 pub(crate) fn default_run_id() -> String {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    format!("run-{now}")
+    spyder_model::default_run_id()
 }
 
 impl Config {

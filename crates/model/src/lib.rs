@@ -43,4 +43,4 @@ pub use host::{
 };
 pub use record::{Edge, EdgeType, NodeCert, NodeDomain, NodeIp, VerifyError};
 pub use status::TaskStatus;
-pub use timestamp::Timestamp;
+pub use timestamp::{Timestamp, default_run_id, unix_millis_now, unix_seconds_now};

@@ -34,6 +34,25 @@ impl Timestamp {
     }
 }
 
+/// Seconds since the Unix epoch now (0 on a clock set before 1970).
+pub fn unix_seconds_now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Milliseconds since the Unix epoch now (0 on a clock set before 1970).
+pub fn unix_millis_now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// The run id a probe takes when none is given: `run-<unix seconds>`.
+pub fn default_run_id() -> String {
+    format!("run-{}", unix_seconds_now())
+}
+
 impl From<SystemTime> for Timestamp {
     fn from(t: SystemTime) -> Self {
         Self(OffsetDateTime::from(t).to_offset(time::UtcOffset::UTC))
@@ -95,6 +114,29 @@ impl<'de> Deserialize<'de> for Timestamp {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_unix_clock_helpers_agree_with_each_other_and_timestamp_now() {
+        let before = Timestamp::now().unix_seconds();
+        let secs = unix_seconds_now();
+        let millis = unix_millis_now();
+        let after = Timestamp::now().unix_seconds();
+        assert!(
+            (before..=after + 1).contains(&(secs as i64)),
+            "{before} {secs} {after}"
+        );
+        assert!(
+            millis / 1000 >= secs && millis / 1000 <= secs + 1,
+            "{millis} {secs}"
+        );
+        let id = default_run_id();
+        let n: u64 = id
+            .strip_prefix("run-")
+            .expect("run-<secs>")
+            .parse()
+            .expect("secs");
+        assert!(n >= secs && n <= secs + 1, "{id}");
+    }
 
     fn at(s: &str) -> Timestamp {
         s.parse().expect("valid timestamp")

@@ -169,12 +169,9 @@ impl ProbeConfig {
     /// A configuration with these settings, every other field at its default (unlike
     /// [`Default`], this does not read `/etc/resolv.conf`).
     pub fn new(settings: ProbeSettings) -> Self {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
         Self {
             probe_id: "local-1".to_owned(),
-            run_id: format!("run-{now}"),
+            run_id: spyder_model::default_run_id(),
             tls_roots: TlsRoots::Webpki,
             dns_sockets: 4,
             dns_cache_size: 10_000,

@@ -101,7 +101,5 @@ async fn beat(shared: &Shared, state: &str, previous: &mut Option<Previous>) {
 }
 
 fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    spyder_model::unix_millis_now()
 }
