@@ -79,7 +79,7 @@ impl WebDriverCompatibleCommand for BrowserLog {
 struct Browser {
     client: Client,
     _driver: tokio::process::Child,
-    _profile: tempfile::TempDir,
+    profile: tempfile::TempDir,
     shots: PathBuf,
     test: &'static str,
 }
@@ -88,8 +88,13 @@ impl Browser {
     async fn start(test: &'static str) -> Option<Self> {
         let (chromium, chromedriver) = browser_tools()?;
         let port = support::free_port();
+        let profile = tempfile::tempdir().expect("profile dir");
         let driver = tokio::process::Command::new(chromedriver)
             .arg(format!("--port={port}"))
+            // chromium's crash handler runs in a session of its own with its database
+            // under the XDG config dir: there, its command line names the profile too,
+            // so the cleanup below finds it.
+            .env("XDG_CONFIG_HOME", profile.path().join("config"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -100,7 +105,6 @@ impl Browser {
             std::net::TcpStream::connect(("127.0.0.1", port)).ok()
         })
         .await;
-        let profile = tempfile::tempdir().expect("profile dir");
         // The flags that keep chromium off this machine's closed network and quiet.
         let args = [
             "--headless",
@@ -138,10 +142,23 @@ impl Browser {
         Some(Self {
             client,
             _driver: driver,
-            _profile: profile,
+            profile,
             shots,
             test,
         })
+    }
+
+    /// Ends the session, then checks that no process of this browser is left.
+    async fn quit(self) {
+        let profile = self.profile.path().to_owned();
+        let _ = tokio::time::timeout(LIMIT, self.client.clone().close()).await;
+        drop(self);
+        // Killed processes take a moment to go.
+        eventually("no browser process left", Duration::from_secs(10), || {
+            let left = processes_mentioning(&profile);
+            async move { left.is_empty().then_some(()) }
+        })
+        .await;
     }
 
     /// Writes a PNG of the page as `<test>-<state>.png`.
@@ -278,6 +295,35 @@ impl Browser {
             .await
             .unwrap_or_else(|e| panic!("keys to #{id}: {e}"));
     }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        // Whatever ended the test (a failed assertion too), no browser outlives it:
+        // chromium's processes survive their chromedriver, so they are found by this
+        // browser's own profile directory and killed.
+        for pid in processes_mentioning(self.profile.path()) {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+/// Processes whose command line contains `path` (from `/proc`).
+fn processes_mentioning(path: &Path) -> Vec<u32> {
+    let needle = path.to_string_lossy().into_owned();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&needle))
+        })
+        .collect()
 }
 
 /// Polls `f` every 100 ms until it gives `Some`, for at most `limit`.
@@ -559,6 +605,7 @@ async fn the_dashboard_in_a_browser_shows_the_run_and_steers_it() {
     // After the stop the stream ends and reconnects fail: those requests are expected.
     b.assert_no_console_errors(&["/api/v1/events", "ERR_CONNECTION_REFUSED"])
         .await;
+    browser.quit().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -651,6 +698,7 @@ async fn the_fleet_table_lists_the_probes_of_a_queue_and_marks_a_killed_one_gone
             .expect("status");
         assert!(status.success());
     }
+    browser.quit().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -730,4 +778,5 @@ async fn the_badge_says_stalled_then_degraded_with_the_failing_check() {
         .await
         .expect("the probe exits with its Redis gone")
         .expect("status");
+    browser.quit().await;
 }
