@@ -76,13 +76,10 @@ impl MemoryDedup {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// For each key, whether it was seen; marks the new ones. Counts nothing: the
-    /// lookups of [`Dedup::check_and_mark`] count, while marks (of reserved keys, of
-    /// queued discoveries, of claims), checks and the memory layer of the Redis
-    /// backend do not (`spyder_dedup_hits_total` counts keys already seen by a lookup).
-    pub(crate) fn check_and_mark_uncounted(&self, keys: &[KeyDigest]) -> Vec<bool> {
+    /// The generations, rotated for their age first (a key older than the TTL is
+    /// forgotten).
+    fn aged(&self, now: Instant) -> MutexGuard<'_, Generations> {
         let mut g = self.lock();
-        let now = Instant::now();
         let age = now.saturating_duration_since(g.current_since);
         if age >= self.ttl.saturating_mul(2) {
             g.rotate(now);
@@ -90,6 +87,16 @@ impl MemoryDedup {
         } else if age >= self.ttl {
             g.rotate(now);
         }
+        g
+    }
+
+    /// For each key, whether it was seen; marks the new ones. Counts nothing: the
+    /// lookups of [`Dedup::check_and_mark`] count, while marks (of reserved keys, of
+    /// queued discoveries, of claims), checks and the memory layer of the Redis
+    /// backend do not (`spyder_dedup_hits_total` counts keys already seen by a lookup).
+    pub(crate) fn check_and_mark_uncounted(&self, keys: &[KeyDigest]) -> Vec<bool> {
+        let now = Instant::now();
+        let mut g = self.aged(now);
         keys.iter()
             .map(|key| {
                 if g.current.contains(key) || g.previous.contains(key) {
@@ -143,15 +150,14 @@ impl Dedup for MemoryDedup {
         Box::pin(std::future::ready(()))
     }
 
+    /// A read: nothing is marked (and nothing evicted by marking), nothing counted.
     fn check<'a>(&'a self, keys: &'a [KeyDigest]) -> BoxFuture<'a, Vec<bool>> {
-        let seen = self.check_and_mark_uncounted(keys);
-        let new: Vec<KeyDigest> = keys
+        let g = self.aged(Instant::now());
+        let seen = keys
             .iter()
-            .zip(&seen)
-            .filter(|(_, seen)| !**seen)
-            .map(|(key, _)| *key)
+            .map(|key| g.current.contains(key) || g.previous.contains(key))
             .collect();
-        self.unmark(&new);
+        drop(g);
         Box::pin(std::future::ready(seen))
     }
 
