@@ -858,16 +858,7 @@ async fn memory_dedup_counts_each_record_once() {
     })
     .await;
     drop(stdin);
-    let run = tokio::time::timeout(LIMIT, child.wait_with_output())
-        .await
-        .expect("exits once stdin closes")
-        .expect("output");
-    assert_eq!(
-        run.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    support::exits_zero(child, "exits once stdin closes").await;
     let batches = json_batches(&std::fs::read(&out).expect("output"));
     assert_dedup_counts(&h.world, &metrics, &batches, "memory");
 }

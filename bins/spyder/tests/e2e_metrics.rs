@@ -244,14 +244,5 @@ async fn discovery_counts_what_max_domains_let_through() {
         "tasks = seeds + enqueued discoveries"
     );
     drop(stdin);
-    let out = tokio::time::timeout(LIMIT, child.wait_with_output())
-        .await
-        .expect("exits once stdin closes")
-        .expect("output");
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    support::exits_zero(child, "exits once stdin closes").await;
 }

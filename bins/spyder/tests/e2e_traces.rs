@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use spyder_testkit::otlp::{OtlpReceiver, ReceivedSpan};
 
-use crate::support::{Harness, finish};
+use crate::support::{self, Harness, finish};
 
 const LIMIT: Duration = Duration::from_secs(120);
 
@@ -313,16 +313,7 @@ async fn an_api_submitters_traceparent_header_is_followed() {
     assert_eq!(root.trace_id, trace_id);
     assert_eq!(root.parent_span_id, "b7ad6b7169203331");
     crate::support::signal(child.id().expect("pid"), "-TERM");
-    let out = tokio::time::timeout(LIMIT, child.wait_with_output())
-        .await
-        .expect("exits")
-        .expect("output");
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    support::exits_zero(child, "exits").await;
     // Only the accepted submission was crawled.
     assert_eq!(by_name(&receiver.spans(), "CrawlOne").len(), 1);
 }

@@ -106,6 +106,22 @@ pub fn world_flags(world: &World, roots: &Path) -> Vec<String> {
     flags
 }
 
+/// Waits (at most 60 s) for `child` to exit, asserts it exited 0 (its stderr in the
+/// message), and returns its output.
+pub async fn exits_zero(child: tokio::process::Child, what: &str) -> std::process::Output {
+    let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("{what}: no exit within 60 s"))
+        .expect("output");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{what}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// Output of a finished run.
 pub struct Finished {
     pub code: Option<i32>,
